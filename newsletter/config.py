@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -67,7 +67,8 @@ class GroupingConfig(_Strict):
     min_score: float = Field(1.0, gt=0)  # below this a paper goes to "Other"
     multi_topic: bool = False  # also list a paper under other topics that score high enough
     max_topics: int = Field(2, ge=1)
-    secondary_ratio: float = Field(0.75, gt=0, le=1)  # a secondary topic needs this share of the best
+    # a secondary topic needs at least this share of the best topic's score
+    secondary_ratio: float = Field(0.75, gt=0, le=1)
 
 
 class HfDailySource(_Strict):
@@ -103,8 +104,13 @@ class UrlSource(_Strict):
     kind: str | None = None
 
 
-SOURCE_KINDS = {"hf_daily": HfDailySource, "arxiv": ArxivSource, "file": FileSource, "url": UrlSource}
-SourceSpec = Union[HfDailySource, ArxivSource, FileSource, UrlSource]
+SOURCE_KINDS = {
+    "hf_daily": HfDailySource,
+    "arxiv": ArxivSource,
+    "file": FileSource,
+    "url": UrlSource,
+}
+SourceSpec = HfDailySource | ArxivSource | FileSource | UrlSource
 
 
 class Config(_Strict):
@@ -190,12 +196,16 @@ def _parse_source(item: Any, base_dir: Path) -> tuple[SourceSpec | None, list[tu
         else:
             item = {"file": item}
     if not isinstance(item, dict) or len(item) != 1:
-        return None, [("", "expected one source like `hf_daily: {}`, `arxiv: {...}` or `file: PATH`")]
+        return None, [
+            ("", "expected one source like `hf_daily: {}`, `arxiv: {...}` or `file: PATH`")
+        ]
     kind, options = next(iter(item.items()))
     model = SOURCE_KINDS.get(kind)
     if model is None:
         hint = _did_you_mean(str(kind), SOURCE_KINDS)
-        return None, [(f".{kind}", f"unknown source kind{hint}; use one of {', '.join(SOURCE_KINDS)}")]
+        return None, [
+            (f".{kind}", f"unknown source kind{hint}; use one of {', '.join(SOURCE_KINDS)}")
+        ]
     if options is None:
         options = {}
     if kind == "file" and isinstance(options, str):
@@ -325,7 +335,9 @@ def _locate(path: str | Path | None) -> _Source:
     local = Path("config.yaml")
     if local.is_file():
         return _locate(local)
-    return _Source("config.yaml (bundled default)", resources.default_config_text(), Path.cwd(), None)
+    return _Source(
+        "config.yaml (bundled default)", resources.default_config_text(), Path.cwd(), None
+    )
 
 
 def parse_config(text: str, label: str = "config.yaml", base_dir: Path | None = None) -> Config:
@@ -358,12 +370,15 @@ def parse_config(text: str, label: str = "config.yaml", base_dir: Path | None = 
             for sub, problem in _parse_source(item, base_dir)[1]:
                 problems.append((f"sources[{i}]{sub}", problem))
     if problems:
-        out = []
-        for key, problem in problems:
-            line = _nearest_line(lines, key)
-            where = f" (line {line})" if line else ""
-            out.append(f"{label}: {key or '(top level)'}: {problem}{where}")
-        raise ConfigError(out)
+        located = [(_nearest_line(lines, key), key, problem) for key, problem in problems]
+        # in file order, so the list reads like the file
+        located.sort(key=lambda item: item[0] or 0)
+        raise ConfigError(
+            [
+                f"{label}: {key or '(top level)'}: {problem}" + (f" (line {line})" if line else "")
+                for line, key, problem in located
+            ]
+        )
     assert config is not None
     return config
 
@@ -382,4 +397,3 @@ def load_config(path: str | Path | None = None) -> Config:
     config = parse_config(src.text, src.label, src.base_dir)
     log.debug("config loaded from %s", src.label)
     return config.model_copy(update={"path": src.path})
-

@@ -1,0 +1,227 @@
+"""One place where papers are made: text normalisation, stable ids, deduplication.
+
+Every source builds its papers with `make_paper`, so whitespace, unicode, ids, dates and derived
+arXiv links are handled the same way whatever the paper came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import re
+import unicodedata
+from collections.abc import Iterable
+from datetime import date, datetime, timezone
+from urllib.parse import urlsplit
+
+from newsletter.models import Paper
+
+log = logging.getLogger(__name__)
+
+_SPACE = re.compile(r"\s+")
+# New-style ids (0704.0001 onwards: 4+4, from 2015 4+5 digits) and old-style `archive[.SC]/YYMMNNN`.
+_NEW_ID = r"\d{4}\.\d{4,5}"
+_OLD_ID = r"[a-z][a-z\-]*(?:\.[A-Za-z]{2})?/\d{7}"
+_ID = rf"(?P<id>{_NEW_ID}|{_OLD_ID})(?:v\d+)?"
+_BARE = re.compile(rf"^(?:arxiv:|oai:arxiv\.org:)?{_ID}$", re.IGNORECASE)
+_URL_PATH = re.compile(rf"^/(?:abs|pdf|html|papers)/{_ID}(?:\.pdf)?/?$")
+# Hosts whose /abs, /pdf, /html or /papers paths carry an arXiv id.
+_ID_HOSTS = ("arxiv.org", "huggingface.co", "alphaxiv.org")
+_NAME_SUFFIXES = {"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"}
+
+
+def normalize_text(value: object) -> str:
+    """Return `value` as NFC text with runs of whitespace collapsed to one space, stripped."""
+    if value is None:
+        return ""
+    text = unicodedata.normalize("NFC", str(value))
+    return _SPACE.sub(" ", text).strip()
+
+
+def title_key(title: str) -> str:
+    """Return the form of a title used to match duplicates: casefolded, punctuation as spaces."""
+    text = unicodedata.normalize("NFKC", normalize_text(title)).casefold()
+    # Punctuation becomes a space so "Text-to-Image" and "Text to Image" agree.
+    text = "".join(" " if unicodedata.category(ch)[0] in "PS" else ch for ch in text)
+    return _SPACE.sub(" ", text).strip()
+
+
+def arxiv_id(value: str | None) -> str | None:
+    """Return the versionless arXiv id in an id, `arXiv:` / `oai:` form or arXiv URL, else None."""
+    if not value:
+        return None
+    text = value.strip()
+    match = _BARE.match(text)
+    if match is None and "://" in text:
+        parts = urlsplit(text)
+        host = (parts.hostname or "").lower()
+        if any(host == h or host.endswith("." + h) for h in _ID_HOSTS):
+            match = _URL_PATH.match(parts.path)
+    return match.group("id") if match else None
+
+
+def paper_id(arxiv_id_or_url: str | None, title: str) -> str:
+    """Return the arXiv id without version, else `title:<sha1 prefix of the title key>`."""
+    found = arxiv_id(arxiv_id_or_url)
+    if found:
+        return found
+    digest = hashlib.sha1(title_key(title).encode("utf-8")).hexdigest()
+    return f"title:{digest[:12]}"
+
+
+def split_authors(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    """Split "A, B and C" (arXiv's one-string form) into names; keep a list's items as names."""
+    if value is None:
+        return ()
+    if not isinstance(value, str):
+        return tuple(n for n in (normalize_text(v) for v in value) if n)
+    parts: list[str] = []
+    depth, start = 0, 0
+    text = normalize_text(value)
+    # Commas inside parentheses belong to an affiliation, not a new author.
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    names: list[str] = []
+    for part in parts:
+        for name in re.split(r"^and\s+|\s+and\s+", part.strip()):
+            name = name.strip()
+            if not name:
+                continue
+            if names and name.casefold() in _NAME_SUFFIXES:
+                names[-1] = f"{names[-1]}, {name}"  # "Smith, Jr." is one name
+            else:
+                names.append(name)
+    return tuple(names)
+
+
+def parse_datetime(value: object) -> datetime | None:
+    """Return an aware UTC datetime from a datetime, date or ISO-8601 string; None if blank."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, date):
+        dt = datetime(value.year, value.month, value.day)
+    else:
+        text = str(value).strip()
+        # `fromisoformat` on 3.10 takes neither "Z" nor fractions that are not 3 or 6 digits.
+        text = re.sub(r"[zZ]$", "+00:00", text)
+        text = re.sub(r"(\.\d{1,6})\d*", lambda m: m.group(1).ljust(7, "0"), text)
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError as e:
+            raise ValueError(f"'{value}' is not an ISO date (like 2026-04-28)") from e
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def _optional_text(value: object) -> str | None:
+    text = normalize_text(value)
+    return text or None
+
+
+def make_paper(
+    title: object,
+    *,
+    id: str | None = None,  # mirrors Paper.id
+    authors: str | Iterable[str] | None = (),
+    abstract: object = "",
+    url: str | None = None,
+    pdf_url: str | None = None,
+    code_url: str | None = None,
+    project_url: str | None = None,
+    published: object = None,
+    upvotes: object = None,
+    source: str = "",
+    summary: object = None,
+    categories: str | Iterable[str] | None = (),
+    announce_type: str | None = None,
+) -> Paper:
+    """Build a normalised `Paper`; raise ValueError when the title is missing or a field is bad.
+
+    `id` may be an arXiv id (any version), an `oai:`/`arXiv:` form or an arXiv URL; without one
+    the id falls back to the title hash. An arXiv id also fills in missing abs and PDF links.
+    """
+    clean_title = normalize_text(title)
+    if not clean_title:
+        raise ValueError("paper has no title")
+    pid = paper_id(id or url, clean_title)
+    aid = None if pid.startswith("title:") else pid
+    if isinstance(categories, str):
+        categories = categories.split()
+    votes: int | None = None
+    if upvotes is not None and upvotes != "":
+        try:
+            votes = int(upvotes)  # type: ignore[call-overload]
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"upvotes '{upvotes}' is not a whole number") from e
+    return Paper(
+        id=pid,
+        title=clean_title,
+        authors=split_authors(authors),
+        abstract=normalize_text(abstract),
+        url=_optional_text(url) or (f"https://arxiv.org/abs/{aid}" if aid else None),
+        pdf_url=_optional_text(pdf_url) or (f"https://arxiv.org/pdf/{aid}" if aid else None),
+        code_url=_optional_text(code_url),
+        project_url=_optional_text(project_url),
+        published=parse_datetime(published),
+        upvotes=votes,
+        source=source,
+        summary=_optional_text(summary),
+        categories=tuple(dict.fromkeys(c for c in (normalize_text(c) for c in categories or ()) if c)),
+        announce_type=_optional_text(announce_type),
+    )
+
+
+def _missing(value: object) -> bool:
+    return value is None or value == "" or value == ()
+
+
+_MERGED = [f.name for f in dataclasses.fields(Paper) if f.name not in ("id", "title", "source")]
+
+
+def merge(first: Paper, later: Paper) -> Paper:
+    """Return `first` with the fields it lacks taken from `later` (an arXiv id beats a title id)."""
+    changes = {
+        name: getattr(later, name)
+        for name in _MERGED
+        if _missing(getattr(first, name)) and not _missing(getattr(later, name))
+    }
+    if first.arxiv_id is None and later.arxiv_id is not None:
+        changes["id"] = later.id
+    return dataclasses.replace(first, **changes) if changes else first
+
+
+def dedupe(papers: Iterable[Paper]) -> list[Paper]:
+    """Keep the first paper of each id, in order, merging in what later duplicates add.
+
+    Papers also match by normalised title when at least one side has no arXiv id: a title-only
+    paper (the Daily Papers page) and the same paper from the arXiv feed become one.
+    """
+    out: list[Paper] = []
+    by_id: dict[str, int] = {}
+    by_title: dict[str, int] = {}
+    for paper in papers:
+        key = title_key(paper.title)
+        index = by_id.get(paper.id)
+        if index is None and key in by_title:
+            seen = out[by_title[key]]
+            if seen.arxiv_id is None or paper.arxiv_id is None:
+                index = by_title[key]
+        if index is None:
+            by_id[paper.id] = len(out)
+            by_title.setdefault(key, len(out))
+            out.append(paper)
+            continue
+        out[index] = merge(out[index], paper)
+        by_id[out[index].id] = index
+    return out
