@@ -1,0 +1,248 @@
+"""The weekly job on APScheduler 3.x: never missed within the grace, never doubled.
+
+APScheduler's defaults are wrong for a weekly send: `misfire_grace_time` of 1 s silently skips a
+run when the machine was asleep or restarting. We set a grace of hours, `coalesce=True` and
+`max_instances=1`, catch up on start, and hold an OS lock so that one scheduler drives one state.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+from zoneinfo import ZoneInfo
+
+from newsletter.errors import NewsletterError
+
+if TYPE_CHECKING:
+    from apscheduler.triggers.base import BaseTrigger
+
+    from newsletter.config import Config
+
+log = logging.getLogger(__name__)
+
+JOB_ID = "weekly-issue"
+
+
+def schedule_timezone(config: Config) -> ZoneInfo:
+    return ZoneInfo(config.schedule.timezone or config.timezone)
+
+
+def make_trigger(config: Config) -> BaseTrigger:
+    """The trigger of the weekly job: the cron expression, or every N seconds for trials."""
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    tz = schedule_timezone(config)
+    if config.schedule.every_seconds:
+        return IntervalTrigger(seconds=config.schedule.every_seconds, timezone=tz)
+
+    class WallClockCronTrigger(CronTrigger):
+        """A cron trigger that fires once for a wall-clock time that occurs twice.
+
+        On a fall-back day (Europe/Berlin, last Sunday of October) 02:30 happens twice, and
+        APScheduler's CronTrigger fires at both; a weekly digest must go out once.
+        """
+
+        def get_next_fire_time(
+            self, previous_fire_time: datetime | None, now: datetime
+        ) -> datetime | None:
+            nxt = _real(super().get_next_fire_time(previous_fire_time, now), tz)
+            repeated = (
+                nxt is not None
+                and previous_fire_time is not None
+                and _wall(nxt, tz) == _wall(previous_fire_time, tz)
+            )
+            if repeated:
+                # the repeated hour of a fall-back day: skip to the next occurrence
+                after = nxt.astimezone(timezone.utc)
+                nxt = _real(super().get_next_fire_time(after, after + timedelta(seconds=1)), tz)
+            return nxt
+
+    return WallClockCronTrigger.from_crontab(config.schedule.cron, timezone=tz)
+
+
+def _real(moment: datetime | None, tz: ZoneInfo) -> datetime | None:
+    """A valid local time for an instant (CronTrigger may hand out 02:30 on a spring-forward day,
+    a wall time that does not exist; through UTC it becomes the real instant, 03:30)."""
+    return None if moment is None else moment.astimezone(timezone.utc).astimezone(tz)
+
+
+def _wall(moment: datetime, tz: ZoneInfo) -> datetime:
+    return moment.astimezone(timezone.utc).astimezone(tz).replace(tzinfo=None)
+
+
+def fire_times(trigger: BaseTrigger, now: datetime, count: int) -> list[datetime]:
+    """The next `count` fire times after `now`."""
+    times: list[datetime] = []
+    previous: datetime | None = None
+    current = now
+    while len(times) < count:
+        nxt = trigger.get_next_fire_time(previous, current)
+        if nxt is None:
+            break
+        times.append(nxt)
+        # step in UTC: local-time arithmetic across a DST change lands on the wrong instant
+        previous = nxt.astimezone(timezone.utc)
+        current = previous + timedelta(microseconds=1)
+    return times
+
+
+def last_fire_time(trigger: BaseTrigger, now: datetime) -> datetime | None:
+    """The most recent fire time at or before `now` (looking back up to a year)."""
+    for days in (8, 32, 367):
+        times = [t for t in fire_times(trigger, now - timedelta(days=days), 800) if t <= now]
+        if times:
+            return times[-1]
+    return None
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    action: Literal["run", "skip", "none"]
+    fire_time: datetime | None
+    issue_id: str | None
+    message: str
+
+
+def decide_catch_up(
+    config: Config,
+    trigger: BaseTrigger,
+    now: datetime,
+    is_fully_sent: Callable[[str], bool],
+) -> CatchUp:
+    """On start: run a send missed within the grace now; past it, say how to send by hand."""
+    from newsletter.issue import issue_id_for
+
+    if config.schedule.every_seconds:
+        return CatchUp("none", None, None, "interval schedule: nothing to catch up")
+    fired = last_fire_time(trigger, now)
+    if fired is None:
+        return CatchUp("none", None, None, "no earlier fire time")
+    tz = schedule_timezone(config)
+    issue_id = issue_id_for(fired, tz.key)
+    if is_fully_sent(issue_id):
+        return CatchUp("none", fired, issue_id, f"issue {issue_id} was already sent")
+    late = now - fired
+    when = fired.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+    if late <= timedelta(hours=config.schedule.misfire_grace_hours):
+        return CatchUp("run", fired, issue_id, f"the run of {when} was missed; running it now")
+    return CatchUp(
+        "skip",
+        fired,
+        issue_id,
+        f"the run of {when} was missed by {_hours(late)}, more than the grace of "
+        f"{config.schedule.misfire_grace_hours:g} h: skipped; send it by hand with "
+        f"`newsletter run` (or `newsletter send {issue_id}` to resume it)",
+    )
+
+
+def _hours(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 3600:.1f} h"
+
+
+def lock_path(config: Config) -> Path:
+    """A lock file beside the SQLite state (or named after the database URL)."""
+    state = str(getattr(config, "state", "newsletter.db"))
+    if "://" not in state:
+        return Path(f"{config.resolve(state)}.schedule.lock")
+    digest = hashlib.sha1(state.encode()).hexdigest()[:12]
+    return config.base_dir / f".newsletter-{digest}.schedule.lock"
+
+
+@contextmanager
+def scheduler_lock(path: Path) -> Iterator[None]:
+    """Hold an OS-level lock for the life of the scheduler; a crash releases it with the process."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+            raise NewsletterError(
+                f"another `newsletter schedule` (pid {holder}) already drives this state "
+                f"(lock {path}); stop it first, or use another `state:`"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def run_scheduler(
+    config: Config,
+    job: Callable[[threading.Event], str],
+    is_fully_sent: Callable[[str], bool],
+    *,
+    now: Callable[[], datetime] | None = None,
+) -> None:
+    """Run the weekly job until SIGINT/SIGTERM; `job(stop)` sends and returns its counts line."""
+    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    tz = schedule_timezone(config)
+    clock = now or (lambda: datetime.now(tz))
+    trigger = make_trigger(config)
+    grace = int(config.schedule.misfire_grace_hours * 3600) or 1
+    stop = threading.Event()
+    one_at_a_time = threading.Lock()
+
+    def fire() -> None:
+        with one_at_a_time:
+            if stop.is_set():
+                return
+            log.info("run: %s", job(stop))
+
+    with scheduler_lock(lock_path(config)):
+        scheduler = BlockingScheduler(
+            timezone=tz,
+            job_defaults={"misfire_grace_time": grace, "coalesce": True, "max_instances": 1},
+        )
+        weekly = scheduler.add_job(fire, trigger, id=JOB_ID, name="weekly issue")
+
+        def after_run(event: object) -> None:
+            code = getattr(event, "code", 0)
+            if code == EVENT_JOB_MISSED:
+                log.warning("a run was missed beyond the grace; send it by hand: newsletter run")
+            if getattr(event, "job_id", "") == JOB_ID and weekly.next_run_time:
+                log.info("next run: %s", weekly.next_run_time.isoformat())
+
+        scheduler.add_listener(after_run, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+
+        catch_up = decide_catch_up(config, trigger, clock(), is_fully_sent)
+        if catch_up.action == "skip":
+            log.warning("%s", catch_up.message)
+        elif catch_up.action == "run":
+            log.info("%s", catch_up.message)
+            scheduler.add_job(fire, "date", run_date=clock(), id="catch-up", name="catch-up run")
+
+        def on_signal(signum: int, frame: object) -> None:
+            log.info(
+                "%s: finishing the message in flight, then stopping", signal.Signals(signum).name
+            )
+            stop.set()
+            # wait=False: a signal handler must not block; start() returns once the job ends
+            scheduler.shutdown(wait=False)
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        first = fire_times(trigger, clock(), 1)
+        log.info("scheduler started; next run: %s", first[0].isoformat() if first else "never")
+        try:
+            scheduler.start()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        # shutdown(wait=False) returned at once; let a send in progress finish its message
+        with one_at_a_time:
+            pass
+        log.info("scheduler stopped")

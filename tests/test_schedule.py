@@ -1,0 +1,192 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from newsletter.config import parse_config
+from newsletter.errors import ConfigError, NewsletterError
+from newsletter.schedule import (
+    decide_catch_up,
+    fire_times,
+    last_fire_time,
+    make_trigger,
+    scheduler_lock,
+)
+
+TOPICS = "topics: [{name: A, keywords: [x]}]\n"
+UTC = ZoneInfo("UTC")
+
+
+def config(schedule: str, tmp_path: Path | None = None):
+    return parse_config(f"schedule: {schedule}\n{TOPICS}", base_dir=tmp_path)
+
+
+def local(times: list[datetime], tz: str) -> list[str]:
+    # through UTC, so that the printed wall time is the real one
+    return [t.astimezone(UTC).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %z") for t in times]
+
+
+def test_bad_cron_is_a_clear_config_error():
+    with pytest.raises(ConfigError) as info:
+        config("{cron: mon 8}")
+    assert info.value.problems == [
+        "config.yaml: schedule.cron: 'mon 8' is not a cron expression (five fields: minute hour"
+        " day month weekday, like '0 8 * * mon') (line 1)"
+    ]
+
+
+def test_default_is_monday_8_in_the_config_timezone():
+    c = parse_config(f"timezone: Europe/Berlin\n{TOPICS}")
+    start = datetime(2026, 11, 26, 12, tzinfo=UTC)  # a Thursday
+    times = fire_times(make_trigger(c), start, 3)
+    assert local(times, "Europe/Berlin") == [
+        "2026-11-30 08:00 +0100",
+        "2026-12-07 08:00 +0100",
+        "2026-12-14 08:00 +0100",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("tz", "start", "expected"),
+    [
+        # spring forward in Berlin: 02:00 -> 03:00 on 2026-03-29; 02:30 does not exist that day
+        (
+            "Europe/Berlin",
+            datetime(2026, 3, 27, 12, tzinfo=UTC),
+            ["2026-03-28 02:30 +0100", "2026-03-29 03:30 +0200", "2026-03-30 02:30 +0200"],
+        ),
+        # fall back in Berlin: 03:00 -> 02:00 on 2026-10-25; 02:30 happens twice, runs once
+        (
+            "Europe/Berlin",
+            datetime(2026, 10, 23, 12, tzinfo=UTC),
+            ["2026-10-24 02:30 +0200", "2026-10-25 02:30 +0200", "2026-10-26 02:30 +0100"],
+        ),
+        # New York: spring forward 2026-03-08; fall back 2026-11-01 repeats 01:00-02:00, not 02:30
+        (
+            "America/New_York",
+            datetime(2026, 3, 6, 12, tzinfo=UTC),
+            ["2026-03-07 02:30 -0500", "2026-03-08 03:30 -0400", "2026-03-09 02:30 -0400"],
+        ),
+        (
+            "America/New_York",
+            datetime(2026, 10, 30, 12, tzinfo=UTC),
+            ["2026-10-31 02:30 -0400", "2026-11-01 02:30 -0500", "2026-11-02 02:30 -0500"],
+        ),
+    ],
+)
+def test_daily_0230_runs_once_a_day_across_dst(tz: str, start: datetime, expected: list[str]):
+    c = config(f"{{cron: '30 2 * * *', timezone: {tz}}}")
+    times = fire_times(make_trigger(c), start, 3)
+    assert local(times, tz) == expected
+    # exactly one run per calendar day, never two, never zero
+    days = [t.astimezone(ZoneInfo(tz)).date() for t in times]
+    assert len(set(days)) == 3 and (days[2] - days[0]).days == 2
+
+
+def test_weekly_send_across_dst_keeps_its_wall_time():
+    c = config("{cron: '0 8 * * mon', timezone: America/New_York}")
+    times = fire_times(make_trigger(c), datetime(2026, 10, 20, tzinfo=UTC), 3)
+    assert local(times, "America/New_York") == [
+        "2026-10-26 08:00 -0400",
+        "2026-11-02 08:00 -0500",
+        "2026-11-09 08:00 -0500",
+    ]
+
+
+def test_last_fire_time():
+    c = config("{cron: '0 8 * * mon'}")
+    now = datetime(2026, 11, 26, 12, tzinfo=UTC)
+    assert last_fire_time(make_trigger(c), now) == datetime(2026, 11, 23, 8, tzinfo=UTC)
+
+
+def test_missed_run_inside_the_grace_runs_once():
+    c = config("{cron: '0 8 * * mon', misfire_grace_hours: 6}")
+    trigger = make_trigger(c)
+    now = datetime(2026, 11, 23, 11, 30, tzinfo=UTC)  # 3.5 h late
+    asked: list[str] = []
+
+    def sent(issue_id: str) -> bool:
+        asked.append(issue_id)
+        return False
+
+    decision = decide_catch_up(c, trigger, now, sent)
+    assert decision.action == "run"
+    assert decision.issue_id == "2026-W48" and asked == ["2026-W48"]
+    assert "missed; running it now" in decision.message
+
+
+def test_missed_run_past_the_grace_is_skipped_and_says_how_to_send():
+    c = config("{cron: '0 8 * * mon', misfire_grace_hours: 6}")
+    now = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)  # 12 h late
+    decision = decide_catch_up(c, make_trigger(c), now, lambda _id: False)
+    assert decision.action == "skip"
+    assert "12.0 h" in decision.message and "newsletter send 2026-W48" in decision.message
+
+
+def test_a_run_already_fully_sent_is_not_run_again():
+    c = config("{cron: '0 8 * * mon'}")
+    now = datetime(2026, 11, 23, 9, tzinfo=UTC)
+    decision = decide_catch_up(c, make_trigger(c), now, lambda issue_id: issue_id == "2026-W48")
+    assert decision.action == "none" and "already sent" in decision.message
+
+
+def test_second_scheduler_on_the_same_state_refuses(tmp_path: Path):
+    lock = tmp_path / "newsletter.db.schedule.lock"
+    with scheduler_lock(lock):
+        # another process, as a second `newsletter schedule` would be
+        code = textwrap.dedent(
+            f"""
+            from pathlib import Path
+            from newsletter.schedule import scheduler_lock
+            with scheduler_lock(Path({str(lock)!r})):
+                pass
+            """
+        )
+        other = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        assert other.returncode != 0
+        assert "already drives this state" in other.stderr
+        # in the same process too
+        with (
+            pytest.raises(NewsletterError, match="already drives this state"),
+            scheduler_lock(lock),
+        ):
+            pass
+    # released on exit: a new holder gets it
+    with scheduler_lock(lock):
+        pass
+
+
+def test_a_crashed_scheduler_releases_the_lock(tmp_path: Path):
+    lock = tmp_path / "state.lock"
+    code = f"""
+import os
+from pathlib import Path
+from newsletter.schedule import scheduler_lock
+with scheduler_lock(Path({str(lock)!r})):
+    os.kill(os.getpid(), 9)
+"""
+    crashed = subprocess.run(
+        [sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent
+    )
+    assert crashed.returncode == -9
+    with scheduler_lock(lock):
+        assert lock.read_text().strip().isdigit()
+
+
+def test_interval_schedule_has_nothing_to_catch_up():
+    c = config("{every_seconds: 5}")
+    now = datetime(2026, 11, 23, 9, tzinfo=UTC)
+    times = fire_times(make_trigger(c), now, 2)
+    assert times[1] - times[0] == timedelta(seconds=5)
+    assert decide_catch_up(c, make_trigger(c), now, lambda _id: False).action == "none"
