@@ -20,7 +20,7 @@ def gather_papers(config: Config, papers: Sequence[str] | None) -> list[Paper]:
 
     if papers:
         return read_sources(papers)
-    return load_papers(config.source_specs)
+    return load_papers(config.source_specs, window_days=config.window_days)
 
 
 def build_current_issue(

@@ -177,7 +177,9 @@ def make_paper(
         upvotes=votes,
         source=source,
         summary=_optional_text(summary),
-        categories=tuple(dict.fromkeys(c for c in (normalize_text(c) for c in categories or ()) if c)),
+        categories=tuple(
+            dict.fromkeys(c for c in (normalize_text(c) for c in categories or ()) if c)
+        ),
         announce_type=_optional_text(announce_type),
     )
 
