@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -32,6 +32,14 @@ from newsletter.errors import ConfigError
 from newsletter.models import Topic
 
 log = logging.getLogger(__name__)
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise ValueError(f"'{value}' is not an IANA timezone (like Europe/Berlin)") from e
+    return value
 
 
 def _str_list(value: Any) -> Any:
@@ -113,6 +121,92 @@ SOURCE_KINDS = {
 SourceSpec = HfDailySource | ArxivSource | FileSource | UrlSource
 
 
+class ScheduleConfig(_Strict):
+    """When the weekly job runs (`newsletter schedule`)."""
+
+    # minute hour day-of-month month day-of-week; the default avoids the 01:00-03:59 DST hours
+    cron: str = "0 8 * * mon"
+    timezone: str | None = None  # IANA name; default: the top-level `timezone`
+    misfire_grace_hours: float = Field(6.0, ge=0)  # a run missed by less than this still happens
+    every_seconds: int | None = Field(None, ge=1)  # instead of `cron`: for trials and tests
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except (ValueError, TypeError) as e:
+            raise ValueError(
+                f"'{value}' is not a cron expression (five fields: minute hour day month "
+                "weekday, like '0 8 * * mon')"
+            ) from e
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        return None if value is None else _check_timezone(value)
+
+
+class SenderConfig(_Strict):
+    """Who the issue comes from: the From header and the envelope sender (bounces go there)."""
+
+    name: str | None = None  # default: the top-level `title`
+    address: str = "digest@example.org"
+
+    @field_validator("name")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and re.search(r"[\x00-\x1f\x7f]", value):
+            raise ValueError("a sender name must be one line without control characters")
+        return value
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not re.fullmatch(
+            r"[^@\s<>\x00-\x1f\x7f]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?", value
+        ):
+            raise ValueError(f"'{value}' is not an email address (like digest@example.org)")
+        return value
+
+    @property
+    def domain(self) -> str:
+        return self.address.rsplit("@", 1)[1].lower()
+
+
+class SmtpConfig(_Strict):
+    """An SMTP relay. The password is read from the environment variable `password_env`."""
+
+    host: str = "localhost"
+    port: int = Field(587, ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    username: str | None = None
+    password_env: str = "NEWSLETTER_SMTP_PASSWORD"
+    connections: int = Field(4, ge=1, le=64)  # parallel connections, each reused
+    rate_limit: float | None = Field(None, gt=0)  # messages per second across connections
+    timeout: float = Field(30, gt=0)  # seconds per SMTP command
+
+
+class DeliveryConfig(_Strict):
+    """How messages leave: a local Maildir outbox (default) or an SMTP relay."""
+
+    transport: Literal["outbox", "smtp"] = "outbox"
+    outbox: str = "outbox/"  # a Maildir folder, relative to the config file
+    max_consecutive_errors: int = Field(20, ge=1)  # then the run stops; a rerun resumes
+    smtp: SmtpConfig = SmtpConfig()
+
+
+class DkimConfig(_Strict):
+    """DKIM signing with a private key file (PEM), relative to the config file."""
+
+    domain: str = Field(min_length=1)
+    selector: str = Field(min_length=1)
+    key_path: str = Field(min_length=1)
+
+
 class Config(_Strict):
     """The whole validated configuration. Every key has a default but `topics`."""
 
@@ -125,12 +219,27 @@ class Config(_Strict):
     organisation: str = "newsletter · a self-hosted paper digest"
     sources: list[Any] = Field(default_factory=lambda: [{"hf_daily": {}}])
     grouping: GroupingConfig = GroupingConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
     topics: list[TopicConfig]
     # rendering
     templates_dir: Path | None = None
     max_per_topic: int | None = Field(None, ge=1)
     max_papers: int | None = Field(None, ge=1)
     size_budget_kb: int = Field(100, ge=10)
+    summary_chars: int = Field(300, ge=150, le=2000)  # a summary's length before the size budget
+    subject: str = "{title}: {papers}, {topics}"  # keys: title, papers, count, topics, issue_id
+    # delivery state and audience; both resolve against the config file's folder
+    # the hand-written list (see subscribers.example.yaml); a missing file means no one is on it
+    subscribers: str = "subscribers.yaml"
+    # the state store: a SQLite file path, or a database URL (sqlite:///..., postgresql://...)
+    state: str = "newsletter.db"
+    # delivery (see newsletter/mail.py and newsletter/delivery.py)
+    sender: SenderConfig = SenderConfig()
+    list_id: str | None = None  # default: "<title slug>.<sender domain>"
+    unsubscribe_mailto: str | None = None  # also offer mailto: in List-Unsubscribe
+    send_empty: bool = False  # send to a subscriber whose topics have no papers this week
+    delivery: DeliveryConfig = DeliveryConfig()
+    dkim: DkimConfig | None = None
     # where the file came from (set by `load_config`, not by users)
     path: Path | None = Field(None, exclude=True)
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
@@ -138,10 +247,21 @@ class Config(_Strict):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str) -> str:
+        return _check_timezone(value)
+
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, value: str) -> str:
+        import string
+
+        allowed = {"title", "papers", "count", "topics", "issue_id"}
         try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as e:
-            raise ValueError(f"'{value}' is not an IANA timezone (like Europe/Berlin)") from e
+            keys = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        except ValueError as e:
+            raise ValueError(f"not a valid template ({e}); write keys as {{title}}") from e
+        unknown = sorted(k for k in keys if k not in allowed)
+        if unknown:
+            raise ValueError(f"unknown key {{{unknown[0]}}}; use {', '.join(sorted(allowed))}")
         return value
 
     @field_validator("base_url")

@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = "run `npm ci` at the top of the checkout to install it (needs node)"
 # "Line 4 of /tmp/x/email.mjml (mj-text) — mj-text cannot be used inside mj-section, ..."
 _LINE = re.compile(r"^Line (\d+) of .*? \(([^)]*)\) [—-] (.*)$")
-_NOISE = {"Command line error:", "Validation failed"}
 
 
 def find_validator() -> Path | None:
@@ -61,10 +60,13 @@ def validate_mjml(
                 check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as e:
-            raise RenderError(f"{validator}: cannot run the mjml validator ({e}); {INSTALL_HINT}") from e
+            raise RenderError(
+                f"{validator}: cannot run the mjml validator ({e}); {INSTALL_HINT}"
+            ) from e
     problems = _parse(proc.stdout + "\n" + proc.stderr, name)
     if proc.returncode != 0 and not problems:
-        problems = [f"{name}: the mjml validator failed (exit {proc.returncode}) without details"]
+        detail = next((ln.strip() for ln in proc.stderr.splitlines() if ln.strip()), "no details")
+        problems = [f"{name}: the mjml validator failed (exit {proc.returncode}): {detail}"]
     log.debug("mjml validator: %d problem(s) in %s", len(problems), name)
     return problems
 
@@ -74,16 +76,12 @@ def _parse(output: str, name: str) -> list[str]:
     problems: list[str] = []
     for raw in output.splitlines():
         line = raw.strip()
-        if not line or line in _NOISE:
-            continue
         match = _LINE.match(line)
         if match:
             number, tag, message = match.groups()
             problems.append(f"{name}:{number}: <{tag}> {message}")
-        elif line.startswith(("Error:", "File:")):
-            # A parse failure is reported as "File: ..." then "Error: ..."; keep the error.
-            if line.startswith("Error:"):
-                problems.append(f"{name}: {line[len('Error:') :].strip()}")
-        else:
-            problems.append(f"{name}: {line}")
+        elif line.startswith("Error:"):
+            # A file it cannot parse at all is reported as "File: ..." then "Error: ...".
+            problems.append(f"{name}: {line[len('Error:') :].strip()}")
+    # Other lines are its "Command line error:" footer or node's own deprecation warnings.
     return problems

@@ -78,3 +78,81 @@ class Assignment:
 
 
 OTHER = "Other"
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """One topic of an issue: the papers the email shows, ranked, and the rest (web only)."""
+
+    topic: str
+    papers: tuple[Paper, ...]  # shown in the email, best first
+    more_papers: tuple[Paper, ...] = ()  # left out of the email by a cap; on the web version
+
+    @property
+    def total(self) -> int:
+        return len(self.papers) + len(self.more_papers)
+
+    @property
+    def more(self) -> int:
+        return len(self.more_papers)
+
+    @property
+    def all_papers(self) -> tuple[Paper, ...]:
+        return self.papers + self.more_papers
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One weekly issue: its id (`2026-W48`), date range and sections in topic order."""
+
+    id: str
+    title: str
+    start: datetime  # the papers' window (timezone-aware)
+    end: datetime  # the send time
+    sections: tuple[Section, ...]
+    paper_count: int  # distinct papers in the issue
+    email_count: int  # distinct papers the email shows
+    web_only_count: int  # distinct papers only on the web version
+    web_url: str = ""  # `{base_url}/issues/{id}`
+
+    @property
+    def papers(self) -> tuple[Paper, ...]:
+        """Every distinct paper of the issue, in section order."""
+        seen: dict[str, Paper] = {}
+        for section in self.sections:
+            for paper in section.all_papers:
+                seen.setdefault(paper.id, paper)
+        return tuple(seen.values())
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    """One rendered variant: subject, final HTML and its plain-text twin.
+
+    `html` and `text` still hold the unsubscribe / preferences placeholders of
+    `newsletter.render`; delivery fills them per subscriber.
+    """
+
+    subject: str
+    html: str
+    text: str
+    preheader: str
+    size_bytes: int  # len(html.encode()), with the placeholders unfilled
+    web_only: int  # papers of this variant's topics that only the web version shows
+    papers_shown: int = 0  # distinct papers the email shows
+    topics: tuple[str, ...] = ()  # the sections this variant holds, in email order
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """One recipient: from the hand-written file, the web form, or an import.
+
+    `email` is validated and normalised, and lower-cased as a whole: it is the identity the state
+    store, the ledger and the suppression list match on (see `newsletter.subscribers`).
+    """
+
+    email: str
+    name: str | None = None
+    topics: frozenset[str] | None = None  # topic names from the config; None means every topic
+    format: Literal["html", "text"] = "html"
+    source: Literal["file", "web", "cli"] = "file"

@@ -177,8 +177,12 @@ def test_load_papers_reads_every_kind_of_spec_and_dedupes(tmp_path: Path) -> Non
         papers = load_papers(specs, client=client, now=NOW)
     # 30 HF + 3 arXiv (the replacement is skipped) + 83 page + 3 URL; the file's two are duplicates.
     assert len(papers) == 30 + 3 + 83 + 3
-    assert seen[0] == "https://huggingface.co/api/daily_papers?week=2026-W24&p=0&limit=100"
-    assert seen[1] == "https://rss.arxiv.org/rss/cs.LG+stat.ML"
+    # the 7 days before NOW span two ISO weeks; the recorded payload answers both
+    assert seen[:2] == [
+        "https://huggingface.co/api/daily_papers?week=2026-W23&p=0&limit=100",
+        "https://huggingface.co/api/daily_papers?week=2026-W24&p=0&limit=100",
+    ]
+    assert seen[2] == "https://rss.arxiv.org/rss/cs.LG+stat.ML"
     drift = next(p for p in papers if p.id == "2609.26811")
     assert (drift.source, drift.upvotes) == ("arxiv_feed", 9)
     assert not any(p.announce_type == "replace" for p in papers)
