@@ -77,8 +77,8 @@ def paper_view(paper: Paper) -> PaperView:
         if url
     ]
     byline = author_line(paper.authors)
-    if paper.upvotes is not None:
-        votes = f"{paper.upvotes} upvote{'' if paper.upvotes == 1 else 's'}"
+    if paper.upvotes:  # "0 upvotes" says nothing worth the space
+        votes = f"{paper.upvotes:,} upvote{'' if paper.upvotes == 1 else 's'}"
         byline = f"{byline} · {votes}" if byline else votes
     return PaperView(paper, paper.title, paper.url or paper.pdf_url or search, byline, tuple(links))
 
