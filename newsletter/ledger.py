@@ -1,0 +1,146 @@
+"""The send ledger: one row per issue and recipient, worked through until none is pending.
+
+Mixed into `Store`. A send writes its whole audience first (`enqueue`), then marks each row as the
+server answers; a crash or a second run only sees the rows still pending. Each mark is its own
+commit, made right after the server's reply, so the next message never goes out before the last
+one is on record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from newsletter.store_schema import LEDGER_STATUSES, LedgerRow, check_value, email_key, ledger
+
+log = logging.getLogger(__name__)
+
+_MAX_ERROR_CHARS = 1000
+
+
+class LedgerMixin:
+    """Ledger methods of `Store` (which provides the connection helpers declared here)."""
+
+    clock: Callable[[], datetime]
+    _write: Callable[[], AbstractContextManager[sa.Connection]]
+    _read: Callable[[], AbstractContextManager[sa.Connection]]
+    _insert: Callable[[sa.Table], Any]
+
+    def enqueue(self, issue_id: str, rows: Iterable[tuple[str, str]]) -> int:
+        """Write the audience, (email, variant) pairs, as pending; return how many were new.
+
+        Rows already in the ledger for this issue are left untouched, so a second run resumes.
+        """
+        now = self.clock()
+        params = [
+            {
+                "issue_id": issue_id,
+                "email": email_key(email),
+                "variant": variant,
+                "status": "pending",
+                "attempts": 0,
+                "updated_at": now,
+            }
+            for email, variant in rows
+        ]
+        if not params:
+            return 0
+        count = sa.select(sa.func.count()).where(ledger.c.issue_id == issue_id)
+        with self._write() as conn:
+            before = conn.execute(count).scalar_one()
+            conn.execute(self._insert(ledger), params)
+            return int(conn.execute(count).scalar_one() - before)
+
+    def pending_rows(
+        self, issue_id: str, *, chunk: int = 1000, max_attempts: int | None = None
+    ) -> Iterator[LedgerRow]:
+        """Yield the rows still to send, in short reads of `chunk` rows (safe to mark meanwhile)."""
+        where = [ledger.c.status == "pending"]
+        if max_attempts is not None:
+            where.append(ledger.c.attempts < max_attempts)
+        return self._ledger_rows(issue_id, where, chunk)
+
+    def ledger_rows(
+        self, issue_id: str, status: str | None = None, *, chunk: int = 1000
+    ) -> Iterator[LedgerRow]:
+        """Yield an issue's ledger rows (of one status, if given) in address order."""
+        if status is not None:
+            check_value(status, LEDGER_STATUSES, "ledger status")
+        where = [] if status is None else [ledger.c.status == status]
+        return self._ledger_rows(issue_id, where, chunk)
+
+    def _ledger_rows(self, issue_id: str, where: list[Any], chunk: int) -> Iterator[LedgerRow]:
+        # keyset paging on the primary key: no read transaction stays open between chunks
+        last = ""
+        while True:
+            query = (
+                sa.select(ledger)
+                .where(ledger.c.issue_id == issue_id, ledger.c.email > last, *where)
+                .order_by(ledger.c.email)
+                .limit(chunk)
+            )
+            with self._read() as conn:
+                batch = [LedgerRow(**row._mapping) for row in conn.execute(query)]
+            yield from batch
+            if len(batch) < chunk:
+                return
+            last = batch[-1].email
+
+    def mark_sent(self, issue_id: str, email: str, message_id: str | None) -> None:
+        """Record that the server accepted the message (committed before the next send)."""
+        self._mark(issue_id, email, status="sent", message_id=message_id, last_error=None)
+
+    def mark_failed(self, issue_id: str, email: str, error: str, *, permanent: bool) -> None:
+        """Record a failed try: a permanent one ends the row, a temporary one leaves it pending."""
+        status = "failed" if permanent else "pending"
+        self._mark(issue_id, email, status=status, last_error=error[:_MAX_ERROR_CHARS])
+
+    def mark_skipped(self, issue_id: str, email: str, reason: str) -> None:
+        """Take a row out of the send without trying (e.g. suppressed since it was enqueued)."""
+        self._mark(issue_id, email, status="skipped", last_error=reason, attempt=False)
+
+    def mark_attempt(self, issue_id: str, email: str) -> int:
+        """Count one more try of a row without changing its status; return the new count."""
+        self._mark(issue_id, email)
+        with self._read() as conn:
+            query = sa.select(ledger.c.attempts).where(
+                ledger.c.issue_id == issue_id, ledger.c.email == email_key(email)
+            )
+            return int(conn.execute(query).scalar_one())
+
+    def _mark(self, issue_id: str, email: str, *, attempt: bool = True, **values: Any) -> None:
+        email = email_key(email)
+        values["updated_at"] = self.clock()
+        if attempt:
+            values["attempts"] = ledger.c.attempts + 1
+        with self._write() as conn:
+            result = conn.execute(
+                ledger.update()
+                .where(
+                    ledger.c.issue_id == issue_id,
+                    ledger.c.email == email,
+                    ledger.c.status == "pending",  # a sent or failed row is final
+                )
+                .values(values)
+            )
+            changed = result.rowcount
+        if changed == 0:
+            log.warning("ledger %s: %s is not pending; left unchanged", issue_id, email)
+
+    def ledger_counts(self, issue_id: str) -> dict[str, int]:
+        """Rows per status for one issue (every status present, zero if none)."""
+        query = (
+            sa.select(ledger.c.status, sa.func.count())
+            .where(ledger.c.issue_id == issue_id)
+            .group_by(ledger.c.status)
+        )
+        counts = dict.fromkeys(LEDGER_STATUSES, 0)
+        with self._read() as conn:
+            for status, n in conn.execute(query):
+                counts[status] = n
+        return counts
