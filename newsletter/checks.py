@@ -11,8 +11,8 @@ if TYPE_CHECKING:
     from newsletter.config import Config
 
 
-def run_checks(config: Config) -> list[str]:
-    """Return every problem found in the sources and templates (the config is already valid)."""
+def run_checks(config: Config, *, smtp: bool = False) -> list[str]:
+    """Return every problem in the sources, templates, subscribers (and SMTP when asked)."""
     problems: list[str] = []
     for i, spec in enumerate(config.source_specs):
         if isinstance(spec, FileSource) and not Path(spec.path).is_file():
@@ -23,4 +23,11 @@ def run_checks(config: Config) -> list[str]:
         from newsletter.render import check_templates
 
         problems.extend(check_templates(config))
+    from newsletter.subscribers import load_subscribers_for
+
+    problems.extend(load_subscribers_for(config).problems)
+    if smtp:
+        from newsletter.smtp import check_smtp
+
+        problems.extend(check_smtp(config))
     return problems

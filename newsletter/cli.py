@@ -53,6 +53,15 @@ def _papers_option(f: Any) -> Any:
     )(f)
 
 
+def _subscribers_option(f: Any) -> Any:
+    return click.option(
+        "--subscribers",
+        "subscribers_path",
+        type=click.Path(dir_okay=False),
+        help="Use this subscribers file instead of the config's `subscribers:`.",
+    )(f)
+
+
 def _load_config(path: str | None) -> Any:
     from newsletter.config import load_config
 
@@ -146,12 +155,13 @@ def topics_explain(paper_id: str, sources: tuple[str, ...], config_path: str | N
 
 @cli.command()
 @_config_option
-def check(config_path: str | None) -> None:
-    """Validate the config and the templates; report every problem."""
+@click.option("--smtp", is_flag=True, help="Also connect to the SMTP server, start TLS and log in.")
+def check(config_path: str | None, smtp: bool) -> None:
+    """Validate the config, sources, templates and subscribers; report every problem."""
     from newsletter.checks import run_checks
 
     config = _load_config(config_path)
-    problems = run_checks(config)
+    problems = run_checks(config, smtp=smtp)
     for line in problems:
         click.echo(f"error: {line}", err=True)
     _counts(f"check: {len(problems)} problem(s) in {config.path or 'bundled config'}")
@@ -165,18 +175,202 @@ def check(config_path: str | None) -> None:
 @cli.command()
 @_config_option
 @_papers_option
+@_subscribers_option
 @click.option("--issue-id", help="Use this issue id instead of this week's (like 2026-W48).")
-def run(config_path: str | None, papers: tuple[str, ...], issue_id: str | None) -> None:
-    """Build this week's issue (delivery arrives with subscribers; until then it is printed)."""
-    from newsletter.job import build_current_issue
+@click.option(
+    "--dry-run", is_flag=True, help="Build the issue and count the audience; send nothing."
+)
+def run(
+    config_path: str | None,
+    papers: tuple[str, ...],
+    subscribers_path: str | None,
+    issue_id: str | None,
+    dry_run: bool,
+) -> None:
+    """Build this week's issue and deliver it to every subscriber exactly once."""
+    from newsletter.job import run_weekly
 
     config = _load_config(config_path)
-    issue, rendered = build_current_issue(config, papers or None, issue_id=issue_id)
-    click.echo(rendered.text)
+    with _progress("sending") as progress:
+        result = run_weekly(
+            config,
+            papers or None,
+            subscribers=subscribers_path,
+            issue_id=issue_id,
+            dry_run=dry_run,
+            progress=progress,
+        )
+    _finish(result)
+
+
+@cli.command()
+@click.argument("issue_id")
+@_config_option
+@_subscribers_option
+def send(issue_id: str, config_path: str | None, subscribers_path: str | None) -> None:
+    """Resume the delivery of the archived issue ISSUE_ID (send what is still missing)."""
+    from newsletter.job import send_issue
+
+    config = _load_config(config_path)
+    with _progress("sending") as progress:
+        result = send_issue(config, issue_id, subscribers=subscribers_path, progress=progress)
+    _finish(result)
+
+
+def _finish(result: Any) -> None:
+    if result.outbox is not None and result.report is not None and result.report.sent:
+        click.echo(f"messages are in the outbox Maildir: {result.outbox}/new/", err=True)
+    _counts(f"run: {result.summary()}")
+    if not result.ok:
+        sys.exit(1)
+
+
+class _progress:
+    """A progress bar on a terminal (rich), nothing when output goes to a file or pipe."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> Any:
+        if not sys.stderr.isatty():
+            return None
+        from rich.progress import Progress
+
+        self.bar = Progress(transient=True)
+        self.bar.start()
+        self.task = self.bar.add_task(self.label, total=None)
+        return self.update
+
+    def update(self, done: int, total: int) -> None:
+        self.bar.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@cli.command("issues")
+@_config_option
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def issues_cmd(config_path: str | None, fmt: str) -> None:
+    """List the archived issues with their send counts."""
+    from newsletter import report
+    from newsletter.store import Store
+
+    config = _load_config(config_path)
+    with Store.from_config(config) as store:
+        archived = store.list_issues()
+    click.echo(report.issues_json(archived) if fmt == "json" else report.issues_table(archived))
+    _counts(f"{len(archived)} issue(s) in the archive")
+
+
+# -- subscribers --------------------------------------------------------------------------------
+
+
+@cli.group()
+def subscribers() -> None:
+    """See and change the audience (the state; the hand-written file is never rewritten)."""
+
+
+@subscribers.command("list")
+@_config_option
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def subscribers_list(config_path: str | None, fmt: str) -> None:
+    """Show everyone: file and web subscribers, their topics, status and suppression."""
+    from newsletter import audience_report
+
+    config = _load_config(config_path)
+    rows, problems = audience_report.audience_rows(config)
+    for problem in problems:
+        click.echo(f"warning: {problem}", err=True)
+    text = audience_report.rows_json(rows) if fmt == "json" else audience_report.rows_table(rows)
+    click.echo(text)
+    _counts(audience_report.counts_line(rows))
+
+
+@subscribers.command("add")
+@click.argument("email")
+@_config_option
+@click.option("--name", help="The subscriber's name.")
+@click.option("--topics", help="Comma-separated topic names (default: all topics).")
+@click.option("--format", "fmt", type=click.Choice(["html", "text"]), default="html")
+def subscribers_add(
+    email: str, config_path: str | None, name: str | None, topics: str | None, fmt: str
+) -> None:
+    """Add EMAIL to the state as a confirmed subscriber (clears an earlier unsubscribe)."""
+    from newsletter import audience_report
+
+    config = _load_config(config_path)
+    line = audience_report.add(config, email, name=name, topics=topics, fmt=fmt)
+    _counts(line)
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@_config_option
+def subscribers_remove(email: str, config_path: str | None) -> None:
+    """Stop all mail to EMAIL (a suppression that wins over the subscribers file)."""
+    from newsletter import audience_report
+
+    config = _load_config(config_path)
+    _counts(audience_report.remove(config, email))
+
+
+@subscribers.command("import")
+@click.argument("path", type=click.Path(dir_okay=False))
+@_config_option
+def subscribers_import(path: str, config_path: str | None) -> None:
+    """Import a YAML or CSV list (email,name,topics,format) into the state as confirmed."""
+    from newsletter.store import Store
+    from newsletter.subscribers import import_subscribers
+
+    config = _load_config(config_path)
+    with Store.from_config(config) as store:
+        result = import_subscribers(path, store, [t.name for t in config.topics])
+    for problem in result.problems:
+        click.echo(f"warning: {problem} (skipped)", err=True)
     _counts(
-        f"run: issue {issue.id}: {issue.paper_count} papers in {len(issue.sections)} sections, "
-        f"{issue.web_only_count} web-only, HTML {len(rendered.html.encode()) / 1000:.1f} KB"
+        f"import: {result.added} added, {result.existing} already there, "
+        f"{len(result.problems)} skipped"
     )
+    if result.problems:
+        sys.exit(1)
+
+
+# -- schedule and web ---------------------------------------------------------------------------
+
+
+@cli.command()
+@_config_option
+@click.option("--next", "next_count", type=int, help="Print the next N fire times and exit.")
+def schedule(config_path: str | None, next_count: int | None) -> None:
+    """Run the weekly job on its schedule until stopped (SIGINT/SIGTERM stop it cleanly)."""
+    from newsletter import schedule as sched
+
+    config = _load_config(config_path)
+    if next_count is not None:
+        for moment in sched.upcoming(config, next_count):
+            click.echo(moment.isoformat())
+        _counts(f"schedule: next {next_count} run(s) in {sched.schedule_timezone(config).key}")
+        return
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger("newsletter").setLevel(logging.INFO)
+    sched.run_forever(config)
+
+
+@cli.command()
+@_config_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--dev", is_flag=True, help="Make a throwaway secret key when none is set.")
+def serve(config_path: str | None, host: str, port: int, dev: bool) -> None:
+    """Serve the web pages: subscribe, confirm, unsubscribe, preferences, archive, feed."""
+    from newsletter.web import serve as serve_web
+
+    config = _load_config(config_path)
+    serve_web(config, host=host, port=port, dev=dev)
 
 
 @cli.command()

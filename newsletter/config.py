@@ -207,6 +207,22 @@ class DkimConfig(_Strict):
     key_path: str = Field(min_length=1)
 
 
+class WebConfig(_Strict):
+    """The subscription pages and archive (`newsletter serve`), and their abuse limits."""
+
+    confirm_max_age_hours: float = Field(48, gt=0)  # a confirm link older than this has expired
+    confirm_resend_hours: float = Field(24, ge=0)  # at most one confirmation email per address
+    rate_limit_per_ip: int = Field(10, ge=1)  # sign-up and resend posts per IP address per hour
+    blocked_domains: StrList = ()  # refuse sign-ups from these domains and their subdomains
+    latest_issues: int = Field(5, ge=0)  # issues listed on the home page
+    feed_entries: int = Field(20, ge=1)  # issues in /feed.xml
+
+    @field_validator("blocked_domains")
+    @classmethod
+    def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(d.lower().lstrip("@").rstrip(".") for d in value)
+
+
 class Config(_Strict):
     """The whole validated configuration. Every key has a default but `topics`."""
 
@@ -240,6 +256,7 @@ class Config(_Strict):
     send_empty: bool = False  # send to a subscriber whose topics have no papers this week
     delivery: DeliveryConfig = DeliveryConfig()
     dkim: DkimConfig | None = None
+    web: WebConfig = WebConfig()  # see newsletter/web.py
     # where the file came from (set by `load_config`, not by users)
     path: Path | None = Field(None, exclude=True)
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)

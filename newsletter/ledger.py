@@ -22,6 +22,24 @@ log = logging.getLogger(__name__)
 
 _MAX_ERROR_CHARS = 1000
 
+# The hot path of a send, built once: building the UPDATE anew for every message cost about half
+# of the CPU time per message (measured with bench/send.py).
+_MARK_SENT = (
+    ledger.update()
+    .where(
+        ledger.c.issue_id == sa.bindparam("k_issue"),
+        ledger.c.email == sa.bindparam("k_email"),
+        ledger.c.status == "pending",  # a sent or failed row is final
+    )
+    .values(
+        status="sent",
+        message_id=sa.bindparam("k_mid"),
+        last_error=None,
+        updated_at=sa.bindparam("k_at"),
+        attempts=ledger.c.attempts + 1,
+    )
+)
+
 
 class LedgerMixin:
     """Ledger methods of `Store` (which provides the connection helpers declared here)."""
@@ -93,7 +111,13 @@ class LedgerMixin:
 
     def mark_sent(self, issue_id: str, email: str, message_id: str | None) -> None:
         """Record that the server accepted the message (committed before the next send)."""
-        self._mark(issue_id, email, status="sent", message_id=message_id, last_error=None)
+        params = {"k_issue": issue_id, "k_email": email_key(email)}
+        with self._write() as conn:
+            changed = conn.execute(
+                _MARK_SENT, {**params, "k_mid": message_id, "k_at": self.clock()}
+            ).rowcount
+        if changed == 0:
+            log.warning("ledger %s: %s is not pending; left unchanged", issue_id, email)
 
     def mark_failed(self, issue_id: str, email: str, error: str, *, permanent: bool) -> None:
         """Record a failed try: a permanent one ends the row, a temporary one leaves it pending."""

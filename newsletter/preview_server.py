@@ -170,8 +170,11 @@ class PreviewServer:
             self.echo(f"preview: rebuild failed ({names}): {type(e).__name__}: {_one_line(str(e))}")
             return
         self._inputs = _Inputs(config, papers)
-        # The config may name other templates or papers files now: watch those from here on.
-        self._snapshot = self.snapshot()
+        # The config may name other templates or papers files now: watch those from here on. Files
+        # watched before keep the state seen before this rebuild, so an edit made while it ran
+        # is still noticed on the next poll.
+        fresh = self.snapshot()
+        self._snapshot = {p: self._snapshot.get(p, v) for p, v in fresh.items()}
         self.echo(f"preview: rebuilt after {names} changed; {preview.summary_line(result)}")
 
     def _reload_config(self, old: Config) -> Config:

@@ -7,9 +7,13 @@ import re
 import shutil
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from newsletter.errors import NewsletterError
 from newsletter.models import OTHER, Assignment, Paper, Topic
+
+if TYPE_CHECKING:
+    from newsletter.store_schema import IssueSummary
 
 
 def _width() -> int:
@@ -20,7 +24,7 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(1, width - 1)] + "…"
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], flex: int) -> str:
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], flex: int) -> str:
     """Columns sized to their content; column `flex` takes what is left of the terminal."""
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
     fixed = sum(w for i, w in enumerate(widths) if i != flex) + 2 * (len(headers) - 1)
@@ -65,7 +69,7 @@ def papers_table(papers: Sequence[Paper]) -> str:
         )
         for p in papers
     ]
-    return _table(("id", "upvotes", "date", "title"), rows, flex=3)
+    return table(("id", "upvotes", "date", "title"), rows, flex=3)
 
 
 def assignment_dict(paper: Paper, a: Assignment) -> dict[str, object]:
@@ -94,7 +98,7 @@ def assignments_table(papers: Sequence[Paper], assignments: Sequence[Assignment]
         )
         for p, a in zip(papers, assignments, strict=True)
     ]
-    return _table(("topic", "score", "matched", "title"), rows, flex=3)
+    return table(("topic", "score", "matched", "title"), rows, flex=3)
 
 
 def topic_counts_line(topics: Sequence[Topic], assignments: Sequence[Assignment]) -> str:
@@ -118,3 +122,31 @@ def find_paper(papers: Sequence[Paper], key: str) -> Paper:
         f"no paper with id or title '{key}' among {len(papers)} papers; "
         "list them with `newsletter papers SOURCE...`"
     )
+
+
+def issues_json(archived: Sequence[IssueSummary]) -> str:
+    items = [
+        {
+            "id": s.id,
+            "title": s.title,
+            "start": s.start.isoformat(),
+            "end": s.end.isoformat(),
+            "papers": s.counts.get("paper_count", 0),
+            "ledger": dict(s.ledger),
+        }
+        for s in archived
+    ]
+    return json.dumps(items, ensure_ascii=False, indent=2)
+
+
+def issues_table(archived: Sequence[IssueSummary]) -> str:
+    rows = [
+        (
+            s.id,
+            f"{s.start:%Y-%m-%d}..{s.end:%Y-%m-%d}",
+            str(s.counts.get("paper_count", 0)),
+            ", ".join(f"{n} {status}" for status, n in sorted(s.ledger.items()) if n) or "not sent",
+        )
+        for s in archived
+    ]
+    return table(("issue", "dates", "papers", "ledger"), rows, flex=3)

@@ -246,3 +246,25 @@ def run_scheduler(
         with one_at_a_time:
             pass
         log.info("scheduler stopped")
+
+
+def upcoming(config: Config, count: int, now: datetime | None = None) -> list[datetime]:
+    """The next `count` fire times, in the schedule's timezone."""
+    tz = schedule_timezone(config)
+    return fire_times(make_trigger(config), now or datetime.now(tz), count)
+
+
+def run_forever(config: Config) -> None:
+    """`newsletter schedule`: the weekly `run`, on the configured schedule, until stopped."""
+    from newsletter.job import is_fully_sent, run_weekly
+
+    def job(stop: threading.Event) -> str:
+        try:
+            result = run_weekly(config, stop=stop)
+        except NewsletterError as e:
+            # one line, as the CLI would print it; the scheduler keeps going for next week
+            log.error("the weekly run failed: %s", e)
+            return f"failed: {e}"
+        return result.summary()
+
+    run_scheduler(config, job, lambda issue_id: is_fully_sent(config, issue_id))

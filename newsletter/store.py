@@ -245,11 +245,13 @@ class Store(LedgerMixin):
         email = email_key(email)
         with self._read() as conn:
             row = conn.execute(sa.select(subscribers).where(subscribers.c.email == email)).first()
-        if row is None:
-            return None
-        return StoredSubscriber(
-            _subscriber(row), row.status, row.created_at, row.confirmed_at, row.confirm_sent_at
-        )
+        return None if row is None else _stored(row)
+
+    def stored_subscribers(self) -> list[StoredSubscriber]:
+        """Every web/cli subscriber, pending or confirmed, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(sa.select(subscribers).order_by(subscribers.c.id))
+            return [_stored(row) for row in rows]
 
     def confirmed_subscribers(self) -> list[Subscriber]:
         """Every confirmed web/cli subscriber, oldest first."""
@@ -285,6 +287,12 @@ class Store(LedgerMixin):
     def suppressed_set(self) -> set[str]:
         with self._read() as conn:
             return set(conn.execute(sa.select(suppressions.c.email)).scalars())
+
+    def suppression_reasons(self) -> dict[str, str]:
+        """Every suppressed address with the reason it was suppressed."""
+        query = sa.select(suppressions.c.email, suppressions.c.reason)
+        with self._read() as conn:
+            return {email: reason for email, reason in conn.execute(query)}
 
     def clear_suppression(self, email: str) -> bool:
         """Lift a suppression (someone subscribed again, explicitly); return True if one was."""
@@ -365,4 +373,10 @@ def _subscriber(row: Any) -> Subscriber:
         topics=None if topics is None else frozenset(topics),
         format=row.format,
         source=row.source,
+    )
+
+
+def _stored(row: Any) -> StoredSubscriber:
+    return StoredSubscriber(
+        _subscriber(row), row.status, row.created_at, row.confirmed_at, row.confirm_sent_at
     )

@@ -395,3 +395,21 @@ def audience(file_subscribers: Iterable[Subscriber], store: Store) -> list[Subsc
     kept = [sub for email, sub in chosen.items() if email not in suppressed]
     log.info("audience: %d subscribers (%d suppressed)", len(kept), len(chosen) - len(kept))
     return kept
+
+
+def make_subscriber(
+    email: str,
+    topic_names: Iterable[str],
+    *,
+    name: str | None = None,
+    topics: str | None = None,
+    fmt: str = "html",
+    source: str = "cli",
+) -> Subscriber:
+    """Check one subscriber given on the command line (`topics` comma-separated, or `all`)."""
+    checker = _Checker("subscriber", topic_names, source)
+    chosen = None if topics is None else [(t, 1) for t in topics.split(",")]
+    checker.add(1, email, name, chosen, fmt)
+    if checker.problems:
+        raise SubscribersError(checker.problems[0].replace(": line 1: ", ": ", 1))
+    return checker.subscribers[0]

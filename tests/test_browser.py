@@ -20,17 +20,8 @@ from newsletter.models import Issue, Paper, RenderedEmail
 from newsletter.preview_server import PreviewServer
 from newsletter.render import render_issue
 from newsletter.sources import read_source
+from tests.chromium import ARTIFACTS, chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).parent / "artifacts"
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
 
 
@@ -83,21 +74,8 @@ def rich(tmp_path_factory: pytest.TempPathFactory) -> Sample:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.is_file():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's chromium "
-            "(`apt-get install chromium`, or `bash scripts/install-test-deps`)"
-        )
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("playwright is missing: `pip install -e '.[test]'`")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def offline_page(browser: Any, width: int, **options: Any) -> Any:

@@ -61,7 +61,9 @@ def test_bad_config_exits_2_with_one_line_per_problem(tmp_path: Path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith(f"error: {bad}: titel: unknown key (did you mean 'title'?); known keys: ")
+    assert lines[0].startswith(
+        f"error: {bad}: titel: unknown key (did you mean 'title'?); known keys: "
+    )
     assert lines[0].endswith(" (line 1)")
     assert lines[1] == f"error: {bad}: topics[0].keywords: expected a list of strings (line 4)"
     assert "Traceback" not in result.stderr

@@ -1,0 +1,316 @@
+"""The SMTP transport: a pool of reused connections (stdlib smtplib), TLS, AUTH, a rate limit.
+
+smtplib with one thread per connection is enough here: the work per message is a few short
+commands and one large write, and the socket calls release the GIL while they wait. Each
+connection is reused for many messages; one that the server drops is replaced on the next send.
+
+Replies become a `SendResult`: 4xx and lost connections are `retry`, a 5xx for the recipient is
+`bounce` (unless it is a policy refusal such as "relay denied", which is about us, not the
+address), a 5xx for the message is `fail`. The password comes from the environment variable the
+config names and never appears in a log line or an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import smtplib
+import socket
+import ssl
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from newsletter.transports import SendResult, Transport, TransportError
+
+if TYPE_CHECKING:
+    from newsletter.config import Config, SmtpConfig
+
+log = logging.getLogger(__name__)
+
+_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
+_DOTS = re.compile(rb"(?m)^\.")
+_LINE_STARTS_WITH_DOT = re.compile(rb"\n\.")  # a regex search is 3x faster than `in` here
+_PLAIN_ADDR = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
+
+
+class _ConnectionLost(Exception):
+    """The connection failed at a point where the message may not have been sent."""
+
+
+def _reply(code: int, message: bytes | str) -> str:
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+    return f"{code} {' '.join(text.split())}"[:300]
+
+
+def _classify_refusal(code: int, message: bytes, stage: str) -> SendResult:
+    """Turn a refusal of MAIL, RCPT or DATA into what delivery should do."""
+    detail = f"{stage}: {_reply(code, message)}"
+    if code < 500:
+        return SendResult("retry", detail, code)
+    enhanced = _ENHANCED.match(message.decode("utf-8", "replace").strip())
+    subject = enhanced.group(2) if enhanced else None
+    if stage == "MAIL" or (stage == "RCPT" and subject == "7"):
+        # The sender or relay is refused ("relay access denied", "sender rejected"): not the
+        # recipient's fault, so keep the row pending and let the error limit stop the run.
+        return SendResult("retry", detail, code)
+    if stage == "RCPT" or subject in ("1", "2"):
+        return SendResult("bounce", detail, code)
+    return SendResult("fail", detail, code)
+
+
+class _RateLimit:
+    """Space out sends to at most `rate` per second across all threads."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.interval = 1.0 / rate if rate else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            at = max(now, self._next)
+            self._next = at + self.interval
+        if at > now:
+            time.sleep(at - now)
+
+
+class SmtpTransport(Transport):
+    """Send through an SMTP server over up to `connections` reused connections."""
+
+    name = "smtp"
+
+    def __init__(
+        self,
+        settings: SmtpConfig,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.concurrency = settings.connections
+        self.where = f"smtp {settings.host}:{settings.port}"
+        self._context = ssl_context
+        self._environ = environ
+        self._idle: list[smtplib.SMTP] = []
+        self._open_conns: set[smtplib.SMTP] = set()
+        self._lock = threading.Lock()
+        self._rate = _RateLimit(settings.rate_limit)
+        self._password: str | None = None
+
+    # -- connections ------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Read the password and make the first connection, so a bad setup fails at once."""
+        self._password = self._read_password()
+        try:
+            conn = self._connect()
+        except _ConnectionLost as e:
+            raise TransportError(f"{self.where}: cannot connect ({e}); check delivery.smtp") from e
+        self._release(conn)
+
+    def _read_password(self) -> str | None:
+        s = self.settings
+        if not s.username:
+            return None
+        environ = os.environ if self._environ is None else self._environ
+        password = environ.get(s.password_env, "")
+        if not password:
+            raise TransportError(
+                f"{self.where}: delivery.smtp.username is set but ${s.password_env} is empty; "
+                f"export {s.password_env} with the SMTP password"
+            )
+        return password
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        if self._context is None:
+            # The system's CAs (SSL_CERT_FILE / SSL_CERT_DIR are honoured), hostname checked.
+            self._context = ssl.create_default_context()
+        return self._context
+
+    def _connect(self) -> smtplib.SMTP:
+        """Open, secure and log in one connection; raise TransportError or _ConnectionLost."""
+        s = self.settings
+        try:
+            if s.security == "tls":
+                conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                    s.host, s.port, timeout=s.timeout, context=self._ssl_context()
+                )
+            else:
+                conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+        except ssl.SSLError as e:
+            raise TransportError(f"{self.where}: TLS handshake failed ({e})") from e
+        except (OSError, smtplib.SMTPException) as e:
+            raise _ConnectionLost(str(e) or type(e).__name__) from e
+        try:
+            conn.ehlo()
+            if s.security == "starttls":
+                if not conn.has_extn("starttls"):
+                    raise TransportError(
+                        f"{self.where}: the server offers no STARTTLS; "
+                        "set delivery.smtp.security to tls (port 465) or none"
+                    )
+                code, reply = conn.starttls(context=self._ssl_context())
+                if code != 220:
+                    raise TransportError(f"{self.where}: STARTTLS refused ({_reply(code, reply)})")
+                conn.ehlo()
+            if s.username:
+                self._login(conn)
+        except TransportError:
+            _quietly_close(conn)
+            raise
+        except ssl.SSLError as e:
+            _quietly_close(conn)
+            raise TransportError(f"{self.where}: TLS handshake failed ({e})") from e
+        except OSError as e:  # smtplib's errors are OSErrors too
+            _quietly_close(conn)
+            raise _ConnectionLost(str(e) or type(e).__name__) from e
+        with contextlib.suppress(OSError, AttributeError):
+            # Commands are small writes each awaiting a reply: never hold them back (Nagle).
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._lock:
+            self._open_conns.add(conn)
+        log.debug("%s: connected (%d open)", self.where, len(self._open_conns))
+        return conn
+
+    def _login(self, conn: smtplib.SMTP) -> None:
+        s = self.settings
+        if not conn.has_extn("auth"):
+            hint = " before TLS; use security: starttls or tls" if s.security == "none" else ""
+            raise TransportError(f"{self.where}: the server offers no AUTH{hint}")
+        if s.security == "none" and s.host not in ("localhost", "127.0.0.1", "::1"):
+            log.warning("%s: logging in without TLS; the password crosses the network", self.where)
+        try:
+            conn.login(s.username or "", self._password or "")
+        except smtplib.SMTPAuthenticationError as e:
+            # The reply is the server's; smtplib never puts the password into it.
+            raise TransportError(
+                f"{self.where}: login as {s.username!r} refused "
+                f"({_reply(e.smtp_code, e.smtp_error)}); check delivery.smtp.username and "
+                f"${s.password_env}"
+            ) from None
+        except smtplib.SMTPException as e:
+            raise TransportError(
+                f"{self.where}: login as {s.username!r} failed ({type(e).__name__})"
+            ) from None
+
+    def _acquire(self) -> smtplib.SMTP:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return self._connect()
+
+    def _release(self, conn: smtplib.SMTP) -> None:
+        with self._lock:
+            self._idle.append(conn)
+
+    def _discard(self, conn: smtplib.SMTP) -> None:
+        with self._lock:
+            self._open_conns.discard(conn)
+        _quietly_close(conn)
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._idle, self._open_conns = list(self._open_conns), [], set()
+        for conn in conns:
+            try:
+                conn.quit()
+            except (OSError, smtplib.SMTPException):
+                _quietly_close(conn)
+
+    # -- sending ----------------------------------------------------------------------------------
+
+    def send(self, envelope_from: str, rcpt: str, data: bytes) -> SendResult:
+        """Send one message to one recipient on a pooled connection."""
+        self._rate.wait()
+        for fresh in (False, True):
+            try:
+                conn = self._acquire() if not fresh else self._connect()
+            except _ConnectionLost as e:
+                return SendResult("retry", f"connect: {e}")
+            try:
+                result = self._transaction(conn, envelope_from, rcpt, data)
+            except _ConnectionLost as e:
+                self._discard(conn)
+                if e.args and e.args[0] == "idle":
+                    # Dropped while idle, before anything was sent: one immediate retry on a
+                    # fresh connection is safe and not an error.
+                    log.debug("%s: idle connection was closed; reconnecting", self.where)
+                    continue
+                return SendResult("retry", f"connection lost: {e.__cause__ or e}")
+            if result.code == 421:  # the server is closing this connection
+                self._discard(conn)
+            else:
+                self._release(conn)
+            return result
+        return SendResult("retry", "connection lost twice before MAIL")
+
+    def _transaction(
+        self, conn: smtplib.SMTP, envelope_from: str, rcpt: str, data: bytes
+    ) -> SendResult:
+        stage = "MAIL"
+        try:
+            code, reply = _command(conn, "mail", "FROM:", envelope_from)
+            if code == 250:
+                stage = "RCPT"
+                code, reply = _command(conn, "rcpt", "TO:", rcpt)
+                if code in (250, 251):
+                    stage = "DATA"
+                    code, reply = self._data(conn, data)
+                    if code == 250:
+                        return SendResult("sent", _reply(code, reply), code)
+        except OSError as e:  # smtplib's errors (disconnects included) are OSErrors
+            # Before MAIL was answered nothing was sent: an idle connection the server closed.
+            raise _ConnectionLost("idle" if stage == "MAIL" else stage) from e
+        except ValueError as e:  # smtplib refuses a line break in an address
+            return SendResult("fail", f"{stage}: {e}")
+        result = _classify_refusal(code, reply, stage)
+        if code != 421:
+            try:
+                conn.rset()  # ready for the next message
+            except OSError:
+                return SendResult(result.status, result.detail, 421)  # drop this connection
+        return result
+
+    @staticmethod
+    def _data(conn: smtplib.SMTP, data: bytes) -> tuple[int, bytes]:
+        """Send DATA in one write, dot-stuffing only when a line starts with "." ."""
+        conn.putcmd("data")
+        code, reply = conn.getreply()
+        if code != 354:
+            return code, reply
+        if data.startswith(b".") or _LINE_STARTS_WITH_DOT.search(data):
+            data = _DOTS.sub(b"..", data)
+        conn.send(data)  # no copy to append the end mark; TCP_NODELAY sends it at once
+        conn.send(b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
+        return conn.getreply()
+
+
+def _command(conn: smtplib.SMTP, verb: str, prefix: str, address: str) -> tuple[int, bytes]:
+    """Send MAIL FROM / RCPT TO; a plain address skips smtplib's slow address parser."""
+    if _PLAIN_ADDR.fullmatch(address):
+        conn.putcmd(verb, f"{prefix}<{address}>")
+        return conn.getreply()
+    return conn.mail(address) if verb == "mail" else conn.rcpt(address)
+
+
+def _quietly_close(conn: smtplib.SMTP) -> None:
+    with contextlib.suppress(OSError):
+        conn.close()
+
+
+def check_smtp(config: Config, *, ssl_context: ssl.SSLContext | None = None) -> list[str]:
+    """Connect, secure, log in and quit; return what failed, one line each (empty when fine)."""
+    transport = SmtpTransport(config.delivery.smtp, ssl_context=ssl_context)
+    try:
+        transport.open()
+    except TransportError as e:
+        return [str(e)]
+    finally:
+        transport.close()
+    return []

@@ -1,0 +1,177 @@
+"""A real SMTP server on 127.0.0.1 for tests (aiosmtpd), with faults a test can inject.
+
+`SmtpServer` runs aiosmtpd in its own thread on a free port and records every accepted message.
+Faults: scripted replies per recipient for RCPT and DATA (`4xx` then accept, or `5xx`), a
+connection drop without a reply on every Nth DATA, and a delay before each DATA reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+
+@dataclass(frozen=True)
+class Received:
+    mail_from: str
+    rcpt: str
+    data: bytes
+    connection: int  # which connection carried it (numbered in order of connecting)
+
+
+@dataclass
+class Faults:
+    rcpt: dict[str, list[str]] = field(default_factory=dict)  # address -> replies to give first
+    data: dict[str, list[str]] = field(default_factory=dict)
+    mail: list[str] = field(default_factory=list)  # replies to MAIL FROM, in order
+    drop_every: int | None = None  # close the connection instead of answering every Nth DATA
+    delay: float = 0.0  # seconds before answering DATA
+
+
+class Handler:
+    """aiosmtpd handler that records messages and plays the scripted faults."""
+
+    def __init__(self) -> None:
+        self.faults = Faults()
+        self.received: list[Received] = []
+        self.dropped = 0
+        self.connections = 0
+        self.data_commands = 0
+        self.lock = threading.Lock()
+        self.auth: tuple[str, str] | None = None  # (username, password) the server accepts
+        self.auth_attempts: list[str] = []
+
+    def _pop(self, script: dict[str, list[str]], address: str) -> str | None:
+        with self.lock:
+            replies = script.get(address)
+            return replies.pop(0) if replies else None
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        if getattr(session, "number", None) is None:
+            with self.lock:
+                self.connections += 1
+                session.number = self.connections
+        session.host_name = hostname
+        return responses
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        with self.lock:
+            reply = self.faults.mail.pop(0) if self.faults.mail else None
+        if reply:
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        reply = self._pop(self.faults.rcpt, address)
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.faults.delay:
+            await asyncio.sleep(self.faults.delay)
+        with self.lock:
+            self.data_commands += 1
+            drop = bool(self.faults.drop_every) and self.data_commands % self.faults.drop_every == 0
+        if drop:
+            with self.lock:
+                self.dropped += 1
+            server.transport.close()
+            return "421 closing"  # never reaches the client: the connection is gone
+        rcpt = envelope.rcpt_tos[0]
+        reply = self._pop(self.faults.data, rcpt)
+        if reply:
+            return reply
+        with self.lock:
+            for to in envelope.rcpt_tos:
+                self.received.append(
+                    Received(envelope.mail_from, to, envelope.content, session.number or 0)
+                )
+        return "250 2.0.0 Message accepted"
+
+    def authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        if isinstance(auth_data, LoginPassword):
+            login = auth_data.login.decode()
+            password = auth_data.password.decode()
+            self.auth_attempts.append(login)
+            if self.auth == (login, password):
+                return AuthResult(success=True)
+        return AuthResult(success=False, handled=False)
+
+    # -- what tests look at --------------------------------------------------------------------
+
+    def counts(self) -> Counter[str]:
+        with self.lock:
+            return Counter(r.rcpt for r in self.received)
+
+    def messages_for(self, rcpt: str) -> list[bytes]:
+        with self.lock:
+            return [r.data for r in self.received if r.rcpt == rcpt]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Controller(Controller):
+    def _trigger_server(self) -> None:
+        # aiosmtpd connects once to check the server is up; with implicit TLS it must speak
+        # TLS, and our test certificate is self-signed, so skip verification of that probe.
+        if self.ssl_context is None:
+            return super()._trigger_server()
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with (
+            socket.create_connection((self.hostname, self.port), 1.0) as raw,
+            context.wrap_socket(raw) as sock,
+        ):
+            sock.recv(1024)
+
+
+@dataclass
+class SmtpServer:
+    host: str
+    port: int
+    handler: Handler
+
+
+@contextmanager
+def smtp_server(**smtp_kwargs: Any) -> Iterator[SmtpServer]:
+    """Run an SMTP server on 127.0.0.1 for the duration of the block."""
+    handler = Handler()
+    if smtp_kwargs.pop("authenticate", False):
+        smtp_kwargs["authenticator"] = handler.authenticate
+    ssl_context = smtp_kwargs.pop("ssl_context", None)
+    port = free_port()
+    controller = _Controller(
+        handler, hostname="127.0.0.1", port=port, ssl_context=ssl_context, **smtp_kwargs
+    )
+    controller.start()
+    try:
+        yield SmtpServer("127.0.0.1", port, handler)
+    finally:
+        controller.stop()

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from email import message_from_bytes
+from email.policy import default
+from pathlib import Path
+
+import pytest
+
+from newsletter.config import load_config
+from newsletter.errors import NewsletterError
+from newsletter.job import is_fully_sent, run_weekly, send_issue
+from newsletter.store import Store
+
+DATA = Path(__file__).resolve().parent / "data"
+SAMPLE = str(DATA / "samples" / "daily-papers-page.txt")
+HF = str(DATA / "samples" / "hf-daily-papers-api.json")
+NOW = datetime(2026, 11, 23, 8, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "test-secret-key-for-links")
+    (tmp_path / "config.yaml").write_text(
+        "base_url: https://papers.example.org\n"
+        "sender: {name: Weekly Papers, address: digest@papers.example.org}\n"
+        "delivery: {transport: outbox, outbox: out/}\n"
+    )
+    (tmp_path / "subscribers.yaml").write_text(
+        "- email: alice@example.org\n"
+        "- email: bob@example.com\n  topics: [LLM Reasoning]\n"
+        "- email: carol@example.org\n  format: text\n"
+        "- email: broken@\n"
+    )
+    return tmp_path
+
+
+def outbox(site: Path) -> list:
+    # the files as written (mailbox.Maildir would re-fold long headers on the way out)
+    return [
+        message_from_bytes(path.read_bytes(), policy=default)
+        for path in sorted((site / "out" / "new").glob("*"))
+    ]
+
+
+def test_run_delivers_once_and_a_rerun_sends_nothing(site: Path):
+    config = load_config(site / "config.yaml")
+    first = run_weekly(config, [SAMPLE], now=NOW)
+    assert first.issue.id == "2026-W48" and not first.reused
+    assert (first.report.sent, first.report.failed) == (3, 0)
+    assert first.subscriber_problems and "broken@" in first.subscriber_problems[0]
+    messages = outbox(site)
+    assert sorted(m["To"] for m in messages) == [
+        "alice@example.org",
+        "bob@example.com",
+        "carol@example.org",
+    ]
+    assert all(m["List-Unsubscribe"].startswith("<https://papers.example.org/") for m in messages)
+    bob = next(m for m in messages if m["To"] == "bob@example.com")
+    assert "LLM Reasoning" in bob.get_body(("plain",)).get_content()
+    assert "Diffusion & Image Generation" not in bob.get_body(("plain",)).get_content()
+
+    again = run_weekly(config, [SAMPLE], now=NOW)
+    assert again.reused and again.report.sent == 0 and again.report.already_sent == 3
+    assert len(outbox(site)) == 3
+    assert is_fully_sent(config, "2026-W48")
+    assert "3 sent before" in again.summary()
+
+
+def test_next_issue_leaves_out_papers_sent_before(site: Path):
+    config = load_config(site / "config.yaml")
+    first = run_weekly(config, [SAMPLE], now=NOW)
+    second = run_weekly(config, [SAMPLE, HF], issue_id="2026-W49", now=NOW)
+    first_ids = {p.id for p in first.issue.papers}
+    second_ids = {p.id for p in second.issue.papers}
+    assert not first_ids & second_ids
+    assert second.issue.paper_count == 30  # only the HF papers are new
+
+
+def test_dry_run_sends_and_archives_nothing(site: Path):
+    config = load_config(site / "config.yaml")
+    result = run_weekly(config, [SAMPLE], now=NOW, dry_run=True)
+    assert result.report is None and result.audience == 3
+    assert "dry run" in result.summary()
+    assert not (site / "out").exists() or not outbox(site)
+    with Store.from_config(config) as store:
+        assert store.get_issue("2026-W48") is None
+
+
+def test_send_resumes_an_archived_issue_and_refuses_an_unknown_one(site: Path):
+    config = load_config(site / "config.yaml")
+    run_weekly(config, [SAMPLE], now=NOW, subscribers=site / "none.yaml")
+    assert outbox(site) == [] if (site / "out").exists() else True
+    resumed = send_issue(config, "2026-W48")
+    assert resumed.report.sent == 3
+    with pytest.raises(NewsletterError, match="issue 2031-W01 is not in the archive"):
+        send_issue(config, "2031-W01")

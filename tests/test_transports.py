@@ -1,0 +1,312 @@
+from __future__ import annotations
+
+import email
+import logging
+import mailbox
+import ssl
+import time
+from email import policy
+from pathlib import Path
+
+import pytest
+
+from newsletter.config import Config, SmtpConfig, parse_config
+from newsletter.smtp import SmtpTransport, check_smtp
+from newsletter.transports import OutboxTransport, TransportError, make_transport
+from tests.smtp_server import smtp_server
+
+PASSWORD = "s3cret-Passw0rd-that-must-not-leak"
+SENDER = "digest@example.org"
+
+
+def message(rcpt: str, body: str = "Hello.\r\n") -> bytes:
+    return (
+        f"From: Digest <{SENDER}>\r\nTo: {rcpt}\r\nSubject: test\r\n"
+        f"Message-ID: <{rcpt}@example.org>\r\n\r\n{body}"
+    ).encode()
+
+
+def smtp(port: int, **kw: object) -> SmtpConfig:
+    values = {"host": "127.0.0.1", "port": port, "security": "none", "timeout": 5}
+    values.update(kw)
+    return SmtpConfig(**values)  # type: ignore[arg-type]
+
+
+def server_context(cert: tuple[Path, Path]) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*cert)
+    return context
+
+
+def client_context(cert: tuple[Path, Path]) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(cert[0]))
+
+
+def config_for(port: int, extra: str = "", base_dir: Path | None = None) -> Config:
+    text = (
+        "delivery:\n  transport: smtp\n"
+        f"  smtp: {{host: 127.0.0.1, port: {port}, security: starttls, username: ann, "
+        "timeout: 5}\n" + extra
+    )
+    return parse_config(text, "config.yaml", base_dir)
+
+
+# -- outbox ---------------------------------------------------------------------------------------
+
+
+def test_outbox_writes_parseable_messages_into_maildir_new(tmp_path: Path) -> None:
+    config = parse_config("delivery: {outbox: mail/out}\n", "config.yaml", tmp_path)
+    transport = make_transport(config)
+    assert isinstance(transport, OutboxTransport)
+    with transport:
+        for rcpt in ("a@example.com", "b@example.com"):
+            assert transport.send(SENDER, rcpt, message(rcpt, ".dot line\r\nü\r\n")).ok
+    new = sorted((tmp_path / "mail" / "out" / "new").iterdir())
+    assert len(new) == 2
+    box = mailbox.Maildir(tmp_path / "mail" / "out", create=False)
+    tos = set()
+    for key in box.iterkeys():
+        raw = box.get_bytes(key)
+        assert b"\r\n" not in raw  # a Maildir file has local line ends
+        parsed = email.message_from_bytes(raw, policy=policy.default)
+        assert parsed["Delivered-To"] == parsed["To"]
+        assert parsed["Return-Path"] == f"<{SENDER}>"
+        assert parsed.get_content().startswith(".dot line\n")
+        tos.add(parsed["To"])
+    assert tos == {"a@example.com", "b@example.com"}
+
+
+def test_outbox_that_cannot_be_created_says_which_folder(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(TransportError, match=r"outbox .*file.*delivery.outbox"):
+        OutboxTransport(blocker / "box").open()
+
+
+# -- SMTP: plain sending --------------------------------------------------------------------------
+
+
+def test_smtp_delivers_bytes_intact_over_reused_connections() -> None:
+    body = ".starts with a dot\r\n..two dots\r\nplain\r\n"
+    with smtp_server() as server:
+        transport = SmtpTransport(smtp(server.port, connections=2))
+        with transport:
+            results = [
+                transport.send(SENDER, f"r{i}@example.com", message(f"r{i}@example.com", body))
+                for i in range(12)
+            ]
+        assert all(r.ok for r in results), results
+        got = server.handler.received
+        assert len(got) == 12
+        assert {r.rcpt for r in got} == {f"r{i}@example.com" for i in range(12)}
+        for r in got:
+            assert r.mail_from == SENDER
+            assert r.data == message(r.rcpt, body)  # dot-stuffing undone by the server
+        # one thread sent them all: the first connection was reused for every message
+        assert server.handler.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("where", "reply", "status"),
+    [
+        ("rcpt", "450 4.2.1 Mailbox busy, try later", "retry"),
+        ("rcpt", "550 5.1.1 No such user", "bounce"),
+        ("rcpt", "554 5.7.1 Relay access denied", "retry"),  # about us, not the address
+        ("data", "451 4.3.0 Try again", "retry"),
+        ("data", "554 5.7.1 Message rejected as spam", "fail"),
+        ("data", "550 5.1.1 Unknown recipient", "bounce"),
+        ("mail", "553 5.7.1 Sender refused", "retry"),
+    ],
+)
+def test_smtp_replies_become_send_results(where: str, reply: str, status: str) -> None:
+    rcpt = "x@example.com"
+    with smtp_server() as server:
+        if where == "mail":
+            server.handler.faults.mail.append(reply)
+        else:
+            getattr(server.handler.faults, where)[rcpt] = [reply]
+        with SmtpTransport(smtp(server.port)) as transport:
+            result = transport.send(SENDER, rcpt, message(rcpt))
+            assert result.status == status
+            assert result.code == int(reply[:3])
+            assert reply.split(" ", 1)[1] in result.detail
+            # the connection is still usable for the next message
+            assert transport.send(SENDER, rcpt, message(rcpt)).ok
+        assert server.handler.counts() == {rcpt: 1}
+        assert server.handler.connections == 1
+
+
+def test_smtp_reconnects_after_the_server_drops_the_connection() -> None:
+    with smtp_server() as server:
+        server.handler.faults.drop_every = 3
+        with SmtpTransport(smtp(server.port)) as transport:
+            results = [
+                transport.send(SENDER, f"r{i}@example.com", message(f"r{i}@example.com"))
+                for i in range(7)
+            ]
+        statuses = [r.status for r in results]
+        # the 3rd and 6th DATA were cut off: the client cannot know, so it must retry them
+        assert statuses == ["sent", "sent", "retry", "sent", "sent", "retry", "sent"]
+        assert "connection lost" in results[2].detail
+        assert server.handler.connections == 3
+        assert set(server.handler.counts()) == {f"r{i}@example.com" for i in (0, 1, 3, 4, 6)}
+
+
+def test_smtp_connection_closed_while_idle_is_replaced_without_an_error() -> None:
+    with smtp_server() as server:
+        with SmtpTransport(smtp(server.port)) as transport:
+            assert transport.send(SENDER, "a@example.com", message("a@example.com")).ok
+            for conn in list(transport._idle):
+                conn.sock.close()  # what a server's idle timeout looks like to the client
+            assert transport.send(SENDER, "b@example.com", message("b@example.com")).ok
+        assert server.handler.counts() == {"a@example.com": 1, "b@example.com": 1}
+
+
+def test_smtp_slow_server_past_the_timeout_is_a_retry() -> None:
+    with smtp_server() as server:
+        server.handler.faults.delay = 1.5
+        with SmtpTransport(smtp(server.port, timeout=0.3)) as transport:
+            result = transport.send(SENDER, "a@example.com", message("a@example.com"))
+        assert result.status == "retry"
+        assert "timed out" in result.detail
+
+
+def test_smtp_rate_limit_spaces_messages_across_connections() -> None:
+    with smtp_server() as server:
+        transport = SmtpTransport(smtp(server.port, rate_limit=20, connections=2))
+        with transport:
+            started = time.monotonic()
+            for i in range(11):
+                assert transport.send(SENDER, f"r{i}@example.com", message("x")).ok
+            elapsed = time.monotonic() - started
+        # 11 messages at 20 per second: at least 10 intervals of 50 ms
+        assert elapsed >= 0.49
+
+
+def test_smtp_unreachable_server_fails_at_open_with_the_address() -> None:
+    port = 1  # nothing listens there
+    with pytest.raises(TransportError, match=r"smtp 127\.0\.0\.1:1: cannot connect"):
+        SmtpTransport(smtp(port)).open()
+
+
+# -- SMTP: TLS and AUTH ---------------------------------------------------------------------------
+
+
+def test_starttls_and_auth_deliver(tls_cert: tuple[Path, Path]) -> None:
+    with smtp_server(
+        tls_context=server_context(tls_cert),
+        require_starttls=True,
+        auth_required=True,
+        authenticate=True,
+    ) as server:
+        server.handler.auth = ("ann", PASSWORD)
+        settings = smtp(server.port, security="starttls", username="ann")
+        transport = SmtpTransport(
+            settings,
+            ssl_context=client_context(tls_cert),
+            environ={"NEWSLETTER_SMTP_PASSWORD": PASSWORD},
+        )
+        with transport:
+            assert transport.send(SENDER, "a@example.com", message("a@example.com")).ok
+        assert server.handler.counts() == {"a@example.com": 1}
+        assert server.handler.auth_attempts == ["ann"]
+
+
+def test_implicit_tls_uses_the_system_trust_store(
+    tls_cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with smtp_server(ssl_context=server_context(tls_cert)) as server:
+        settings = smtp(server.port, security="tls")
+        # untrusted: the self-signed certificate is refused
+        with pytest.raises(TransportError, match="TLS handshake failed.*certificate verify failed"):
+            SmtpTransport(settings).open()
+        # trusted through the standard OpenSSL variable, as an operator would do it
+        monkeypatch.setenv("SSL_CERT_FILE", str(tls_cert[0]))
+        with SmtpTransport(settings) as transport:
+            assert transport.send(SENDER, "a@example.com", message("a@example.com")).ok
+        assert server.handler.counts() == {"a@example.com": 1}
+
+
+def test_wrong_password_is_reported_without_the_password(
+    tls_cert: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with smtp_server(
+        tls_context=server_context(tls_cert), require_starttls=True, authenticate=True
+    ) as server:
+        server.handler.auth = ("ann", "the-right-one")
+        transport = SmtpTransport(
+            smtp(server.port, security="starttls", username="ann"),
+            ssl_context=client_context(tls_cert),
+            environ={"NEWSLETTER_SMTP_PASSWORD": PASSWORD},
+        )
+        with pytest.raises(TransportError) as info:
+            transport.open()
+        transport.close()
+    text = str(info.value)
+    assert "login as 'ann' refused (535" in text
+    assert "$NEWSLETTER_SMTP_PASSWORD" in text
+    assert PASSWORD not in text
+    assert PASSWORD not in repr(info.value.__cause__) + repr(info.value.__context__)
+    assert PASSWORD not in caplog.text
+    assert PASSWORD not in repr(transport)
+
+
+def test_missing_password_variable_names_it() -> None:
+    transport = SmtpTransport(smtp(2525, username="ann", password_env="MY_SMTP_PW"), environ={})
+    with pytest.raises(TransportError, match=r"\$MY_SMTP_PW is empty; export MY_SMTP_PW"):
+        transport.open()
+
+
+def test_auth_offered_only_after_tls_says_so(tls_cert: tuple[Path, Path]) -> None:
+    with smtp_server(tls_context=server_context(tls_cert), authenticate=True) as server:
+        transport = SmtpTransport(
+            smtp(server.port, security="none", username="ann"),
+            environ={"NEWSLETTER_SMTP_PASSWORD": PASSWORD},
+        )
+        with pytest.raises(TransportError, match="offers no AUTH before TLS; use security"):
+            transport.open()
+
+
+def test_starttls_required_but_not_offered() -> None:
+    with smtp_server() as server, pytest.raises(TransportError, match="offers no STARTTLS"):
+        SmtpTransport(smtp(server.port, security="starttls")).open()
+
+
+def test_check_smtp_reports_each_problem_in_one_line(
+    tls_cert: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_cert[0]))
+    with smtp_server(
+        tls_context=server_context(tls_cert), require_starttls=True, authenticate=True
+    ) as server:
+        server.handler.auth = ("ann", PASSWORD)
+        config = config_for(server.port, base_dir=tmp_path)
+        monkeypatch.setenv("NEWSLETTER_SMTP_PASSWORD", PASSWORD)
+        assert check_smtp(config) == []
+        monkeypatch.setenv("NEWSLETTER_SMTP_PASSWORD", "wrong")
+        problems = check_smtp(config)
+        assert len(problems) == 1 and "\n" not in problems[0]
+        assert problems[0].startswith(f"smtp 127.0.0.1:{server.port}: login as 'ann' refused")
+        monkeypatch.delenv("NEWSLETTER_SMTP_PASSWORD")
+        assert check_smtp(config) == [
+            f"smtp 127.0.0.1:{server.port}: delivery.smtp.username is set but "
+            "$NEWSLETTER_SMTP_PASSWORD is empty; export NEWSLETTER_SMTP_PASSWORD with the SMTP "
+            "password"
+        ]
+    monkeypatch.setenv("NEWSLETTER_SMTP_PASSWORD", PASSWORD)
+    problems = check_smtp(config_for(1))
+    assert len(problems) == 1 and problems[0].startswith("smtp 127.0.0.1:1: cannot connect")
+
+
+def test_delivery_config_rejects_unknown_keys_and_values() -> None:
+    from newsletter.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            "delivery:\n  transport: pigeon\n  smtp: {security: ssl, conections: 2}\n", "c.yaml"
+        )
+    text = str(info.value)
+    assert "delivery.transport: input should be 'outbox' or 'smtp'" in text
+    assert "delivery.smtp.security: input should be 'none', 'starttls' or 'tls'" in text
+    assert "delivery.smtp.conections: unknown key (did you mean 'connections'?)" in text
