@@ -190,3 +190,62 @@ def test_interval_schedule_has_nothing_to_catch_up():
     times = fire_times(make_trigger(c), now, 2)
     assert times[1] - times[0] == timedelta(seconds=5)
     assert decide_catch_up(c, make_trigger(c), now, lambda _id: False).action == "none"
+
+
+def test_schedule_process_delivers_over_smtp_and_stops_cleanly_on_sigterm(tmp_path: Path):
+    import os
+    import signal
+    import time
+
+    from tests.smtp_server import smtp_server
+
+    sample = Path(__file__).resolve().parent / "data" / "samples" / "daily-papers-page.txt"
+    repo = Path(__file__).resolve().parent.parent
+    with smtp_server() as server:
+        (tmp_path / "config.yaml").write_text(
+            f"sources: [{{file: {sample}}}]\n"
+            "window_days: 366\n"  # the sample's papers are from April: keep them in the window
+            "schedule: {every_seconds: 2}\n"
+            "sender: {address: digest@papers.example.org}\n"
+            "delivery: {transport: smtp, smtp: "
+            f"{{host: 127.0.0.1, port: {server.port}, security: none, connections: 1}}}}\n"
+        )
+        (tmp_path / "subscribers.yaml").write_text(
+            "- email: ada@example.org\n- email: grace@example.org\n"
+        )
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(repo),
+            "NEWSLETTER_SECRET_KEY": "a-long-enough-secret-for-tests",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "newsletter", "schedule", "--config", "config.yaml"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(server.handler.received) < 2:
+                assert proc.poll() is None, proc.communicate()[1]
+                time.sleep(0.1)
+            assert sorted(server.handler.counts().items()) == [
+                ("ada@example.org", 1),
+                ("grace@example.org", 1),
+            ]
+            time.sleep(2.5)  # at least one more fire: the ledger sends nothing twice
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, err
+        assert sorted(server.handler.counts().values()) == [1, 1]
+    assert "scheduler started; next run: " in err
+    assert "2 sent, 0 failed" in err  # the first run's counts
+    assert "0 sent, 0 failed, 0 suppressed, 0 skipped" in err  # a later fire found nothing to do
+    assert "SIGTERM: finishing the message in flight, then stopping" in err
+    assert err.rstrip().endswith("scheduler stopped")
+    assert "Traceback" not in err
