@@ -110,9 +110,14 @@ def add(config: Config, email: str, *, name: str | None, topics: str | None, fmt
 
 def remove(config: Config, email: str) -> str:
     """Suppress an address: it gets nothing more, whichever list names it."""
+    from newsletter.errors import NewsletterError
     from newsletter.store import Store
+    from newsletter.subscribers import normalize_email
 
-    address = email.strip().lower()
+    try:
+        address = normalize_email(email)
+    except ValueError as e:
+        raise NewsletterError(f"'{email}' is not a valid address: {e}") from e
     with Store.from_config(config) as store:
         store.suppress(address, "removed", "newsletter subscribers remove")
     return f"subscribers: {address} removed (suppressed)"

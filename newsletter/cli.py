@@ -7,6 +7,7 @@ commands start fast.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,13 @@ def _subscribers_option(f: Any) -> Any:
         type=click.Path(dir_okay=False),
         help="Use this subscribers file instead of the config's `subscribers:`.",
     )(f)
+
+
+def _issue_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An issue id goes into URLs and file names: letters, digits, '.', '_' and '-' only."""
+    if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", value):
+        raise click.BadParameter(f"'{value}' is not an issue id; use a week like 2026-W48")
+    return value
 
 
 def _load_config(path: str | None) -> Any:
@@ -176,7 +184,11 @@ def check(config_path: str | None, smtp: bool) -> None:
 @_config_option
 @_papers_option
 @_subscribers_option
-@click.option("--issue-id", help="Use this issue id instead of this week's (like 2026-W48).")
+@click.option(
+    "--issue-id",
+    callback=_issue_id,
+    help="Use this issue id instead of this week's (like 2026-W48).",
+)
 @click.option(
     "--dry-run", is_flag=True, help="Build the issue and count the audience; send nothing."
 )
@@ -344,7 +356,12 @@ def subscribers_import(path: str, config_path: str | None) -> None:
 
 @cli.command()
 @_config_option
-@click.option("--next", "next_count", type=int, help="Print the next N fire times and exit.")
+@click.option(
+    "--next",
+    "next_count",
+    type=click.IntRange(min=1),
+    help="Print the next N fire times and exit.",
+)
 def schedule(config_path: str | None, next_count: int | None) -> None:
     """Run the weekly job on its schedule until stopped (SIGINT/SIGTERM stop it cleanly)."""
     from newsletter import schedule as sched
@@ -379,7 +396,7 @@ def serve(config_path: str | None, host: str, port: int, dev: bool) -> None:
 @click.option(
     "--out", "out_dir", type=click.Path(file_okay=False), default="preview", show_default=True
 )
-@click.option("--issue-id", help="Use this issue id instead of this week's.")
+@click.option("--issue-id", callback=_issue_id, help="Use this issue id instead of this week's.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the preview in a browser.")
 @click.option("--serve", is_flag=True, help="Serve the preview on localhost; rebuild on changes.")
 @click.option("--port", default=8025, show_default=True, help="Port for --serve.")

@@ -281,6 +281,13 @@ class Config(_Strict):
             raise ValueError(f"unknown key {{{unknown[0]}}}; use {', '.join(sorted(allowed))}")
         return value
 
+    @field_validator("list_id", "unsubscribe_mailto")
+    @classmethod
+    def _header_safe(cls, value: str | None) -> str | None:
+        if value is not None and re.search(r"[\x00-\x1f\x7f]", value):
+            raise ValueError("must be one line without control characters (it goes in a header)")
+        return value
+
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str) -> str:

@@ -1,5 +1,5 @@
-"""The orchestrator: sources → papers → issue → render → deliver. Preview, `run`, `send` and the
-scheduler all come through here, so they cannot drift apart."""
+"""The orchestrator: sources → papers → issue → deliver. `run`, `send`, the scheduler and the
+preview all plan the issue through `plan_issue`, so what a preview shows is what a run sends."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from newsletter.errors import NewsletterError
 if TYPE_CHECKING:
     from newsletter.config import Config
     from newsletter.delivery import DeliveryReport
-    from newsletter.models import Issue, Paper, RenderedEmail
+    from newsletter.models import Issue, Paper
     from newsletter.store import Store
 
 log = logging.getLogger(__name__)
@@ -33,24 +33,6 @@ def gather_papers(config: Config, papers: Sequence[str] | None) -> list[Paper]:
     return load_papers(config.source_specs, window_days=config.window_days)
 
 
-def build_current_issue(
-    config: Config,
-    papers: Sequence[str] | None = None,
-    *,
-    issue_id: str | None = None,
-    now: datetime | None = None,
-) -> tuple[Issue, RenderedEmail]:
-    """Build and render this week's issue (everything given with `--papers` goes in)."""
-    from newsletter.issue import build_issue
-    from newsletter.render import render_issue
-
-    found = gather_papers(config, papers)
-    issue = build_issue(found, config, now=now, issue_id=issue_id, use_window=not papers)
-    rendered = render_issue(issue, config)
-    log.info("issue %s: %d papers, %d sections", issue.id, issue.paper_count, len(issue.sections))
-    return issue, rendered
-
-
 @dataclass(frozen=True)
 class RunResult:
     issue: Issue
@@ -59,6 +41,7 @@ class RunResult:
     report: DeliveryReport | None  # None for a dry run
     subscriber_problems: tuple[str, ...] = ()
     outbox: Path | None = None  # where the messages went, for the outbox transport
+    empty: bool = False  # the issue had no papers, so nothing was sent
 
     @property
     def ok(self) -> bool:
@@ -70,9 +53,55 @@ class RunResult:
         head = (
             f"issue {self.issue.id}: {self.issue.paper_count} papers, {self.audience} subscribers"
         )
+        if self.empty:
+            return f"{head}; no papers, nothing sent"
         if self.report is None:
             return f"{head}; dry run, nothing sent"
         return f"{head}; {self.report.summary()}"
+
+
+def plan_issue(
+    config: Config,
+    store: Store | None,
+    load: Callable[[], list[Paper]],
+    *,
+    issue_id: str | None = None,
+    now: datetime | None = None,
+    use_window: bool = True,
+) -> tuple[Issue, bool]:
+    """The issue a send would carry now: this week's from the archive, or a new one built from
+    `load()` without the papers earlier issues carried. Changes nothing."""
+    from newsletter.issue import build_issue, default_now, issue_id_for
+
+    moment = now or default_now()
+    wanted = issue_id or issue_id_for(moment, config.timezone)
+    archived = store.get_issue(wanted) if store is not None else None
+    if archived is not None:
+        return archived.issue, True
+    found = load()
+    sent_before = store.sent_paper_ids(exclude_issue=wanted) if store is not None else set()
+    issue = build_issue(
+        found,
+        config,
+        now=moment,
+        issue_id=wanted,
+        use_window=use_window,
+        exclude_ids=frozenset(sent_before),
+    )
+    left_out = sum(1 for p in found if p.id in sent_before)
+    if left_out:
+        log.info("%d papers were in earlier issues and are left out", left_out)
+    return issue, False
+
+
+def existing_store(config: Config) -> Store | None:
+    """The state store if it exists yet (a preview must not create one)."""
+    from newsletter.store import Store
+
+    state = str(config.state)
+    if "://" not in state and not config.resolve(state).exists():
+        return None
+    return Store.from_config(config)
 
 
 def prepare_issue(
@@ -84,32 +113,22 @@ def prepare_issue(
     now: datetime | None = None,
     save: bool = True,
 ) -> tuple[Issue, bool]:
-    """Reuse this week's issue from the archive, or build it without the papers sent before."""
-    from newsletter.issue import build_issue, default_now, issue_id_for
-
-    moment = now or default_now()
-    wanted = issue_id or issue_id_for(moment, config.timezone)
-    archived = store.get_issue(wanted)
-    if archived is not None:
-        log.info("issue %s is in the archive: resuming it", wanted)
-        return archived.issue, True
-    found = gather_papers(config, papers)
-    sent_before = store.sent_paper_ids(exclude_issue=wanted)
-    issue = build_issue(
-        found,
+    """Reuse this week's issue from the archive, or build, archive and record a new one."""
+    issue, reused = plan_issue(
         config,
-        now=moment,
-        issue_id=wanted,
+        store,
+        lambda: gather_papers(config, papers),
+        issue_id=issue_id,
+        now=now,
         use_window=not papers,
-        exclude_ids=frozenset(sent_before),
     )
-    left_out = sum(1 for p in found if p.id in sent_before)
-    if left_out:
-        log.info("%d papers were in earlier issues and are left out", left_out)
-    if save:
+    if reused:
+        ignored = " (--papers ignored: give --issue-id for a new issue)" if papers else ""
+        log.warning("issue %s is in the archive: resuming it%s", issue.id, ignored)
+    elif save and issue.paper_count:
         store.save_issue(issue)
         store.record_sent_papers(issue.id, (p.id for p in issue.papers))
-    return issue, False
+    return issue, reused
 
 
 def run_weekly(
@@ -124,12 +143,17 @@ def run_weekly(
     stop: threading.Event | None = None,
 ) -> RunResult:
     """Build (or resume) this week's issue and deliver it to everyone not yet sent it."""
+    from newsletter.locks import send_lock
     from newsletter.store import Store
 
-    with Store.from_config(config) as store:
+    _check_subscribers_file(subscribers)
+    with send_lock(config), Store.from_config(config) as store:
         issue, reused = prepare_issue(
             config, store, papers, issue_id=issue_id, now=now, save=not dry_run
         )
+        if issue.paper_count == 0 and not config.send_empty:
+            log.warning("issue %s has no papers: nothing to send (send_empty is off)", issue.id)
+            return RunResult(issue, reused, 0, None, empty=True)
         return _deliver(config, store, issue, reused, subscribers, dry_run, progress, stop)
 
 
@@ -142,9 +166,11 @@ def send_issue(
     stop: threading.Event | None = None,
 ) -> RunResult:
     """Resume the delivery of an archived issue."""
+    from newsletter.locks import send_lock
     from newsletter.store import Store
 
-    with Store.from_config(config) as store:
+    _check_subscribers_file(subscribers)
+    with send_lock(config), Store.from_config(config) as store:
         archived = store.get_issue(issue_id)
         if archived is None:
             known = ", ".join(s.id for s in store.list_issues()[:5]) or "none yet"
@@ -153,6 +179,12 @@ def send_issue(
                 "build it with `newsletter run`"
             )
         return _deliver(config, store, archived.issue, True, subscribers, False, progress, stop)
+
+
+def _check_subscribers_file(subscribers: str | Path | None) -> None:
+    # before anything is archived: a typo in --subscribers must not send the issue to nobody
+    if subscribers is not None and not Path(subscribers).is_file():
+        raise NewsletterError(f"{subscribers}: no such subscribers file; check --subscribers")
 
 
 def _deliver(
@@ -169,11 +201,13 @@ def _deliver(
     from newsletter.subscribers import audience, load_subscribers
     from newsletter.transports import make_transport
 
-    path = config.resolve(subscribers or config.subscribers)
+    path = Path(subscribers) if subscribers is not None else config.resolve(config.subscribers)
     listed = load_subscribers(path, [t.name for t in config.topics])
     for problem in listed.problems:
         log.warning("%s (skipped)", problem)
     people = audience(listed.subscribers, store)
+    if not people:
+        log.warning("nobody to send to: %s lists no one and no one subscribed on the web", path)
     outbox = (
         config.resolve(config.delivery.outbox) if config.delivery.transport == "outbox" else None
     )

@@ -80,9 +80,7 @@ def write_preview(
     """Render the current issue into `out_dir`: email.html, email.txt and index.html."""
     use_window = papers is None
     if papers is None:
-        from newsletter.sources import load_papers
-
-        papers = load_papers(config.source_specs, now=now)
+        papers = gather(config, None)
     return build_preview(config, papers, out_dir, use_window=use_window, now=now, issue_id=issue_id)
 
 
@@ -117,11 +115,19 @@ def build_preview(
     now: datetime | None = None,
     issue_id: str | None = None,
 ) -> PreviewResult:
-    """Build and render the issue from `papers`, then write the three preview files."""
-    from newsletter.issue import build_issue
+    """Plan the issue as `run` would (this week's archived issue, or `papers` less those sent
+    before), render it, then write the three preview files."""
+    from newsletter.job import existing_store, plan_issue
     from newsletter.render import render_issue
 
-    issue = build_issue(papers, config, now=now, issue_id=issue_id, use_window=use_window)
+    store = existing_store(config)
+    try:
+        issue, _ = plan_issue(
+            config, store, lambda: papers, issue_id=issue_id, now=now, use_window=use_window
+        )
+    finally:
+        if store is not None:
+            store.close()
     rendered = render_issue(issue, config)
     return write_files(config, issue, rendered, out_dir, now=now)
 

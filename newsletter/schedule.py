@@ -7,21 +7,17 @@ run when the machine was asleep or restarting. We set a grace of hours, `coalesc
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import logging
-import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
 from newsletter.errors import NewsletterError
+from newsletter.locks import lock_path, scheduler_lock
 
 if TYPE_CHECKING:
     from apscheduler.triggers.base import BaseTrigger
@@ -129,7 +125,8 @@ def decide_catch_up(
     if fired is None:
         return CatchUp("none", None, None, "no earlier fire time")
     tz = schedule_timezone(config)
-    issue_id = issue_id_for(fired, tz.key)
+    # the id `newsletter run` gives an issue sent at that moment (in the config's timezone)
+    issue_id = issue_id_for(fired, config.timezone)
     if is_fully_sent(issue_id):
         return CatchUp("none", fired, issue_id, f"issue {issue_id} was already sent")
     late = now - fired
@@ -148,35 +145,6 @@ def decide_catch_up(
 
 def _hours(delta: timedelta) -> str:
     return f"{delta.total_seconds() / 3600:.1f} h"
-
-
-def lock_path(config: Config) -> Path:
-    """A lock file beside the SQLite state (or named after the database URL)."""
-    state = str(getattr(config, "state", "newsletter.db"))
-    if "://" not in state:
-        return Path(f"{config.resolve(state)}.schedule.lock")
-    digest = hashlib.sha1(state.encode()).hexdigest()[:12]
-    return config.base_dir / f".newsletter-{digest}.schedule.lock"
-
-
-@contextmanager
-def scheduler_lock(path: Path) -> Iterator[None]:
-    """Hold an OS-level lock for the life of the scheduler; a crash releases it with the process."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
-            raise NewsletterError(
-                f"another `newsletter schedule` (pid {holder}) already drives this state "
-                f"(lock {path}); stop it first, or use another `state:`"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
 
 
 def run_scheduler(
@@ -203,7 +171,7 @@ def run_scheduler(
                 return
             log.info("run: %s", job(stop))
 
-    with scheduler_lock(lock_path(config)):
+    with scheduler_lock(lock_path(config, "schedule")):
         scheduler = BlockingScheduler(
             timezone=tz,
             job_defaults={"misfire_grace_time": grace, "coalesce": True, "max_instances": 1},

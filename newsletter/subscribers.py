@@ -69,14 +69,21 @@ class ImportResult:
 
 def _validate(raw: str) -> ValidatedEmail:
     try:
-        return validate_email(raw, check_deliverability=False)
+        # allow_smtputf8=False: a non-ASCII local part needs SMTPUTF8 end to end, which the
+        # delivery does not speak; refusing it here beats a failure at every send
+        return validate_email(raw, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as e:
         raise ValueError(str(e)) from e
 
 
+def _ascii(valid: ValidatedEmail) -> str:
+    # the ASCII (IDNA) form: what SMTP servers accept in RCPT TO, and one identity per address
+    return (valid.ascii_email or valid.normalized).lower()
+
+
 def normalize_email(raw: str) -> str:
     """Return the address validated and normalised, or raise `ValueError` saying why."""
-    return _validate(raw.strip()).normalized.lower()
+    return _ascii(_validate(raw.strip()))
 
 
 class AddressCache:
@@ -100,11 +107,11 @@ class AddressCache:
         if known is not None and len(local) <= 64 and _DOT_ATOM.match(local):
             forms = (raw, f"{local}@{known[0]}", f"{local}@{known[1]}")
             if all(len(form.encode()) <= _MAX_ADDRESS for form in forms):
-                return f"{local}@{known[0]}".lower()
+                return f"{local}@{known[1]}".lower()
         valid = _validate(raw)
         if _DOT_ATOM.match(local) and valid.ascii_domain:
             self.domains[domain] = (valid.domain, valid.ascii_domain)
-        return valid.normalized.lower()
+        return _ascii(valid)
 
 
 @contextmanager

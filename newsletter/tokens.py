@@ -28,7 +28,7 @@ Purpose = Literal["unsubscribe", "preferences", "confirm"]
 MAX_AGE: dict[str, int | None] = {
     "unsubscribe": None,
     "preferences": None,
-    "confirm": 7 * 24 * 3600,
+    "confirm": 48 * 3600,  # the default of `web.confirm_max_age_hours`
 }
 _MIN_KEY_CHARS = 16
 

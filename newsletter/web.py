@@ -158,4 +158,7 @@ def serve(config: Config, host: str = "127.0.0.1", port: int = 8000, dev: bool =
     log.info("serving %s on http://%s:%d", config.title, host, port)
     # proxy_headers: behind a reverse proxy on this machine the client IP (for the per-IP
     # limit) comes from X-Forwarded-For; uvicorn trusts it only from FORWARDED_ALLOW_IPS
-    uvicorn.run(app, host=host, port=port, proxy_headers=True, server_header=False)
+    # no access log: its lines would carry the unsubscribe and preference tokens of every link
+    uvicorn.run(
+        app, host=host, port=port, proxy_headers=True, server_header=False, access_log=False
+    )

@@ -89,9 +89,59 @@ def test_dry_run_sends_and_archives_nothing(site: Path):
 
 def test_send_resumes_an_archived_issue_and_refuses_an_unknown_one(site: Path):
     config = load_config(site / "config.yaml")
-    run_weekly(config, [SAMPLE], now=NOW, subscribers=site / "none.yaml")
+    (site / "nobody.yaml").write_text("[]\n")
+    run_weekly(config, [SAMPLE], now=NOW, subscribers=site / "nobody.yaml")
     assert outbox(site) == [] if (site / "out").exists() else True
     resumed = send_issue(config, "2026-W48")
     assert resumed.report.sent == 3
     with pytest.raises(NewsletterError, match="issue 2031-W01 is not in the archive"):
         send_issue(config, "2031-W01")
+
+
+def test_a_missing_subscribers_file_given_explicitly_is_an_error(site: Path):
+    config = load_config(site / "config.yaml")
+    with pytest.raises(NewsletterError, match=r"typo\.yaml: no such subscribers file"):
+        run_weekly(config, [SAMPLE], now=NOW, subscribers=site / "typo.yaml")
+    with Store.from_config(config) as store:
+        assert store.get_issue("2026-W48") is None  # nothing archived on the way
+
+
+def test_an_issue_without_papers_sends_nothing_and_is_not_archived(site: Path):
+    config = load_config(site / "config.yaml")
+    run_weekly(config, [SAMPLE], now=NOW)
+    # a week later, the same papers again: all were sent, so the new issue is empty
+    later = run_weekly(config, [SAMPLE], issue_id="2026-W49", now=NOW)
+    assert later.empty and later.report is None and later.ok
+    assert later.summary().endswith("no papers, nothing sent")
+    assert len(outbox(site)) == 3
+    with Store.from_config(config) as store:
+        assert store.get_issue("2026-W49") is None
+
+
+def test_a_second_send_on_the_same_state_refuses_while_one_runs(site: Path):
+    from newsletter.locks import send_lock
+
+    config = load_config(site / "config.yaml")
+    with send_lock(config), pytest.raises(NewsletterError, match="another send .* is working"):
+        run_weekly(config, [SAMPLE], now=NOW)
+    assert not (site / "out").exists() or outbox(site) == []
+
+
+def test_preview_shows_what_the_run_would_send(site: Path):
+    from newsletter.preview import write_preview
+
+    config = load_config(site / "config.yaml")
+    before = write_preview(config, read(SAMPLE), site / "p1", now=NOW, issue_id="2026-W49")
+    assert before.paper_count == 83
+    assert not (site / "newsletter.db").exists()  # a preview creates no state
+    run_weekly(config, [SAMPLE], now=NOW)
+    after = write_preview(config, read(SAMPLE), site / "p2", now=NOW, issue_id="2026-W49")
+    assert after.paper_count == 0  # every paper went out in 2026-W48
+    archived = write_preview(config, read(HF), site / "p3", now=NOW)  # this week: the archive
+    assert archived.issue_id == "2026-W48" and archived.paper_count == 83
+
+
+def read(source: str):
+    from newsletter.sources import read_source
+
+    return read_source(source)

@@ -11,12 +11,12 @@ import pytest
 
 from newsletter.config import parse_config
 from newsletter.errors import ConfigError, NewsletterError
+from newsletter.locks import scheduler_lock
 from newsletter.schedule import (
     decide_catch_up,
     fire_times,
     last_fire_time,
     make_trigger,
-    scheduler_lock,
 )
 
 TOPICS = "topics: [{name: A, keywords: [x]}]\n"
@@ -143,7 +143,7 @@ def test_second_scheduler_on_the_same_state_refuses(tmp_path: Path):
         code = textwrap.dedent(
             f"""
             from pathlib import Path
-            from newsletter.schedule import scheduler_lock
+            from newsletter.locks import scheduler_lock
             with scheduler_lock(Path({str(lock)!r})):
                 pass
             """
@@ -172,7 +172,7 @@ def test_a_crashed_scheduler_releases_the_lock(tmp_path: Path):
     code = f"""
 import os
 from pathlib import Path
-from newsletter.schedule import scheduler_lock
+from newsletter.locks import scheduler_lock
 with scheduler_lock(Path({str(lock)!r})):
     os.kill(os.getpid(), 9)
 """

@@ -198,7 +198,7 @@ def test_a_failing_source_is_logged_and_the_others_still_count(
     with _router([]) as client, caplog.at_level(logging.ERROR):
         papers = load_papers(specs, client=client, now=NOW)
     assert len(papers) == 30
-    assert f"source {tmp_path / 'gone.json'} failed: " in caplog.text
+    assert f"source {tmp_path / 'gone.json'} failed (the others still count): " in caplog.text
 
 
 def test_when_every_source_fails_the_error_is_raised(tmp_path: Path) -> None:

@@ -252,7 +252,9 @@ def test_sign_up_confirm_receive_and_unsubscribe(setup: Setup, server: str, brow
     _shot(page, "web-issue-phone.png")
 
     # 4. the next issue skips the address, and only that one
-    setup.cli("run", "--papers", "sample", "--issue-id", "2099-W01")
+    # next week's issue, with new papers (those of the first issue are never sent again)
+    hf_api = str(ROOT / "tests" / "data" / "samples" / "hf-daily-papers-api.json")
+    setup.cli("run", "--papers", hf_api, "--issue-id", "2099-W01")
     assert len(setup.digests_to(CONTROL)) == 2
     assert len(setup.digests_to(ADA)) == 1
     listed = json.loads(setup.cli("subscribers", "list", "--format", "json").stdout)

@@ -196,17 +196,18 @@ def load_papers(
     every source fails is the (first) error raised.
     """
     papers: list[Paper] = []
-    errors: list[SourceError] = []
+    errors: list[tuple[Any, SourceError]] = []
     for spec in specs:
         try:
             found = _load_spec(spec, client, now, window_days)
         except SourceError as e:
-            log.error("source %s failed: %s", _label(spec), e)
-            errors.append(e)
+            errors.append((spec, e))
             continue
         papers.extend(found)
     if errors and len(errors) == len(specs):
-        raise errors[0]
+        raise errors[0][1]  # the caller prints it; logging it too would say it twice
+    for spec, e in errors:
+        log.error("source %s failed (the others still count): %s", _label(spec), e)
     unique = dedupe(papers)
     log.info(
         "%d papers from %d source(s) (%d duplicates merged, %d source(s) failed)",
