@@ -121,3 +121,125 @@ def test_topics_explain_unknown_paper_is_an_error():
 def test_python_dash_m_works(args: list[str]):
     result = run(*args)
     assert result.returncode == 0 and "newsletter" in result.stdout.lower()
+
+
+# -- the audience and the archive, as a user drives them ------------------------------------------
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    (tmp_path / "config.yaml").write_text(
+        "base_url: https://papers.example.org\ndelivery: {transport: outbox, outbox: out/}\n"
+    )
+    (tmp_path / "subscribers.yaml").write_text(
+        "- email: alice@example.org\n- email: bob@example.com\n  topics: [LLM Reasoning]\n"
+    )
+    return tmp_path
+
+
+def cli_in(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NEWSLETTER_SECRET_KEY": "x" * 32}
+    env.pop("NEWSLETTER_CONFIG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter", *args],
+        capture_output=True,
+        text=True,
+        cwd=site,
+        env=env,
+        timeout=120,
+    )
+
+
+def listed(site: Path) -> dict[str, dict]:
+    result = cli_in(site, "subscribers", "list", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return {row["email"]: row for row in json.loads(result.stdout)}
+
+
+def test_subscribers_add_remove_and_list(site: Path):
+    hand_written = (site / "subscribers.yaml").read_text()
+    assert set(listed(site)) == {"alice@example.org", "bob@example.com"}
+    added = cli_in(site, "subscribers", "add", "Carol@Example.org", "--topics", "llm reasoning")
+    assert added.returncode == 0, added.stderr
+    assert added.stderr.strip().endswith("carol@example.org added")
+    carol = listed(site)["carol@example.org"]
+    assert (carol["source"], carol["status"], carol["topics"]) == (
+        "cli",
+        "confirmed",
+        ["LLM Reasoning"],
+    )
+
+    removed = cli_in(site, "subscribers", "remove", "ALICE@example.org")
+    assert removed.returncode == 0 and "alice@example.org removed" in removed.stderr
+    rows = listed(site)
+    assert rows["alice@example.org"]["suppressed"] == "removed"
+    assert rows["alice@example.org"]["receives"] is False
+    assert rows["bob@example.com"]["receives"] is True
+    assert (site / "subscribers.yaml").read_text() == hand_written  # never rewritten
+
+    table = cli_in(site, "subscribers", "list")
+    assert table.stderr.strip().splitlines()[-1] == (
+        "subscribers: 2 receive the next issue; 0 pending, 1 suppressed (1 cli, 2 file)"
+    )
+
+
+def test_subscribers_add_and_remove_refuse_bad_input(site: Path):
+    bad = cli_in(site, "subscribers", "remove", "not an email")
+    assert bad.returncode == 1 and bad.stderr.startswith("error: 'not an email' is not a valid")
+    unknown = cli_in(site, "subscribers", "add", "d@example.org", "--topics", "LLM Reasonin")
+    assert unknown.returncode == 1
+    assert "unknown topic 'LLM Reasonin' (did you mean 'LLM Reasoning'?)" in unknown.stderr
+    assert "d@example.org" not in listed(site)
+
+
+def test_subscribers_import_reports_bad_rows_and_adds_the_rest(site: Path):
+    (site / "list.csv").write_text(
+        "email,name,topics,format\nann@example.org,Ann,,html\nnope@,,,\nben@example.org,,,text\n"
+    )
+    result = cli_in(site, "subscribers", "import", "list.csv")
+    assert result.returncode == 1  # one row was skipped
+    assert "list.csv: line 3: 'nope@' is not a valid address" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "import: 2 added, 0 already there, 1 skipped"
+    rows = listed(site)
+    assert rows["ben@example.org"]["format"] == "text" and rows["ann@example.org"]["receives"]
+
+
+def test_run_send_and_issues(site: Path):
+    sample = str(DATA / "samples" / "daily-papers-page.txt")
+    first = cli_in(site, "run", "--papers", sample, "--issue-id", "2026-W48")
+    assert first.returncode == 0, first.stderr
+    assert "messages are in the outbox Maildir: " in first.stderr
+    assert (
+        first.stderr.strip()
+        .splitlines()[-1]
+        .startswith("run: issue 2026-W48: 83 papers, 2 subscribers; 2 sent, 0 failed")
+    )
+    assert len(list((site / "out" / "new").iterdir())) == 2
+
+    cli_in(site, "subscribers", "add", "late@example.org")
+    resumed = cli_in(site, "send", "2026-W48")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "1 sent, 0 failed, 0 suppressed, 0 skipped, 2 sent before" in resumed.stderr
+    assert len(list((site / "out" / "new").iterdir())) == 3
+
+    issues = cli_in(site, "issues", "--format", "json")
+    [row] = json.loads(issues.stdout)
+    assert (row["id"], row["papers"], row["ledger"]["sent"]) == ("2026-W48", 83, 3)
+    assert issues.stderr.strip() == "1 issue(s) in the archive"
+
+    missing = cli_in(site, "send", "2030-W01")
+    assert missing.returncode == 1 and "issue 2030-W01 is not in the archive" in missing.stderr
+    bad_id = cli_in(site, "run", "--issue-id", "../x")
+    assert bad_id.returncode == 2 and "'../x' is not an issue id" in bad_id.stderr
+
+
+def test_schedule_next_prints_fire_times_in_the_timezone(site: Path):
+    (site / "config.yaml").write_text(
+        "timezone: Europe/Berlin\nschedule: {cron: '30 7 * * tue,fri'}\n"
+    )
+    result = cli_in(site, "schedule", "--next", "3")
+    assert result.returncode == 0, result.stderr
+    times = result.stdout.split()
+    assert len(times) == 3 and all(t.endswith(("+01:00", "+02:00")) for t in times)
+    assert all("T07:30:00" in t for t in times)
+    assert cli_in(site, "schedule", "--next", "0").returncode == 2

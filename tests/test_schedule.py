@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -192,56 +195,69 @@ def test_interval_schedule_has_nothing_to_catch_up():
     assert decide_catch_up(c, make_trigger(c), now, lambda _id: False).action == "none"
 
 
-def test_schedule_process_delivers_over_smtp_and_stops_cleanly_on_sigterm(tmp_path: Path):
-    import os
-    import signal
-    import time
+SAMPLE = Path(__file__).resolve().parent / "data" / "samples" / "daily-papers-page.txt"
+REPO = Path(__file__).resolve().parent.parent
 
+
+def scheduler_site(tmp_path: Path, port: int, people: int) -> Path:
+    (tmp_path / "config.yaml").write_text(
+        f"sources: [{{file: {SAMPLE}}}]\n"
+        "window_days: 366\n"  # the sample's papers are from April: keep them in the window
+        "schedule: {every_seconds: 2}\n"
+        "sender: {address: digest@papers.example.org}\n"
+        "delivery: {transport: smtp, smtp: "
+        f"{{host: 127.0.0.1, port: {port}, security: none, connections: 1}}}}\n"
+    )
+    (tmp_path / "subscribers.yaml").write_text(
+        "".join(f"- email: reader{i:02d}@example.org\n" for i in range(people))
+    )
+    return tmp_path
+
+
+def start_scheduler(site: Path) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "NEWSLETTER_SECRET_KEY": "a-long-enough-secret-for-tests",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "schedule", "--config", "config.yaml"],
+        cwd=site,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_until(check, proc: subprocess.Popen[str], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    return err
+
+
+def test_schedule_process_delivers_over_smtp_and_stops_cleanly_on_sigterm(tmp_path: Path):
     from tests.smtp_server import smtp_server
 
-    sample = Path(__file__).resolve().parent / "data" / "samples" / "daily-papers-page.txt"
-    repo = Path(__file__).resolve().parent.parent
     with smtp_server() as server:
-        (tmp_path / "config.yaml").write_text(
-            f"sources: [{{file: {sample}}}]\n"
-            "window_days: 366\n"  # the sample's papers are from April: keep them in the window
-            "schedule: {every_seconds: 2}\n"
-            "sender: {address: digest@papers.example.org}\n"
-            "delivery: {transport: smtp, smtp: "
-            f"{{host: 127.0.0.1, port: {server.port}, security: none, connections: 1}}}}\n"
-        )
-        (tmp_path / "subscribers.yaml").write_text(
-            "- email: ada@example.org\n- email: grace@example.org\n"
-        )
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(repo),
-            "NEWSLETTER_SECRET_KEY": "a-long-enough-secret-for-tests",
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "newsletter", "schedule", "--config", "config.yaml"],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and len(server.handler.received) < 2:
-                assert proc.poll() is None, proc.communicate()[1]
-                time.sleep(0.1)
-            assert sorted(server.handler.counts().items()) == [
-                ("ada@example.org", 1),
-                ("grace@example.org", 1),
-            ]
-            time.sleep(2.5)  # at least one more fire: the ledger sends nothing twice
-            proc.send_signal(signal.SIGTERM)
-            _, err = proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        assert proc.returncode == 0, err
+        site = scheduler_site(tmp_path, server.port, people=2)
+        proc = start_scheduler(site)
+        wait_until(lambda: len(server.handler.received) >= 2, proc)
+        time.sleep(2.5)  # at least one more fire: the ledger sends nothing twice
+        err = stop(proc)
         assert sorted(server.handler.counts().values()) == [1, 1]
     assert "scheduler started; next run: " in err
     assert "2 sent, 0 failed" in err  # the first run's counts
@@ -249,3 +265,45 @@ def test_schedule_process_delivers_over_smtp_and_stops_cleanly_on_sigterm(tmp_pa
     assert "SIGTERM: finishing the message in flight, then stopping" in err
     assert err.rstrip().endswith("scheduler stopped")
     assert "Traceback" not in err
+
+
+def test_a_second_scheduler_process_on_the_same_state_refuses(tmp_path: Path):
+    from tests.smtp_server import smtp_server
+
+    with smtp_server() as server:
+        site = scheduler_site(tmp_path, server.port, people=1)
+        first = start_scheduler(site)
+        wait_until(lambda: (site / "newsletter.db.schedule.lock").exists(), first)
+        time.sleep(0.5)
+        second = start_scheduler(site)
+        _, err = second.communicate(timeout=60)
+        assert second.returncode == 1
+        assert (
+            err.strip()
+            .splitlines()[-1]
+            .startswith(
+                f"error: another `newsletter schedule` (pid {first.pid}) already drives this state"
+            )
+        )
+        stop(first)
+
+
+def test_sigterm_during_a_send_finishes_the_message_and_a_restart_resumes(tmp_path: Path):
+    from tests.smtp_server import smtp_server
+
+    with smtp_server() as server:
+        server.handler.faults.delay = 0.2  # a slow server: the send takes seconds
+        site = scheduler_site(tmp_path, server.port, people=30)
+        proc = start_scheduler(site)
+        wait_until(lambda: len(server.handler.received) >= 3, proc)
+        err = stop(proc)  # mid-send
+        sent_before_stop = len(server.handler.received)
+        assert 3 <= sent_before_stop < 30, err
+        assert "stopped early" in err or "pending" in err
+
+        server.handler.faults.delay = 0.0
+        again = start_scheduler(site)  # the next fire resumes the same issue
+        wait_until(lambda: len(server.handler.received) >= 30, again)
+        stop(again)
+        counts = server.handler.counts()
+    assert len(counts) == 30 and set(counts.values()) == {1}  # everyone exactly once
