@@ -19,7 +19,7 @@ from newsletter.errors import NewsletterError
 
 log = logging.getLogger("newsletter")
 
-CONFIG_HELP = "Config file (default: ./config.yaml, else the bundled default)."
+CONFIG_HELP = "Config file (default: $NEWSLETTER_CONFIG, ./config.yaml, else the bundled one)."
 FORMATS = click.Choice(["table", "json"])
 
 
