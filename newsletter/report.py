@@ -36,27 +36,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], flex: int) -> s
     return "\n".join(lines)
 
 
-def paper_dict(paper: Paper) -> dict[str, object]:
-    return {
-        "id": paper.id,
-        "title": paper.title,
-        "authors": list(paper.authors),
-        "abstract": paper.abstract,
-        "url": paper.url,
-        "pdf_url": paper.pdf_url,
-        "code_url": paper.code_url,
-        "project_url": paper.project_url,
-        "published": paper.published.isoformat() if paper.published else None,
-        "upvotes": paper.upvotes,
-        "source": paper.source,
-        "summary": paper.summary,
-        "categories": list(paper.categories),
-        "announce_type": paper.announce_type,
-    }
-
-
 def papers_json(papers: Sequence[Paper]) -> str:
-    return json.dumps([paper_dict(p) for p in papers], ensure_ascii=False, indent=2)
+    from newsletter.issue_records import paper_to_dict
+
+    return json.dumps([paper_to_dict(p) for p in papers], ensure_ascii=False, indent=2)
 
 
 def papers_table(papers: Sequence[Paper]) -> str:

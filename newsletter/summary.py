@@ -16,7 +16,6 @@ TEXT_WIDTH = 78
 # "e.g. the" and "et al. (2023)" mostly survive because the next word is lower case.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 _SPACE = re.compile(r"\s+")
-_URL = re.compile(r"^(?:https?://|mailto:)\S+$")
 
 
 def shorten(text: str, limit: int) -> str:
@@ -51,9 +50,6 @@ def author_line(authors: Sequence[str], most: int = MAX_AUTHORS) -> str:
         return ", ".join(authors[:most]) + " et al."
     return ", ".join(authors)
 
-
-def is_url(line: str) -> bool:
-    return bool(_URL.match(line.strip()))
 
 
 def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None = None) -> str:
