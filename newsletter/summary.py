@@ -51,7 +51,6 @@ def author_line(authors: Sequence[str], most: int = MAX_AUTHORS) -> str:
     return ", ".join(authors)
 
 
-
 def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None = None) -> str:
     """Wrap `text` to `width` columns without ever breaking a word or a URL."""
     wrapper = textwrap.TextWrapper(
