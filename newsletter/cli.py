@@ -7,7 +7,6 @@ commands start fast.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,73 +14,22 @@ from typing import Any
 import click
 
 from newsletter import __version__
-from newsletter.errors import NewsletterError
+from newsletter.cli_audience import subscribers
+from newsletter.cli_options import (
+    FORMATS,
+    Group,
+    check_issue_id,
+    config_option,
+    counts,
+    load_config,
+    papers_option,
+    subscribers_option,
+)
 
 log = logging.getLogger("newsletter")
 
-CONFIG_HELP = "Config file (default: $NEWSLETTER_CONFIG, ./config.yaml, else the bundled one)."
-FORMATS = click.Choice(["table", "json"])
 
-
-class _Group(click.Group):
-    """Turn every `NewsletterError` into one line on stderr and a non-zero exit."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except NewsletterError as e:
-            if ctx.obj and ctx.obj.get("debug"):
-                raise
-            for line in str(e).splitlines() or [type(e).__name__]:
-                click.echo(f"error: {line}", err=True)
-            ctx.exit(e.exit_code)
-
-
-def _config_option(f: Any) -> Any:
-    return click.option(
-        "--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP
-    )(f)
-
-
-def _papers_option(f: Any) -> Any:
-    return click.option(
-        "--papers",
-        "papers",
-        multiple=True,
-        metavar="SOURCE",
-        help="Use these papers instead of the configured sources (repeatable): a file, an "
-        "http(s) URL, or `sample` for the bundled Daily Papers page.",
-    )(f)
-
-
-def _subscribers_option(f: Any) -> Any:
-    return click.option(
-        "--subscribers",
-        "subscribers_path",
-        type=click.Path(dir_okay=False),
-        help="Use this subscribers file instead of the config's `subscribers:`.",
-    )(f)
-
-
-def _issue_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """An issue id goes into URLs and file names: letters, digits, '.', '_' and '-' only."""
-    if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", value):
-        raise click.BadParameter(f"'{value}' is not an issue id; use a week like 2026-W48")
-    return value
-
-
-def _load_config(path: str | None) -> Any:
-    from newsletter.config import load_config
-
-    return load_config(path)
-
-
-def _counts(text: str) -> None:
-    """Every run ends with one line of counts (on stderr, so JSON on stdout stays clean)."""
-    click.echo(text, err=True)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="newsletter")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
@@ -105,13 +53,13 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
 )
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 def papers(sources: tuple[str, ...], kind: str | None, fmt: str) -> None:
-    """Parse SOURCE... (files, http(s) URLs or `sample`) and list the papers."""
+    """List the papers read from files, http(s) URLs or `sample` (the bundled page)."""
     from newsletter import report
     from newsletter.sources import read_sources
 
     found = read_sources(sources, kind=kind)
     click.echo(report.papers_json(found) if fmt == "json" else report.papers_table(found))
-    _counts(f"{len(found)} papers from {len(sources)} source(s)")
+    counts(f"{len(found)} papers from {len(sources)} source(s)")
 
 
 # -- topics -------------------------------------------------------------------------------------
@@ -124,7 +72,7 @@ def topics() -> None:
 
 @topics.command("assign")
 @click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
-@_config_option
+@config_option
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 def topics_assign(sources: tuple[str, ...], config_path: str | None, fmt: str) -> None:
     """Assign every paper of SOURCE... to its topic."""
@@ -132,27 +80,27 @@ def topics_assign(sources: tuple[str, ...], config_path: str | None, fmt: str) -
     from newsletter.grouping import assign_all, compile_topics
     from newsletter.sources import read_sources
 
-    config = _load_config(config_path)
+    config = load_config(config_path)
     found = read_sources(sources)
     assignments = assign_all(found, compile_topics(config.topic_rules, config.grouping))
     if fmt == "json":
         click.echo(report.assignments_json(found, assignments))
     else:
         click.echo(report.assignments_table(found, assignments))
-    _counts(report.topic_counts_line(config.topic_rules, assignments))
+    counts(report.topic_counts_line(config.topic_rules, assignments))
 
 
 @topics.command("explain")
 @click.argument("paper_id")
 @click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
-@_config_option
+@config_option
 def topics_explain(paper_id: str, sources: tuple[str, ...], config_path: str | None) -> None:
     """Say which rule put PAPER_ID (an id or a title) where, and the runner-up."""
     from newsletter import report
     from newsletter.grouping import compile_topics, explain
     from newsletter.sources import read_sources
 
-    config = _load_config(config_path)
+    config = load_config(config_path)
     paper = report.find_paper(read_sources(sources), paper_id)
     matcher = compile_topics(config.topic_rules, config.grouping)
     click.echo(explain(paper, matcher.assign(paper)))
@@ -162,17 +110,17 @@ def topics_explain(paper_id: str, sources: tuple[str, ...], config_path: str | N
 
 
 @cli.command()
-@_config_option
+@config_option
 @click.option("--smtp", is_flag=True, help="Also connect to the SMTP server, start TLS and log in.")
 def check(config_path: str | None, smtp: bool) -> None:
     """Validate the config, sources, templates and subscribers; report every problem."""
     from newsletter.checks import run_checks
 
-    config = _load_config(config_path)
+    config = load_config(config_path)
     problems = run_checks(config, smtp=smtp)
     for line in problems:
         click.echo(f"error: {line}", err=True)
-    _counts(f"check: {len(problems)} problem(s) in {config.path or 'bundled config'}")
+    counts(f"check: {len(problems)} problem(s) in {config.path or 'bundled config'}")
     if problems:
         sys.exit(1)
 
@@ -181,12 +129,12 @@ def check(config_path: str | None, smtp: bool) -> None:
 
 
 @cli.command()
-@_config_option
-@_papers_option
-@_subscribers_option
+@config_option
+@papers_option
+@subscribers_option
 @click.option(
     "--issue-id",
-    callback=_issue_id,
+    callback=check_issue_id,
     help="Use this issue id instead of this week's (like 2026-W48).",
 )
 @click.option(
@@ -202,7 +150,7 @@ def run(
     """Build this week's issue and deliver it to every subscriber exactly once."""
     from newsletter.job import run_weekly
 
-    config = _load_config(config_path)
+    config = load_config(config_path)
     with _progress("sending") as progress:
         result = run_weekly(
             config,
@@ -217,13 +165,13 @@ def run(
 
 @cli.command()
 @click.argument("issue_id")
-@_config_option
-@_subscribers_option
+@config_option
+@subscribers_option
 def send(issue_id: str, config_path: str | None, subscribers_path: str | None) -> None:
     """Resume the delivery of the archived issue ISSUE_ID (send what is still missing)."""
     from newsletter.job import send_issue
 
-    config = _load_config(config_path)
+    config = load_config(config_path)
     with _progress("sending") as progress:
         result = send_issue(config, issue_id, subscribers=subscribers_path, progress=progress)
     _finish(result)
@@ -232,7 +180,7 @@ def send(issue_id: str, config_path: str | None, subscribers_path: str | None) -
 def _finish(result: Any) -> None:
     if result.outbox is not None and result.report is not None and result.report.sent:
         click.echo(f"messages are in the outbox Maildir: {result.outbox}/new/", err=True)
-    _counts(f"run: {result.summary()}")
+    counts(f"run: {result.summary()}")
     if not result.ok:
         sys.exit(1)
 
@@ -264,98 +212,25 @@ class _progress:
 
 
 @cli.command("issues")
-@_config_option
+@config_option
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 def issues_cmd(config_path: str | None, fmt: str) -> None:
     """List the archived issues with their send counts."""
     from newsletter import report
     from newsletter.store import Store
 
-    config = _load_config(config_path)
+    config = load_config(config_path)
     with Store.from_config(config) as store:
         archived = store.list_issues()
     click.echo(report.issues_json(archived) if fmt == "json" else report.issues_table(archived))
-    _counts(f"{len(archived)} issue(s) in the archive")
-
-
-# -- subscribers --------------------------------------------------------------------------------
-
-
-@cli.group()
-def subscribers() -> None:
-    """See and change the audience (the state; the hand-written file is never rewritten)."""
-
-
-@subscribers.command("list")
-@_config_option
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
-def subscribers_list(config_path: str | None, fmt: str) -> None:
-    """Show everyone: file and web subscribers, their topics, status and suppression."""
-    from newsletter import audience_report
-
-    config = _load_config(config_path)
-    rows, problems = audience_report.audience_rows(config)
-    for problem in problems:
-        click.echo(f"warning: {problem}", err=True)
-    text = audience_report.rows_json(rows) if fmt == "json" else audience_report.rows_table(rows)
-    click.echo(text)
-    _counts(audience_report.counts_line(rows))
-
-
-@subscribers.command("add")
-@click.argument("email")
-@_config_option
-@click.option("--name", help="The subscriber's name.")
-@click.option("--topics", help="Comma-separated topic names (default: all topics).")
-@click.option("--format", "fmt", type=click.Choice(["html", "text"]), default="html")
-def subscribers_add(
-    email: str, config_path: str | None, name: str | None, topics: str | None, fmt: str
-) -> None:
-    """Add EMAIL to the state as a confirmed subscriber (clears an earlier unsubscribe)."""
-    from newsletter import audience_report
-
-    config = _load_config(config_path)
-    line = audience_report.add(config, email, name=name, topics=topics, fmt=fmt)
-    _counts(line)
-
-
-@subscribers.command("remove")
-@click.argument("email")
-@_config_option
-def subscribers_remove(email: str, config_path: str | None) -> None:
-    """Stop all mail to EMAIL (a suppression that wins over the subscribers file)."""
-    from newsletter import audience_report
-
-    config = _load_config(config_path)
-    _counts(audience_report.remove(config, email))
-
-
-@subscribers.command("import")
-@click.argument("path", type=click.Path(dir_okay=False))
-@_config_option
-def subscribers_import(path: str, config_path: str | None) -> None:
-    """Import a YAML or CSV list (email,name,topics,format) into the state as confirmed."""
-    from newsletter.store import Store
-    from newsletter.subscribers import import_subscribers
-
-    config = _load_config(config_path)
-    with Store.from_config(config) as store:
-        result = import_subscribers(path, store, [t.name for t in config.topics])
-    for problem in result.problems:
-        click.echo(f"warning: {problem} (skipped)", err=True)
-    _counts(
-        f"import: {result.added} added, {result.existing} already there, "
-        f"{len(result.problems)} skipped"
-    )
-    if result.problems:
-        sys.exit(1)
+    counts(f"{len(archived)} issue(s) in the archive")
 
 
 # -- schedule and web ---------------------------------------------------------------------------
 
 
 @cli.command()
-@_config_option
+@config_option
 @click.option(
     "--next",
     "next_count",
@@ -366,11 +241,11 @@ def schedule(config_path: str | None, next_count: int | None) -> None:
     """Run the weekly job on its schedule until stopped (SIGINT/SIGTERM stop it cleanly)."""
     from newsletter import schedule as sched
 
-    config = _load_config(config_path)
+    config = load_config(config_path)
     if next_count is not None:
         for moment in sched.upcoming(config, next_count):
             click.echo(moment.isoformat())
-        _counts(f"schedule: next {next_count} run(s) in {sched.schedule_timezone(config).key}")
+        counts(f"schedule: next {next_count} run(s) in {sched.schedule_timezone(config).key}")
         return
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger("newsletter").setLevel(logging.INFO)
@@ -378,7 +253,7 @@ def schedule(config_path: str | None, next_count: int | None) -> None:
 
 
 @cli.command()
-@_config_option
+@config_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--dev", is_flag=True, help="Make a throwaway secret key when none is set.")
@@ -386,17 +261,17 @@ def serve(config_path: str | None, host: str, port: int, dev: bool) -> None:
     """Serve the web pages: subscribe, confirm, unsubscribe, preferences, archive, feed."""
     from newsletter.web import serve as serve_web
 
-    config = _load_config(config_path)
+    config = load_config(config_path)
     serve_web(config, host=host, port=port, dev=dev)
 
 
 @cli.command()
-@_config_option
-@_papers_option
+@config_option
+@papers_option
 @click.option(
     "--out", "out_dir", type=click.Path(file_okay=False), default="preview", show_default=True
 )
-@click.option("--issue-id", callback=_issue_id, help="Use this issue id instead of this week's.")
+@click.option("--issue-id", callback=check_issue_id, help="Use this issue id, not this week's.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the preview in a browser.")
 @click.option("--serve", is_flag=True, help="Serve the preview on localhost; rebuild on changes.")
 @click.option("--port", default=8025, show_default=True, help="Port for --serve.")
@@ -412,7 +287,7 @@ def preview(
     """Render the current issue to DIR/email.html, email.txt and a side-by-side index.html."""
     from newsletter import preview as pv
 
-    config = _load_config(config_path)
+    config = load_config(config_path)
     if serve:
         pv.serve_preview(config, papers, Path(out_dir), port=port, open_browser=open_browser)
         return
@@ -421,7 +296,10 @@ def preview(
         import webbrowser
 
         webbrowser.open((Path(out_dir) / "index.html").resolve().as_uri())
-    _counts(pv.summary_line(result))
+    counts(pv.summary_line(result))
+
+
+cli.add_command(subscribers)
 
 
 def main() -> None:
