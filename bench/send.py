@@ -14,7 +14,9 @@ Starts Postfix's `smtp-sink` on 127.0.0.1 (nothing leaves the machine), then, on
    subscriber, then sends it: measured on `--naive` subscribers and extrapolated;
 4. `deliver` to `--big` subscribers, for peak memory (sent to the sink too).
 
-Each `deliver` run is its own process so its peak memory is its own.
+Each `deliver` run is its own process so its peak memory is its own. CPU time per message is
+shown too, for each client and for the sink while that client ran: on a busy machine it varies
+less than the rate does, and it shows which side bounds the rate.
 """
 
 from __future__ import annotations
@@ -110,9 +112,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc), 0 if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 @contextlib.contextmanager
-def smtp_sink() -> Iterator[int]:
-    """Run Postfix's smtp-sink on 127.0.0.1; yield its port."""
+def smtp_sink() -> Iterator[tuple[int, int]]:
+    """Run Postfix's smtp-sink on 127.0.0.1; yield its port and process id."""
     binary = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
     if not Path(binary).exists():
         sys.exit("smtp-sink not found: install the Debian package postfix")
@@ -131,7 +147,7 @@ def smtp_sink() -> Iterator[int]:
             sys.exit(
                 f"smtp-sink did not start: {proc.stderr.read().decode() if proc.stderr else ''}"
             )
-        yield port
+        yield port, proc.pid
     finally:
         proc.terminate()
         proc.wait(10)
@@ -152,6 +168,8 @@ def child_deliver(port: int, n: int, connections: int, dkim: bool) -> dict[str, 
         config = bench_config(port, connections, folder, dkim)
         issue = sample_issue(config)
         started = time.perf_counter()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = usage.ru_utime + usage.ru_stime
         with Store.open(folder / "state.db") as store:
             report = deliver(
                 issue,
@@ -163,12 +181,15 @@ def child_deliver(port: int, n: int, connections: int, dkim: bool) -> dict[str, 
             )
             counts = store.ledger_counts(issue.id)
         seconds = time.perf_counter() - started
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = usage.ru_utime + usage.ru_stime - cpu
     assert counts["sent"] == n and report.sent == n, (counts, report.summary())
     return {
         "sent": report.sent,
         "seconds": seconds,
         "rate": report.sent / seconds,
         "variants": report.variants,
+        "cpu_seconds": cpu,
         "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -300,10 +321,15 @@ def main() -> None:
         return
 
     n, conns = args.subscribers, args.connections
-    with smtp_sink() as port:
+    with smtp_sink() as (port, sink):
+        sink_cpu = cpu_seconds(sink)
         ours = run_child(port, n, conns, args.dkim)
+        sink_ours = cpu_seconds(sink) - sink_cpu
         message = sample_message(port, conns)
+        sink_cpu, source_cpu = cpu_seconds(sink), children_cpu()
         source_seconds = smtp_source(port, n, conns, message)
+        sink_source = cpu_seconds(sink) - sink_cpu
+        source_cpu = children_cpu() - source_cpu
         slow = naive(port, args.naive, conns)
         per_message = personalise_cost(port, conns)
         big = None if args.no_big else run_child(port, args.big, conns, args.dkim)
@@ -329,6 +355,11 @@ def main() -> None:
     print(
         f"per message: {per_message * 1e6:.0f} us to personalise a variant (2 tokens + fill) "
         f"vs {slow['build_per_message'] * 1e3:.1f} ms to render and build from scratch"
+    )
+    print(
+        f"cpu per message: deliver {ours['cpu_seconds'] / n * 1e6:.0f} us (sink meanwhile "
+        f"{sink_ours / n * 1e6:.0f} us); smtp-source {source_cpu / n * 1e6:.0f} us (sink "
+        f"meanwhile {sink_source / n * 1e6:.0f} us)"
     )
     if big is not None:
         print(

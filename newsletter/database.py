@@ -91,8 +91,11 @@ _HINTS = {
 }
 
 
-def db_message(e: sa.exc.SQLAlchemyError) -> str:
-    """The driver's first line (never the URL or a password) plus the likely fix."""
+def db_message(e: Exception) -> str:
+    """The driver's first line (never the URL or a password) plus the likely fix.
+
+    `e` is SQLAlchemy's error (its `orig` is the driver's) or the driver's own.
+    """
     orig = getattr(e, "orig", None)
     text = (str(orig if orig is not None else e).strip().splitlines() or [type(e).__name__])[0]
     hint = next((fix for key, fix in _HINTS.items() if key in text), None)

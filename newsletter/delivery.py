@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING
 from newsletter.mail import Format, Links, MailError, MessageTemplate, build_template
 from newsletter.signing import DkimSigner
 from newsletter.tokens import SecretKeys, make_token
-from newsletter.transports import SendResult, TransportError
+from newsletter.transports import Outgoing, SendResult, TransportError
 
 if TYPE_CHECKING:
     from newsletter.config import Config
+    from newsletter.ledger import SentMarks
     from newsletter.models import Issue, RenderedEmail, Subscriber
     from newsletter.store import Store
     from newsletter.transports import Transport
@@ -163,10 +164,9 @@ class _Run:
         self.templates: dict[tuple[Selection, str], MessageTemplate] = {}
         self.ledger_lock = threading.Lock()  # one writer: SQLite would make the others spin
         self.seq = itertools.count()
-        self.consecutive_errors = 0
-        self.done = 0
-        self.total = 0
+        self.consecutive_errors = self.done = self.total = 0
         self.work: _Work | None = None
+        self.marks: SentMarks | None = None  # open while the threads send
         self.error: BaseException | None = None
 
     # -- variants -----------------------------------------------------------------------------
@@ -215,17 +215,18 @@ class _Run:
 
     # -- sending ------------------------------------------------------------------------------
 
-    def message(self, item: _Item) -> tuple[str, bytes]:
+    def message(self, item: _Item) -> tuple[str, Outgoing]:
         email = item.email
         links = Links(
             f"{self.base}/unsubscribe?token={make_token('unsubscribe', email, self.keys)}",
             f"{self.base}/preferences?token={make_token('preferences', email, self.keys)}",
         )
         mid = item.template.message_id(email)
-        pieces = item.template.pieces(email, item.name, links, mid)
+        out = item.template.outgoing(email, item.name, links, mid)
         if self.signer is not None:
-            return mid, self.signer.sign_pieces(item.template, pieces)
-        return mid, b"".join(pieces)
+            signed = self.signer.sign_pieces(item.template, out.pieces)  # adds no "." line
+            return mid, Outgoing((signed,), (signed,) if out.wire is out.pieces else None)
+        return mid, out
 
     def worker(self) -> None:
         assert self.work is not None
@@ -243,7 +244,7 @@ class _Run:
         except MailError as e:
             return self._record(item, SendResult("fail", str(e)), None)
         try:
-            result = self.transport.send(self.sender, item.email, data)
+            result = self.transport.send_message(self.sender, item.email, data)
         except TransportError as e:
             # Nothing will go through: keep the row pending and end the run.
             with self.ledger_lock:
@@ -259,7 +260,8 @@ class _Run:
         stop = ""
         with self.ledger_lock:
             if result.status == "sent":
-                self.store.mark_sent(issue_id, email, mid)
+                assert self.marks is not None
+                self.marks.mark(email, mid)
                 self.report.sent += 1
                 self.consecutive_errors = 0
                 self._advance()
@@ -350,16 +352,8 @@ def deliver(
     # The whole audience is in the ledger before the first message goes out.
     new += store.enqueue(issue.id, rows)
     del rows
-    run = _Run(
-        issue,
-        config,
-        store,
-        transport,
-        keys,
-        rendered_variants or {},
-        retry or RetryPolicy(),
-        progress,
-    )
+    rendered = rendered_variants or {}
+    run = _Run(issue, config, store, transport, keys, rendered, retry or RetryPolicy(), progress)
     before = store.ledger_counts(issue.id)
     run.total = before["pending"]
     run.report.already_sent = before["sent"]
@@ -381,19 +375,20 @@ def deliver(
             run._stop(str(e))
         else:
             try:
-                threads = [
-                    threading.Thread(target=run.worker, name=f"send-{i}", daemon=True)
-                    for i in range(max(1, transport.concurrency))
-                ]
-                for t in threads:
-                    t.start()
-                try:
-                    _wait(threads, run, stop)
-                except BaseException:  # Ctrl-C: finish and record what is in flight, then stop
-                    run._stop("interrupted")
+                with store.sent_marks(issue.id) as run.marks:  # the ledger's fast path
+                    threads = [
+                        threading.Thread(target=run.worker, name=f"send-{i}", daemon=True)
+                        for i in range(max(1, transport.concurrency))
+                    ]
                     for t in threads:
-                        t.join()
-                    raise
+                        t.start()
+                    try:
+                        _wait(threads, run, stop)
+                    except BaseException:  # Ctrl-C: finish and record what is in flight; stop
+                        run._stop("interrupted")
+                        for t in threads:
+                            t.join()
+                        raise
             finally:
                 transport.close()
     if run.error is not None:

@@ -5,7 +5,7 @@ its rules) and cut into a `MessageTemplate`: static byte chunks and named slots.
 a whole header line (To, Message-ID, List-Unsubscribe) or a link inside a quoted-printable body.
 Body slots sit between two soft line breaks, so a link of any length starts a fresh encoded line,
 the transfer encoding never splits a placeholder, and every line stays within 76 characters.
-No encoded line starts with "." either, so SMTP rarely has to dot-stuff a filled message.
+No encoded line starts with "." either: the SMTP wire form is almost always the message itself.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import html
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email import policy as email_policy
 from email.headerregistry import Address
@@ -25,6 +25,7 @@ from email.utils import format_datetime
 from typing import TYPE_CHECKING, Literal
 
 from newsletter.errors import NewsletterError
+from newsletter.transports import Outgoing, dot_stuff
 
 if TYPE_CHECKING:
     from newsletter.config import Config
@@ -59,6 +60,7 @@ _PLAIN_ADDR = re.compile(
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _QP_SAFE = frozenset(range(33, 127)) - {ord("=")}
 _QP_PLAIN = re.compile(rb"[!-~]+")  # printable ASCII, no space
+_HEADER_SAFE = re.compile(r"[!-=?-~]*")  # printable ASCII but ">" (it would end the <URL>)
 
 
 class MailError(NewsletterError):
@@ -136,7 +138,7 @@ def mailto_uri(address: str | None) -> str | None:
 
 
 def _is_header_safe(value: str) -> bool:
-    return value.isascii() and all(32 < ord(c) < 127 for c in value) and ">" not in value
+    return _HEADER_SAFE.fullmatch(value) is not None
 
 
 def qp_atom(text: str) -> bytes:
@@ -246,13 +248,20 @@ def _text_part(content: str, subtype: str) -> MIMEPart:
 class MessageTemplate:
     """One variant's message as bytes with named slots; `fill` makes a subscriber's message."""
 
-    chunks: tuple[bytes | str, ...]  # static bytes or a slot name
+    chunks: tuple[bytes | str, ...]  # static bytes or a slot name; each chunk starts a line
     body_index: int  # chunks[body_index:] are the body (each starts and ends a line)
     subject: str
     format: Format
     mailto: str | None
     domain: str
     issue_id: str
+    # `chunks` as SMTP DATA carries them, dot-stuffed once here rather than per message: every
+    # chunk starts a line and no slot value starts one with ".", so chunks stuff independently.
+    wire_chunks: tuple[bytes | str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        wire = tuple(dot_stuff(c) if isinstance(c, bytes) else c for c in self.chunks)
+        object.__setattr__(self, "wire_chunks", self.chunks if wire == self.chunks else wire)
 
     @property
     def size(self) -> int:
@@ -271,6 +280,12 @@ class MessageTemplate:
         self, email: str, name: str | None, links: Links, mid: str | None = None
     ) -> list[bytes]:
         """Return the message as byte pieces, one per chunk (for signing without a re-parse)."""
+        return list(self.outgoing(email, name, links, mid).pieces)
+
+    def outgoing(
+        self, email: str, name: str | None, links: Links, mid: str | None = None
+    ) -> Outgoing:
+        """Return one subscriber's message as pieces, with its SMTP wire form (no copy)."""
         unsub = qp_atom(links.unsubscribe)
         prefs = qp_atom(links.preferences)
         values: dict[str, bytes] = {
@@ -284,7 +299,11 @@ class MessageTemplate:
             "unsubscribe_html": _html_atom(links.unsubscribe, unsub),
             "preferences_html": _html_atom(links.preferences, prefs),
         }
-        return [c if isinstance(c, bytes) else values[c] for c in self.chunks]
+        pieces = [c if isinstance(c, bytes) else values[c] for c in self.chunks]
+        if self.wire_chunks is self.chunks:
+            return Outgoing(pieces, pieces)
+        wire = [c if isinstance(c, bytes) else values[c] for c in self.wire_chunks]
+        return Outgoing(pieces, wire)
 
 
 def _html_atom(url: str, plain: bytes) -> bytes:

@@ -3,11 +3,12 @@
 SQLAlchemy Core over one SQLite file by default (WAL, `synchronous=NORMAL`, a busy timeout), or
 a PostgreSQL URL. The schema comes from `newsletter.migrations`, applied when the store opens.
 
-Durability of the ledger: every `mark_sent` is its own committed transaction, so a message the
-SMTP server accepted is recorded before the next one goes out, and a crash re-sends at most the
-messages that were in flight. With WAL and `synchronous=NORMAL` a commit survives the process
-dying (it is in the WAL file) but not a power cut or kernel crash, which may lose the last commits
-since a checkpoint; `bench/subscribers.py` measures the commit rate this buys.
+Durability of the ledger: every `mark_sent` (and `SentMarks.mark`, its fast form for a send) is
+its own committed transaction, so a message the SMTP server accepted is recorded before the next
+one goes out, and a crash re-sends at most the messages that were in flight. With WAL and
+`synchronous=NORMAL` a commit survives the process dying (it is in the WAL file) but not a power
+cut or kernel crash, which may lose the last commits since a checkpoint; `bench/subscribers.py`
+measures the commit rate this buys.
 """
 
 from __future__ import annotations

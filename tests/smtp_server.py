@@ -2,7 +2,8 @@
 
 `SmtpServer` runs aiosmtpd in its own thread on a free port and records every accepted message.
 Faults: scripted replies per recipient for RCPT and DATA (`4xx` then accept, or `5xx`), a
-connection drop without a reply on every Nth DATA, and a delay before each DATA reply.
+connection drop without a reply on every Nth DATA or Nth MAIL, and a delay before each DATA reply.
+The server offers PIPELINING (RFC 2920), as Postfix does; `smtp_server(pipelining=False)` does not.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Faults:
     data: dict[str, list[str]] = field(default_factory=dict)
     mail: list[str] = field(default_factory=list)  # replies to MAIL FROM, in order
     drop_every: int | None = None  # close the connection instead of answering every Nth DATA
+    drop_mail_every: int | None = None  # the same for every Nth MAIL (before any message data)
     delay: float = 0.0  # seconds before answering DATA
 
 
@@ -47,6 +49,8 @@ class Handler:
         self.dropped = 0
         self.connections = 0
         self.data_commands = 0
+        self.mail_commands = 0
+        self.pipelining = True  # offered in the EHLO reply
         self.lock = threading.Lock()
         self.auth: tuple[str, str] | None = None  # (username, password) the server accepts
         self.auth_attempts: list[str] = []
@@ -64,13 +68,22 @@ class Handler:
                 self.connections += 1
                 session.number = self.connections
         session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")  # before the last line ("250 HELP")
         return responses
 
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
         with self.lock:
-            reply = self.faults.mail.pop(0) if self.faults.mail else None
+            self.mail_commands += 1
+            every = self.faults.drop_mail_every
+            drop = bool(every) and self.mail_commands % every == 0
+            self.dropped += drop
+            reply = self.faults.mail.pop(0) if self.faults.mail and not drop else None
+        if drop:
+            server.transport.close()
+            return "421 closing"  # never reaches the client: the connection is gone
         if reply:
             return reply
         envelope.mail_from = address
@@ -160,9 +173,10 @@ class SmtpServer:
 
 
 @contextmanager
-def smtp_server(**smtp_kwargs: Any) -> Iterator[SmtpServer]:
+def smtp_server(*, pipelining: bool = True, **smtp_kwargs: Any) -> Iterator[SmtpServer]:
     """Run an SMTP server on 127.0.0.1 for the duration of the block."""
     handler = Handler()
+    handler.pipelining = pipelining
     if smtp_kwargs.pop("authenticate", False):
         smtp_kwargs["authenticator"] = handler.authenticate
     ssl_context = smtp_kwargs.pop("ssl_context", None)

@@ -249,6 +249,33 @@ def test_faults_end_with_everyone_delivered_once_or_recorded(
     assert got["Message-ID"] == sent["reader005@example.com"].message_id
 
 
+def test_connections_cut_mid_pipeline_lose_and_duplicate_no_one(
+    tmp_path: Path, issue: Issue, store: Store
+) -> None:
+    # Cut after the pipelined MAIL, RCPT and DATA (no message data yet: resent at once), and
+    # after the body, unanswered (the client cannot know if it was kept: sent again later).
+    audience = people(40)
+    with smtp_server() as server:
+        server.handler.faults.drop_mail_every = 5
+        server.handler.faults.drop_every = 6
+        config = smtp_config(tmp_path, server, connections=3)
+        report = deliver(
+            issue,
+            config,
+            audience,
+            store,
+            SmtpTransport(config.delivery.smtp),
+            keys=KEYS,
+            retry=FAST,
+        )
+        counts = server.handler.counts()
+        dropped = server.handler.dropped
+    assert dropped >= 10
+    assert (report.sent, report.failed, report.stopped_early) == (40, 0, False)
+    assert counts == Counter({s.email: 1 for s in audience})
+    assert store.ledger_counts(issue.id) == {"pending": 0, "sent": 40, "failed": 0, "skipped": 0}
+
+
 def test_too_many_errors_in_a_row_stop_the_run_and_a_rerun_finishes(
     tmp_path: Path, issue: Issue, store: Store
 ) -> None:

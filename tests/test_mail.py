@@ -21,6 +21,7 @@ from newsletter.mail import (
     POLICY,
     Links,
     MailError,
+    MessageTemplate,
     build_template,
     to_header,
 )
@@ -205,6 +206,9 @@ def test_any_body_and_link_survive_the_encoding(
     link = Links(f"https://n.example.org/u?token={token}", f"https://n.example.org/p?t={token}")
     data = template.fill("a@example.com", None, link)
     assert_line_limits(data)
+    out = template.outgoing("a@example.com", None, link)
+    assert out.data() == data
+    assert b"".join(out.wire or ()) == smtp_stuffed(data)  # what SMTP DATA carries
     msg = parse(data)
     assert body(msg, "plain") == expected(text, link)
     if fmt == "html":
@@ -223,6 +227,36 @@ def test_lines_starting_with_a_dot_are_encoded() -> None:
     data = template.fill("a@example.com", None, Links("https://e.org/." + "." * 80, "https://e"))
     assert_line_limits(data)
     assert body(parse(data), "html") == norm(html.replace(UNSUB, "https://e.org/." + "." * 80))
+
+
+def smtp_stuffed(data: bytes) -> bytes:
+    """RFC 5321 4.5.2: a line that starts with "." gets one more in front."""
+    return b"\r\n".join(b"." + ln if ln.startswith(b".") else ln for ln in data.split(b"\r\n"))
+
+
+def test_a_template_line_starting_with_a_dot_is_stuffed_once_for_smtp() -> None:
+    # build_template encodes such lines away; a template made otherwise may still hold them.
+    template = MessageTemplate(
+        chunks=(
+            b"Subject: s\r\n",
+            "to",
+            b"\r\n.first\r\nplain\r\n..two\r\n",
+            "unsubscribe_text",
+            b".after a slot\r\n",
+        ),
+        body_index=2,
+        subject="s",
+        format="text",
+        mailto=None,
+        domain="example.org",
+        issue_id="2026-W01",
+    )
+    assert template.wire_chunks[2] == b"\r\n..first\r\nplain\r\n...two\r\n"  # prepared once
+    for addr in ("a@example.com", "b@example.com"):
+        out = template.outgoing(addr, None, links(addr))
+        assert out.data() == template.fill(addr, None, links(addr))
+        assert out.data().count(b"\r\n.") == 3
+        assert b"".join(out.wire or ()) == smtp_stuffed(out.data())
 
 
 # -- headers cannot be injected ------------------------------------------------------------------

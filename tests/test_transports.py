@@ -12,7 +12,7 @@ import pytest
 
 from newsletter.config import Config, SmtpConfig, parse_config
 from newsletter.smtp import SmtpTransport, check_smtp
-from newsletter.transports import OutboxTransport, TransportError, make_transport
+from newsletter.transports import OutboxTransport, Outgoing, TransportError, make_transport
 from tests.smtp_server import smtp_server
 
 PASSWORD = "s3cret-Passw0rd-that-must-not-leak"
@@ -118,9 +118,12 @@ def test_smtp_delivers_bytes_intact_over_reused_connections() -> None:
         ("mail", "553 5.7.1 Sender refused", "retry"),
     ],
 )
-def test_smtp_replies_become_send_results(where: str, reply: str, status: str) -> None:
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_smtp_replies_become_send_results(
+    where: str, reply: str, status: str, pipelining: bool
+) -> None:
     rcpt = "x@example.com"
-    with smtp_server() as server:
+    with smtp_server(pipelining=pipelining) as server:
         if where == "mail":
             server.handler.faults.mail.append(reply)
         else:
@@ -134,6 +137,141 @@ def test_smtp_replies_become_send_results(where: str, reply: str, status: str) -
             assert transport.send(SENDER, rcpt, message(rcpt)).ok
         assert server.handler.counts() == {rcpt: 1}
         assert server.handler.connections == 1
+
+
+class _Writes:
+    """A connection's socket that records every write the client makes."""
+
+    def __init__(self, sock: object, writes: list[bytes]) -> None:
+        self._sock, self.writes = sock, writes
+
+    def sendall(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        self._sock.sendall(data)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)
+
+
+def record_writes(transport: SmtpTransport) -> list[bytes]:
+    writes: list[bytes] = []
+    for conn in transport._idle:
+        conn.sock = _Writes(conn.sock, writes)  # type: ignore[assignment]
+    return writes
+
+
+def upper(writes: list[bytes]) -> list[bytes]:
+    return [w.upper() for w in writes]  # SMTP verbs are case-insensitive
+
+
+def test_smtp_pipelines_mail_rcpt_and_data_then_sends_the_body() -> None:
+    rcpts = [f"r{i}@example.com" for i in range(3)]
+    with smtp_server() as server:
+        with SmtpTransport(smtp(server.port)) as transport:
+            writes = record_writes(transport)
+            assert all(transport.send(SENDER, r, message(r)).ok for r in rcpts)
+        # two writes (so two round trips) a message: the envelope and DATA, then the body
+        assert upper(writes) == upper(
+            [
+                *(
+                    piece
+                    for r in rcpts
+                    for piece in (
+                        f"MAIL FROM:<{SENDER}>\r\nRCPT TO:<{r}>\r\nDATA\r\n".encode(),
+                        message(r) + b".\r\n",
+                    )
+                ),
+                b"QUIT\r\n",
+            ]
+        )
+        assert [m.data for m in server.handler.received] == [message(r) for r in rcpts]
+
+
+def test_smtp_without_pipelining_waits_for_each_reply() -> None:
+    with smtp_server(pipelining=False) as server:
+        with SmtpTransport(smtp(server.port)) as transport:
+            writes = record_writes(transport)
+            assert transport.send(SENDER, "a@example.com", message("a@example.com")).ok
+        assert upper(writes) == upper(
+            [
+                f"MAIL FROM:<{SENDER}>\r\n".encode(),
+                b"RCPT TO:<a@example.com>\r\n",
+                b"DATA\r\n",
+                message("a@example.com") + b".\r\n",
+                b"QUIT\r\n",
+            ]
+        )
+        assert server.handler.messages_for("a@example.com") == [message("a@example.com")]
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_prepared_wire_form_goes_out_as_it_is(pipelining: bool) -> None:
+    # A line starting with "." travels doubled on the wire and arrives single again.
+    head = f"From: <{SENDER}>\r\nTo: a@example.com\r\nSubject: dots\r\n\r\n".encode()
+    pieces = [head, b".first\r\n", b"middle\r\n..two\r\n"]
+    wire = [head, b"..first\r\n", b"middle\r\n...two\r\n"]
+    original = b"".join(pieces)
+    with smtp_server(pipelining=pipelining) as server:
+        with SmtpTransport(smtp(server.port)) as transport:
+            writes = record_writes(transport)
+            assert transport.send_message(SENDER, "a@example.com", Outgoing(pieces, wire)).ok
+            # not prepared: the transport stuffs it itself
+            assert transport.send_message(SENDER, "b@example.com", Outgoing(pieces)).ok
+        assert b"".join(wire) + b".\r\n" in writes
+        assert server.handler.messages_for("a@example.com") == [original]
+        assert server.handler.messages_for("b@example.com") == [original]
+
+
+def test_a_server_asking_for_data_after_refusing_the_recipient_gets_none() -> None:
+    # A broken server: it refuses RCPT, then answers the pipelined DATA with 354 all the same.
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    seen: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, conn.makefile("rb") as lines:
+            conn.sendall(b"220 broken\r\n")
+            replies = {b"EHLO": b"250-broken\r\n250 PIPELINING\r\n", b"MAIL": b"250 ok\r\n"}
+            replies |= {b"RCPT": b"550 5.1.1 no such user\r\n", b"DATA": b"354 go on\r\n"}
+            replies |= {b"RSET": b"250 ok\r\n", b"QUIT": b"221 bye\r\n"}
+            for line in lines:
+                seen.append(line)
+                if line == b".\r\n":
+                    conn.sendall(b"250 accepted nothing\r\n")
+                elif line[:4].upper() in replies:
+                    conn.sendall(replies[line[:4].upper()])
+                if line[:4].upper() == b"QUIT":
+                    return
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    with listener, SmtpTransport(smtp(port)) as transport:
+        result = transport.send(SENDER, "gone@example.com", message("gone@example.com"))
+    server.join(5)
+    assert (result.status, result.code) == ("bounce", 550)
+    assert "no such user" in result.detail
+    after_data = seen[[ln.upper() for ln in seen].index(b"DATA\r\n") + 1 :]
+    assert after_data[0] == b".\r\n"  # an empty message: the body was never sent
+    assert not any(b"Subject" in ln for ln in seen)
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_smtp_cut_before_mail_is_answered_is_resent_at_once(pipelining: bool) -> None:
+    # The server hangs up on reading MAIL (pipelined: with RCPT and DATA already sent, but no
+    # message data): the message cannot have gone out, so a fresh connection sends it now.
+    rcpts = [f"r{i}@example.com" for i in range(5)]
+    with smtp_server(pipelining=pipelining) as server:
+        server.handler.faults.drop_mail_every = 3
+        with SmtpTransport(smtp(server.port)) as transport:
+            results = [transport.send(SENDER, r, message(r)) for r in rcpts]
+        assert all(r.ok for r in results), results
+        assert server.handler.dropped == 2
+        assert server.handler.connections == 3
+        assert server.handler.counts() == {r: 1 for r in rcpts}
 
 
 def test_smtp_reconnects_after_the_server_drops_the_connection() -> None:
