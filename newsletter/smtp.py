@@ -23,7 +23,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from newsletter.transports import Outgoing, SendResult, Transport, TransportError, dot_stuff
@@ -62,23 +62,30 @@ def _classify_refusal(code: int, message: bytes, stage: str) -> SendResult:
     return SendResult("fail", detail, code)
 
 
-class _RateLimit:
+class RateLimit:
     """Space out sends to at most `rate` per second across all threads."""
 
-    def __init__(self, rate: float | None) -> None:
+    def __init__(
+        self,
+        rate: float | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.interval = 1.0 / rate if rate else 0.0
         self._next = 0.0
         self._lock = threading.Lock()
+        self.clock, self.sleep = clock, sleep
 
     def wait(self) -> None:
         if not self.interval:
             return
         with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             at = max(now, self._next)
             self._next = at + self.interval
         if at > now:
-            time.sleep(at - now)
+            self.sleep(at - now)
 
 
 class SmtpTransport(Transport):
@@ -101,7 +108,7 @@ class SmtpTransport(Transport):
         self._idle: list[smtplib.SMTP] = []
         self._open_conns: set[smtplib.SMTP] = set()
         self._lock = threading.Lock()
-        self._rate = _RateLimit(settings.rate_limit)
+        self._rate = RateLimit(settings.rate_limit)
         self._password: str | None = None
 
     # -- connections ------------------------------------------------------------------------------
@@ -268,10 +275,12 @@ class SmtpTransport(Transport):
             else:
                 stage, code, reply = _lockstep(conn, envelope_from, rcpt, wire)
         except ValueError as e:  # an address smtplib cannot send: refused for good
-            return SendResult("fail", str(e))
-        if stage == "DATA" and code == 250:
-            return SendResult("sent", _reply(code, reply), code)
-        result = _classify_refusal(code, reply, stage)
+            result = SendResult("fail", str(e))
+            code = 0  # MAIL may have been accepted already: reset below, as for any refusal
+        else:
+            if stage == "DATA" and code == 250:
+                return SendResult("sent", _reply(code, reply), code)
+            result = _classify_refusal(code, reply, stage)
         if code != 421:
             try:
                 conn.rset()  # ready for the next message

@@ -4,14 +4,13 @@ import email
 import logging
 import mailbox
 import ssl
-import time
 from email import policy
 from pathlib import Path
 
 import pytest
 
 from newsletter.config import Config, SmtpConfig, parse_config
-from newsletter.smtp import SmtpTransport, check_smtp
+from newsletter.smtp import RateLimit, SmtpTransport, check_smtp
 from newsletter.transports import OutboxTransport, Outgoing, TransportError, make_transport
 from tests.smtp_server import smtp_server
 
@@ -309,16 +308,34 @@ def test_smtp_slow_server_past_the_timeout_is_a_retry() -> None:
         assert "timed out" in result.detail
 
 
-def test_smtp_rate_limit_spaces_messages_across_connections() -> None:
+def test_rate_limit_spaces_sends_by_its_interval() -> None:
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(round(seconds, 6))
+        now[0] += seconds
+
+    limit = RateLimit(20, clock=lambda: now[0], sleep=sleep)
+    for _ in range(4):
+        limit.wait()
+    assert slept == [0.05, 0.05, 0.05]  # the first goes at once, then one every 50 ms
+    now[0] += 1.0  # idle for a second: no debt carried over
+    limit.wait()
+    assert len(slept) == 3
+
+
+def test_smtp_rate_limit_is_applied_across_connections() -> None:
     with smtp_server() as server:
         transport = SmtpTransport(smtp(server.port, rate_limit=20, connections=2))
+        waits: list[float] = []
+        transport._rate.sleep = waits.append  # count the spacing instead of waiting for it
         with transport:
-            started = time.monotonic()
             for i in range(11):
                 assert transport.send(SENDER, f"r{i}@example.com", message("x")).ok
-            elapsed = time.monotonic() - started
-        # 11 messages at 20 per second: at least 10 intervals of 50 ms
-        assert elapsed >= 0.49
+        assert len(server.handler.received) == 11
+        # 11 sends at 20 per second: the limiter held back all but the first, ~50 ms each
+        assert len(waits) == 10 and all(0 < w <= 0.05 * 10 for w in waits)
 
 
 def test_smtp_unreachable_server_fails_at_open_with_the_address() -> None:
@@ -448,3 +465,13 @@ def test_delivery_config_rejects_unknown_keys_and_values() -> None:
     assert "delivery.transport: input should be 'outbox' or 'smtp'" in text
     assert "delivery.smtp.security: input should be 'none', 'starttls' or 'tls'" in text
     assert "delivery.smtp.conections: unknown key (did you mean 'connections'?)" in text
+
+
+def test_smtp_an_unsendable_address_fails_alone_and_the_connection_stays_usable() -> None:
+    with smtp_server(pipelining=False) as server:
+        with SmtpTransport(smtp(server.port, connections=1)) as transport:
+            bad = transport.send(SENDER, "zoë@example.org", message("zoë@example.org"))
+            good = transport.send(SENDER, "a@example.com", message("a@example.com"))
+        assert bad.status == "fail"
+        assert good.ok, good.detail  # no "503 nested MAIL": the failed transaction was reset
+        assert server.handler.counts() == {"a@example.com": 1}
