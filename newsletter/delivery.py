@@ -59,6 +59,7 @@ class DeliveryReport:
     skipped: int = 0
     stopped_early: bool = False
     already_sent: int = 0  # sent by an earlier run of the same issue
+    failed_before: int = 0  # refused for good in an earlier run (not tried again)
     pending: int = 0  # rows left for a rerun
     variants: int = 0  # variants rendered in this run
     seconds: float = 0.0
@@ -69,6 +70,7 @@ class DeliveryReport:
         line = f"{self.sent} sent, {self.failed} failed, {self.suppressed} suppressed, "
         line += f"{self.skipped} skipped"
         line += f", {self.already_sent} sent before" if self.already_sent else ""
+        line += f", {self.failed_before} failed before" if self.failed_before else ""
         line += f", {self.pending} pending" if self.pending else ""
         line += f" in {self.seconds:.1f} s"
         return line + (f"; stopped early: {self.reason}" if self.stopped_early else "")
@@ -357,6 +359,7 @@ def deliver(
     before = store.ledger_counts(issue.id)
     run.total = before["pending"]
     run.report.already_sent = before["sent"]
+    run.report.failed_before = before["failed"]
     log.info(
         "deliver %s: %d in the audience (%d new in the ledger), %d to send, %d sent before",
         issue.id,

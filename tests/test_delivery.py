@@ -248,6 +248,11 @@ def test_faults_end_with_everyone_delivered_once_or_recorded(
     got = parse(server.handler.messages_for("reader005@example.com")[0])
     assert got["Message-ID"] == sent["reader005@example.com"].message_id
 
+    # a rerun tries no one again, and says who failed before
+    again = deliver(issue, config, audience, store, OutboxTransport(tmp_path / "o"), keys=KEYS)
+    assert (again.sent, again.failed, again.already_sent, again.failed_before) == (0, 0, 38, 2)
+    assert ", 38 sent before, 2 failed before" in again.summary()
+
 
 def test_connections_cut_mid_pipeline_lose_and_duplicate_no_one(
     tmp_path: Path, issue: Issue, store: Store
