@@ -101,9 +101,14 @@ def topics_explain(paper_id: str, sources: tuple[str, ...], config_path: str | N
     from newsletter.sources import read_sources
 
     config = load_config(config_path)
-    paper = report.find_paper(read_sources(sources), paper_id)
-    matcher = compile_topics(config.topic_rules, config.grouping)
-    click.echo(explain(paper, matcher.assign(paper)))
+    found = read_sources(sources)
+    paper = report.find_paper(found, paper_id)
+    assignment = compile_topics(config.topic_rules, config.grouping).assign(paper)
+    click.echo(explain(paper, assignment))
+    counts(
+        f"explain: {paper.id} -> {assignment.topic} (score {assignment.score:.1f}), "
+        f"1 of {len(found)} papers"
+    )
 
 
 # -- check --------------------------------------------------------------------------------------

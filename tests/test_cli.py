@@ -109,6 +109,8 @@ def test_topics_explain_names_the_rule_and_runner_up():
     assert result.returncode == 0, result.stderr
     assert title in result.stdout
     assert "runner-up" in result.stdout.lower()
+    assert result.stderr.strip().startswith("explain: title:")
+    assert result.stderr.strip().endswith("1 of 83 papers")
 
 
 def test_topics_explain_unknown_paper_is_an_error():
