@@ -1,8 +1,9 @@
 """Send an issue to its audience through the ledger, so a crash or a rerun resumes.
 
 The whole audience is written to the ledger first; then every row still pending is sent, and
-marked sent (one commit) as soon as the server accepts it, before that connection carries the next
-message. A rerun therefore re-sends at most the messages that were in flight when a run died.
+marked sent (one commit) as soon as the server accepts it, before the sending thread takes its
+next message. A rerun therefore re-sends at most one message per sending thread (one per
+connection) that was in flight when a run died.
 Each variant (topic selection x format) is rendered and serialised once; a subscriber's message
 is the variant's bytes with their links filled in (see `newsletter.mail`).
 """
@@ -101,6 +102,7 @@ class _Item:
     name: str | None = field(compare=False)
     template: MessageTemplate = field(compare=False)
     tries: int = field(default=0, compare=False)
+    unanswered: bool = field(default=False, compare=False)  # sent once without a final reply
 
 
 class _Work:
@@ -269,7 +271,12 @@ class _Run:
                 self._advance()
                 return None
             self.consecutive_errors += 1
-            if result.status == "retry":
+            if result.status == "unknown" and item.unanswered:
+                # a second copy without a reply: it may have arrived twice; stop here
+                result = SendResult("fail", f"{result.detail}, twice; it may have arrived")
+            elif result.status == "unknown":
+                item.unanswered = True  # one more copy, at most one possible duplicate
+            if result.status in ("retry", "unknown"):
                 item.tries += 1
                 self.store.mark_failed(issue_id, email, result.detail, permanent=False)
                 if item.tries < self.retry.attempts:
@@ -371,7 +378,9 @@ def deliver(
     run.work = _Work(run.items(by_email))
     if progress is not None:
         progress(0, run.total)
-    if run.total:
+    if run.total and stop is not None and stop.is_set():
+        run._stop("stop requested")  # asked to stop before the first message: send none
+    elif run.total:
         try:
             transport.open()
         except TransportError as e:

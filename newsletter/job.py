@@ -16,7 +16,7 @@ from newsletter.errors import NewsletterError
 if TYPE_CHECKING:
     from newsletter.config import Config
     from newsletter.delivery import DeliveryReport
-    from newsletter.models import Issue, Paper
+    from newsletter.models import Issue, Paper, Subscriber
     from newsletter.store import Store
 
 log = logging.getLogger(__name__)
@@ -148,13 +148,15 @@ def run_weekly(
 
     _check_subscribers_file(subscribers)
     with send_lock(config), Store.from_config(config) as store:
+        # the audience first: a broken subscribers file must fail before anything is archived
+        people, problems = _audience(config, store, subscribers)
         issue, reused = prepare_issue(
             config, store, papers, issue_id=issue_id, now=now, save=not dry_run
         )
         if issue.paper_count == 0 and not config.send_empty:
             log.warning("issue %s has no papers: nothing to send (send_empty is off)", issue.id)
             return RunResult(issue, reused, 0, None, empty=True)
-        return _deliver(config, store, issue, reused, subscribers, dry_run, progress, stop)
+        return _deliver(config, store, issue, reused, people, problems, dry_run, progress, stop)
 
 
 def send_issue(
@@ -178,7 +180,9 @@ def send_issue(
                 f"issue {issue_id} is not in the archive (latest: {known}); "
                 "build it with `newsletter run`"
             )
-        return _deliver(config, store, archived.issue, True, subscribers, False, progress, stop)
+        people, problems = _audience(config, store, subscribers)
+        issue = archived.issue
+        return _deliver(config, store, issue, True, people, problems, False, progress, stop)
 
 
 def _check_subscribers_file(subscribers: str | Path | None) -> None:
@@ -187,19 +191,11 @@ def _check_subscribers_file(subscribers: str | Path | None) -> None:
         raise NewsletterError(f"{subscribers}: no such subscribers file; check --subscribers")
 
 
-def _deliver(
-    config: Config,
-    store: Store,
-    issue: Issue,
-    reused: bool,
-    subscribers: str | Path | None,
-    dry_run: bool,
-    progress: Progress | None,
-    stop: threading.Event | None,
-) -> RunResult:
-    from newsletter.delivery import deliver
+def _audience(
+    config: Config, store: Store, subscribers: str | Path | None
+) -> tuple[list[Subscriber], tuple[str, ...]]:
+    """Who gets the issue: the subscribers file (or `--subscribers`) and the state."""
     from newsletter.subscribers import audience, load_subscribers
-    from newsletter.transports import make_transport
 
     path = Path(subscribers) if subscribers is not None else config.resolve(config.subscribers)
     listed = load_subscribers(path, [t.name for t in config.topics])
@@ -208,22 +204,41 @@ def _deliver(
     people = audience(listed.subscribers, store)
     if not people:
         log.warning("nobody to send to: %s lists no one and no one subscribed on the web", path)
+    return people, tuple(listed.problems)
+
+
+def _deliver(
+    config: Config,
+    store: Store,
+    issue: Issue,
+    reused: bool,
+    people: list[Subscriber],
+    problems: tuple[str, ...],
+    dry_run: bool,
+    progress: Progress | None,
+    stop: threading.Event | None,
+) -> RunResult:
+    from newsletter.delivery import deliver
+    from newsletter.transports import make_transport
+
     outbox = (
         config.resolve(config.delivery.outbox) if config.delivery.transport == "outbox" else None
     )
     if dry_run:
-        return RunResult(issue, reused, len(people), None, tuple(listed.problems), outbox)
+        return RunResult(issue, reused, len(people), None, problems, outbox)
     report = deliver(
         issue, config, people, store, make_transport(config), progress=progress, stop=stop
     )
-    return RunResult(issue, reused, len(people), report, tuple(listed.problems), outbox)
+    return RunResult(issue, reused, len(people), report, problems, outbox)
 
 
 def is_fully_sent(config: Config, issue_id: str) -> bool:
-    """True when the issue is archived and its ledger has nothing left to send."""
+    """True when the issue is archived, went to someone, and has nothing left to send."""
     from newsletter.store import Store
 
     with Store.from_config(config) as store:
         if store.get_issue(issue_id) is None:
             return False
-        return store.ledger_counts(issue_id).get("pending", 0) == 0
+        counts = store.ledger_counts(issue_id)
+        # an empty ledger means the issue never reached anyone (no audience at the time)
+        return counts.get("pending", 0) == 0 and sum(counts.values()) > 0

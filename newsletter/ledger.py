@@ -2,8 +2,9 @@
 
 Mixed into `Store`. A send writes its whole audience first (`enqueue`), then marks each row as the
 server answers; a crash or a second run only sees the rows still pending. Each mark is its own
-commit, made right after the server's reply, so the next message never goes out before the last
-one is on record. `sent_marks` is that mark's fast form for a whole send.
+commit, made right after the server's reply and before the sending thread takes its next
+message, so each thread has at most one message off the record at any time. `sent_marks` is
+that mark's fast form for a whole send.
 """
 
 from __future__ import annotations

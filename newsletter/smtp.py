@@ -37,6 +37,15 @@ _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
 _PLAIN_ADDR = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
 
 
+# what servers without enhanced status codes say when the mailbox itself is the problem
+_NO_MAILBOX = re.compile(
+    r"user unknown|unknown user|no such (user|mailbox|recipient)|mailbox (unavailable|not found|"
+    r"does not exist|disabled)|recipient (unknown|rejected|address rejected)|invalid recipient|"
+    r"does not exist|address rejected|undeliverable address",
+    re.IGNORECASE,
+)
+
+
 class _ConnectionLost(Exception):
     """The connection failed at a point where the message may not have been sent."""
 
@@ -51,14 +60,18 @@ def _classify_refusal(code: int, message: bytes, stage: str) -> SendResult:
     detail = f"{stage}: {_reply(code, message)}"
     if code < 500:
         return SendResult("retry", detail, code)
-    enhanced = _ENHANCED.match(message.decode("utf-8", "replace").strip())
+    text = message.decode("utf-8", "replace").strip()
+    enhanced = _ENHANCED.match(text)
     subject = enhanced.group(2) if enhanced else None
     if stage == "MAIL" or (stage == "RCPT" and subject == "7"):
         # The sender or relay is refused ("relay access denied", "sender rejected"): not the
         # recipient's fault, so keep the row pending and let the error limit stop the run.
         return SendResult("retry", detail, code)
-    if stage == "RCPT" or subject in ("1", "2"):
+    if subject in ("1", "2") or (stage == "RCPT" and subject is None and _NO_MAILBOX.search(text)):
+        # the mailbox does not exist or cannot take mail (X.1.x, X.2.x): a hard bounce
         return SendResult("bounce", detail, code)
+    # anything else refuses this message, not the address (a 550 "relay not permitted" without
+    # an enhanced code must not suppress a real subscriber)
     return SendResult("fail", detail, code)
 
 
@@ -251,6 +264,9 @@ class SmtpTransport(Transport):
                 return SendResult("retry", f"connect: {e}")
             try:
                 result = self._transaction(conn, envelope_from, rcpt, wire)
+            except _ReplyLost as e:
+                self._discard(conn)
+                return SendResult("unknown", f"no reply after the message was sent ({e})")
             except _ConnectionLost as e:
                 self._discard(conn)
                 if e.args and e.args[0] == "idle":
@@ -259,6 +275,12 @@ class SmtpTransport(Transport):
                     log.debug("%s: idle connection was closed; reconnecting", self.where)
                     continue
                 return SendResult("retry", f"connection lost: {e.__cause__ or e}")
+            if result.code == 421 and not fresh and result.detail.startswith("MAIL:"):
+                # Postfix says "421 timeout exceeded" to an idle connection before closing it:
+                # nothing was sent, so try again at once on a fresh connection
+                self._discard(conn)
+                log.debug("%s: idle connection timed out (%s); reconnecting", self.where, result)
+                continue
             if result.code == 421:  # the server is closing this connection
                 self._discard(conn)
             else:
@@ -345,11 +367,30 @@ def _ascii(*addresses: str) -> tuple[bytes, ...]:
     return tuple(a.encode("ascii") for a in addresses)
 
 
+# RFC 5321 4.5.3.2.6: a client waits 10 minutes for the reply to the end of the data, since a
+# server may scan the whole message before it answers; giving up sooner invites a duplicate.
+FINAL_REPLY_TIMEOUT = 600.0
+
+
+class _ReplyLost(Exception):
+    """The message and its end mark went out, but no reply came back: it may have arrived."""
+
+
 def _body(conn: smtplib.SMTP, wire: Sequence[bytes]) -> tuple[int, bytes]:
     """Send the dot-stuffed message and its end mark in one write; return the server's reply."""
     end = b".\r\n" if not wire or wire[-1].endswith(b"\r\n") else b"\r\n.\r\n"
     conn.send(b"".join((*wire, end)))
-    return conn.getreply()
+    sock = conn.sock
+    before = sock.gettimeout() if sock is not None else None
+    try:
+        if sock is not None and before is not None:
+            sock.settimeout(max(before, FINAL_REPLY_TIMEOUT))
+        return conn.getreply()
+    except OSError as e:
+        raise _ReplyLost(str(e) or type(e).__name__) from e
+    finally:
+        if sock is not None and conn.sock is sock:
+            sock.settimeout(before)
 
 
 def _command(conn: smtplib.SMTP, verb: str, prefix: str, address: str) -> tuple[int, bytes]:

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 # sent: accepted. retry: try again later (4xx, dropped connection, timeout).
 # bounce: the recipient does not exist (5xx for the address): fail and suppress it.
 # fail: refused for good (5xx for the message): fail without suppressing the address.
-Status = Literal["sent", "retry", "bounce", "fail"]
+# unknown: the body went out but its final reply never came; it may have arrived
+Status = Literal["sent", "retry", "bounce", "fail", "unknown"]
 _LINE_DOT = re.compile(rb"(?m)^\.")
 _DOT_AFTER_LF = re.compile(rb"\n\.")  # a regex search is 3x faster than `in` on a 130 KB message
 

@@ -145,3 +145,21 @@ def read(source: str):
     from newsletter.sources import read_source
 
     return read_source(source)
+
+
+def test_a_broken_subscribers_file_stops_the_run_before_anything_is_archived(site: Path):
+    (site / "subscribers.yaml").write_text("- email: [unclosed\n")
+    config = load_config(site / "config.yaml")
+    with pytest.raises(NewsletterError, match=r"subscribers\.yaml"):
+        run_weekly(config, [SAMPLE], now=NOW)
+    with Store.from_config(config) as store:
+        assert store.get_issue("2026-W48") is None
+    assert not is_fully_sent(config, "2026-W48")
+
+
+def test_an_issue_that_reached_no_one_is_not_fully_sent(site: Path):
+    (site / "subscribers.yaml").write_text("[]\n")
+    config = load_config(site / "config.yaml")
+    result = run_weekly(config, [SAMPLE], now=NOW)
+    assert result.audience == 0 and result.report.sent == 0
+    assert not is_fully_sent(config, "2026-W48")  # a later start of the scheduler catches up
