@@ -23,6 +23,7 @@ from newsletter.cli_options import (
     counts,
     load_config,
     papers_option,
+    stop_on_sigterm,
     subscribers_option,
 )
 
@@ -156,7 +157,7 @@ def run(
     from newsletter.job import run_weekly
 
     config = load_config(config_path)
-    with _progress("sending") as progress:
+    with _progress("sending") as progress, stop_on_sigterm() as stop:
         result = run_weekly(
             config,
             papers or None,
@@ -164,6 +165,7 @@ def run(
             issue_id=issue_id,
             dry_run=dry_run,
             progress=progress,
+            stop=stop,
         )
     _finish(result)
 
@@ -177,8 +179,10 @@ def send(issue_id: str, config_path: str | None, subscribers_path: str | None) -
     from newsletter.job import send_issue
 
     config = load_config(config_path)
-    with _progress("sending") as progress:
-        result = send_issue(config, issue_id, subscribers=subscribers_path, progress=progress)
+    with _progress("sending") as progress, stop_on_sigterm() as stop:
+        result = send_issue(
+            config, issue_id, subscribers=subscribers_path, progress=progress, stop=stop
+        )
     _finish(result)
 
 

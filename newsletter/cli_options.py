@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -69,3 +73,19 @@ def load_config(path: str | None) -> Any:
 def counts(text: str) -> None:
     """Every run ends with one line of counts (on stderr, so JSON on stdout stays clean)."""
     click.echo(text, err=True)
+
+
+@contextmanager
+def stop_on_sigterm() -> Iterator[threading.Event]:
+    """An event SIGTERM sets, so a send finishes its messages in flight and keeps its ledger."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        click.echo("SIGTERM: finishing the messages in flight, then stopping", err=True)
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)

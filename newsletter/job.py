@@ -126,8 +126,7 @@ def prepare_issue(
         ignored = " (--papers ignored: give --issue-id for a new issue)" if papers else ""
         log.warning("issue %s is in the archive: resuming it%s", issue.id, ignored)
     elif save and issue.paper_count:
-        store.save_issue(issue)
-        store.record_sent_papers(issue.id, (p.id for p in issue.papers))
+        store.save_issue(issue, record_papers=True)
     return issue, reused
 
 
@@ -141,13 +140,19 @@ def run_weekly(
     now: datetime | None = None,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
+    wait_for_send: bool = False,
 ) -> RunResult:
-    """Build (or resume) this week's issue and deliver it to everyone not yet sent it."""
+    """Build (or resume) this week's issue and deliver it to everyone not yet sent it.
+
+    Another send on the same state makes this one refuse at once, or, with `wait_for_send` (the
+    scheduler), wait for it to end (until `stop` is set).
+    """
     from newsletter.locks import send_lock
     from newsletter.store import Store
 
     _check_subscribers_file(subscribers)
-    with send_lock(config), Store.from_config(config) as store:
+    waiting = (stop or threading.Event()) if wait_for_send else None
+    with send_lock(config, wait=waiting), Store.from_config(config) as store:
         # the audience first: a broken subscribers file must fail before anything is archived
         people, problems = _audience(config, store, subscribers)
         issue, reused = prepare_issue(

@@ -169,7 +169,8 @@ def run_scheduler(
         with one_at_a_time:
             if stop.is_set():
                 return
-            log.info("run: %s", job(stop))
+            line = job(stop)
+            (log.error if line.startswith("failed: ") else log.info)("run: %s", line)
 
     with scheduler_lock(lock_path(config, "schedule")):
         scheduler = BlockingScheduler(
@@ -228,10 +229,9 @@ def run_forever(config: Config) -> None:
 
     def job(stop: threading.Event) -> str:
         try:
-            result = run_weekly(config, stop=stop)
+            result = run_weekly(config, stop=stop, wait_for_send=True)
         except NewsletterError as e:
             # one line, as the CLI would print it; the scheduler keeps going for next week
-            log.error("the weekly run failed: %s", e)
             return f"failed: {e}"
         return result.summary()
 

@@ -304,14 +304,20 @@ class Store(LedgerMixin):
 
     # -- issue archive and sent papers ----------------------------------------------------------
 
-    def save_issue(self, issue: Issue, web_html: str = "") -> None:
-        """Archive an issue (replacing an earlier save of the same id, keeping its created_at)."""
+    def save_issue(self, issue: Issue, web_html: str = "", *, record_papers: bool = False) -> None:
+        """Archive an issue (replacing an earlier save of the same id, keeping its created_at).
+
+        `record_papers` also records its papers as sent, in the same transaction, so that the
+        archive and "papers sent before" never disagree after a crash.
+        """
         values = issue_to_row(issue)
         values["web_html"] = web_html
         with self._write() as conn:
             updated = conn.execute(issues.update().where(issues.c.id == issue.id).values(values))
             if updated.rowcount == 0:
                 conn.execute(issues.insert().values(created_at=self.clock(), **values))
+            if record_papers:
+                self._record_sent_papers(conn, issue.id, (p.id for p in issue.papers))
 
     def get_issue(self, issue_id: str) -> ArchivedIssue | None:
         with self._read() as conn:
@@ -356,10 +362,15 @@ class Store(LedgerMixin):
             return set(conn.execute(query).scalars())
 
     def record_sent_papers(self, issue_id: str, paper_ids: Iterable[str]) -> None:
+        with self._write() as conn:
+            self._record_sent_papers(conn, issue_id, paper_ids)
+
+    def _record_sent_papers(
+        self, conn: sa.Connection, issue_id: str, paper_ids: Iterable[str]
+    ) -> None:
         rows = [{"paper_id": pid, "issue_id": issue_id} for pid in dict.fromkeys(paper_ids)]
         if rows:
-            with self._write() as conn:
-                conn.execute(self._insert(sent_papers), rows)
+            conn.execute(self._insert(sent_papers), rows)
 
 
 def _topics_out(topics: frozenset[str] | None) -> list[str] | None:

@@ -51,6 +51,9 @@ _BREAK = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x1f\x7f]")  # the other controls but tab
 
 
+MAX_NAME = 200  # a name goes into the To: header
+
+
 class SubscribersError(NewsletterError):
     """A subscriber list cannot be read at all (not YAML, not CSV, wrong shape)."""
 
@@ -169,7 +172,9 @@ class _Checker:
         before = len(self.problems)
         if name is not None:
             name = name.strip() or None
-        if name and _BREAK.search(name):
+        if name and len(name) > MAX_NAME:
+            self.problem(line, f"{address}: name is longer than {MAX_NAME} characters; shorten it")
+        elif name and _BREAK.search(name):
             self.problem(line, f"{address}: name contains a line break; write it on one line")
         elif name and _CONTROL.search(name):
             self.problem(line, f"{address}: name contains a control character; remove it")

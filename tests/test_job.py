@@ -163,3 +163,36 @@ def test_an_issue_that_reached_no_one_is_not_fully_sent(site: Path):
     result = run_weekly(config, [SAMPLE], now=NOW)
     assert result.audience == 0 and result.report.sent == 0
     assert not is_fully_sent(config, "2026-W48")  # a later start of the scheduler catches up
+
+
+def test_the_scheduler_waits_for_another_send_instead_of_losing_its_run(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import threading
+
+    import newsletter.locks
+    from newsletter.locks import send_lock
+
+    monkeypatch.setattr(newsletter.locks, "RETRY_SECONDS", 0.05)
+    config = load_config(site / "config.yaml")
+    held, release = threading.Event(), threading.Event()
+
+    def other_send() -> None:
+        with send_lock(config):
+            held.set()
+            release.wait(10)
+
+    other = threading.Thread(target=other_send)
+    other.start()
+    held.wait(10)
+    threading.Timer(0.3, release.set).start()
+    result = run_weekly(config, [SAMPLE], now=NOW, wait_for_send=True, stop=threading.Event())
+    other.join()
+    assert result.report.sent == 3
+
+    # asked to stop while waiting: it gives up with the same clear line
+    stop = threading.Event()
+    with send_lock(config):
+        threading.Timer(0.2, stop.set).start()
+        with pytest.raises(NewsletterError, match="another send"):
+            run_weekly(config, [SAMPLE], now=NOW, wait_for_send=True, stop=stop)

@@ -244,6 +244,12 @@ def test_sent_papers(store):
     assert store.sent_paper_ids(exclude_issue="2026-W48") == {"p1", "p2"}
 
 
+def test_archiving_an_issue_can_record_its_papers_in_the_same_transaction(store):
+    issue = make_issue("2026-W49")
+    store.save_issue(issue, record_papers=True)
+    assert store.sent_paper_ids() == {p.id for p in issue.papers} != set()
+
+
 def test_enqueue_is_idempotent_and_never_resets_a_row(store):
     rows = [(f"u{i}@example.org", "html:all") for i in range(3)]
     assert store.enqueue("W", rows) == 3

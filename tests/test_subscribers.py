@@ -307,6 +307,7 @@ def test_the_domain_cache_never_changes_a_verdict(local, domain):
         ("Eve\\u2028X", "name contains a line break; write it on one line"),
         ("Eve\\x85X", "name contains a line break; write it on one line"),
         ("Eve\\x07", "name contains a control character; remove it"),
+        ("E" * 201, "name is longer than 200 characters; shorten it"),
     ],
 )
 def test_names_that_could_break_a_header_are_rejected(in_tmp, escaped, problem):
