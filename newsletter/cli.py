@@ -298,7 +298,11 @@ def preview(
 
     config = load_config(config_path)
     if serve:
-        pv.serve_preview(config, papers, Path(out_dir), port=port, open_browser=open_browser)
+        from newsletter.preview_server import serve as serve_preview
+
+        serve_preview(
+            config, papers, Path(out_dir), port=port, open_browser=open_browser, issue_id=issue_id
+        )
         return
     result = pv.write_preview_from_sources(config, papers, Path(out_dir), issue_id=issue_id)
     if open_browser:

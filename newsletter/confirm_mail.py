@@ -17,6 +17,7 @@ from email.utils import format_datetime, make_msgid
 from typing import TYPE_CHECKING
 
 from newsletter.errors import NewsletterError
+from newsletter.mail import from_address
 from newsletter.transports import SendResult, Transport, TransportError
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def build_confirmation(
     policy = email_policy.SMTP if email.isascii() else email_policy.SMTPUTF8
     msg = EmailMessage(policy=policy)
     try:
-        msg["From"] = Address(display_name=sender.name or config.title, addr_spec=sender.address)
+        msg["From"] = from_address(config)
         # the email package cannot build an Address with a non-ASCII local part; the string
         # form is parsed the same way, and the address was validated by the form already
         msg["To"] = Address(addr_spec=email) if email.isascii() else email

@@ -75,6 +75,12 @@ class Links:
     preferences: str
 
 
+def from_address(config: Config) -> Address:
+    """The From of every message: the sender's name (default: the title) and address."""
+    sender = config.sender
+    return Address(display_name=sender.name or config.title, addr_spec=sender.address)
+
+
 def slug(text: str) -> str:
     """Lower-case ASCII words joined by hyphens (for the List-Id)."""
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "newsletter"
@@ -329,7 +335,7 @@ def build_template(
     sender = config.sender
     msg = EmailMessage(policy=POLICY)
     try:
-        msg["From"] = Address(display_name=sender.name or config.title, addr_spec=sender.address)
+        msg["From"] = from_address(config)
         msg["To"] = _TO_MARK
         msg["Subject"] = rendered.subject
     except (ValueError, IndexError) as e:

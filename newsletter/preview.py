@@ -3,7 +3,7 @@
 `write_preview` renders the issue exactly as `run` would (same sources, same build, same render)
 and writes `email.html` and `email.txt` (the two MIME parts, byte for byte) and `index.html`, a
 static page that shows the email at desktop and phone widths side by side with its size against
-the budget. `serve_preview` (in `preview_server`) serves that folder and rebuilds on changes.
+the budget. `preview_server.serve` serves that folder and rebuilds on changes.
 
 Heavy stages are imported inside the functions so that `newsletter preview` starts fast.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,8 +22,6 @@ from typing import TYPE_CHECKING
 from newsletter.errors import NewsletterError, RenderError
 
 if TYPE_CHECKING:
-    import threading
-
     from newsletter.config import Config
     from newsletter.models import Issue, Paper, RenderedEmail
 
@@ -229,34 +227,4 @@ def summary_line(result: PreviewResult) -> str:
         f"{result.web_only_count} web-only, "
         f"HTML {result.html_kb:.1f} KB of {result.budget_kb} KB{over}; "
         f"open {result.index_path}"
-    )
-
-
-def serve_preview(
-    config: Config,
-    sources: Sequence[str] | None,
-    out_dir: Path,
-    host: str = "127.0.0.1",
-    port: int = 8025,
-    open_browser: bool = False,
-    *,
-    poll_interval: float = 0.5,
-    issue_id: str | None = None,
-    stop: threading.Event | None = None,
-    on_ready: Callable[[str], None] | None = None,
-) -> None:
-    """Serve the preview on localhost; rebuild when a template, config or papers file changes."""
-    from newsletter.preview_server import serve
-
-    serve(
-        config,
-        sources,
-        out_dir,
-        host=host,
-        port=port,
-        open_browser=open_browser,
-        poll_interval=poll_interval,
-        issue_id=issue_id,
-        stop=stop,
-        on_ready=on_ready,
     )

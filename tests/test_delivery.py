@@ -13,6 +13,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from email import policy
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -41,6 +42,14 @@ def make_config(tmp_path: Path, extra: str = "") -> Config:
         "sender: {name: Weekly Papers, address: digest@example.org}\n" + extra
     )
     return parse_config(text, "config.yaml", tmp_path)
+
+
+def smtp_deliver(
+    issue: Issue, config: Config, audience: list[Subscriber], store: Store, **options: Any
+) -> DeliveryReport:
+    """Deliver through the config's SMTP server with the test keys and quick retries."""
+    options = {"keys": KEYS, "retry": FAST, **options}
+    return deliver(issue, config, audience, store, SmtpTransport(config.delivery.smtp), **options)
 
 
 def smtp_config(tmp_path: Path, server: SmtpServer, extra: str = "", **smtp: object) -> Config:
@@ -220,15 +229,7 @@ def test_faults_end_with_everyone_delivered_once_or_recorded(
         faults.drop_every = 7
         faults.delay = 0.01
         config = smtp_config(tmp_path, server, connections=3)
-        report = deliver(
-            issue,
-            config,
-            audience,
-            store,
-            SmtpTransport(config.delivery.smtp),
-            keys=KEYS,
-            retry=FAST,
-        )
+        report = smtp_deliver(issue, config, audience, store)
         counts = server.handler.counts()
         dropped = server.handler.dropped
     assert dropped >= 5  # the server really cut connections
@@ -270,15 +271,7 @@ def test_connections_cut_mid_pipeline_lose_and_duplicate_no_one(
         server.handler.faults.drop_mail_every = 5
         server.handler.faults.drop_every = 6
         config = smtp_config(tmp_path, server, connections=3)
-        report = deliver(
-            issue,
-            config,
-            audience,
-            store,
-            SmtpTransport(config.delivery.smtp),
-            keys=KEYS,
-            retry=FAST,
-        )
+        report = smtp_deliver(issue, config, audience, store)
         counts = server.handler.counts()
         dropped = server.handler.dropped
     assert dropped >= 10
@@ -301,30 +294,14 @@ def test_too_many_errors_in_a_row_stop_the_run_and_a_rerun_finishes(
     with smtp_server() as server:
         server.handler.faults.mail = ["451 4.3.2 system not accepting messages"] * 1000
         config = smtp_config(tmp_path, server, "max_consecutive_errors: 5", connections=1)
-        report = deliver(
-            issue,
-            config,
-            audience,
-            store,
-            SmtpTransport(config.delivery.smtp),
-            keys=KEYS,
-            retry=FAST,
-        )
+        report = smtp_deliver(issue, config, audience, store)
         assert report.stopped_early
         assert report.reason.startswith("5 errors in a row, the last: MAIL: 451 4.3.2")
         assert report.sent == 0 and report.pending == 30
         assert server.handler.counts() == {}
         # the server recovers; the rerun sends everything, once
         server.handler.faults.mail.clear()
-        report = deliver(
-            issue,
-            config,
-            audience,
-            store,
-            SmtpTransport(config.delivery.smtp),
-            keys=KEYS,
-            retry=FAST,
-        )
+        report = smtp_deliver(issue, config, audience, store)
         assert (report.sent, report.pending, report.stopped_early) == (30, 0, False)
         assert server.handler.counts() == Counter({s.email: 1 for s in audience})
 
@@ -357,15 +334,8 @@ def test_stop_request_ends_the_run_and_a_rerun_finishes(
     with smtp_server() as server:
         server.handler.faults.delay = 0.005
         config = smtp_config(tmp_path, server, connections=2)
-        report = deliver(
-            issue,
-            config,
-            audience,
-            store,
-            SmtpTransport(config.delivery.smtp),
-            keys=KEYS,
-            progress=progress,
-            stop=stop,
+        report = smtp_deliver(
+            issue, config, audience, store, retry=None, progress=progress, stop=stop
         )
         assert report.stopped_early and report.reason == "stop requested"
         assert 20 <= report.sent < 200 and report.pending == 200 - report.sent

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import preview, resources
+from newsletter import preview, preview_server, resources
 from newsletter.config import Config, load_config, parse_config
 from newsletter.errors import NewsletterError, RenderError
 from newsletter.issue import build_issue
@@ -230,7 +230,7 @@ class Served:
 
 @pytest.fixture
 def serve() -> Iterator[Callable[..., Served]]:
-    """Start `serve_preview` in a thread on a free port; stop it (and check it stopped) after."""
+    """Start the preview server in a thread on a free port; stop it (and check it stopped) after."""
     started: list[Served] = []
     errors: list[BaseException] = []
 
@@ -240,7 +240,7 @@ def serve() -> Iterator[Callable[..., Served]]:
 
         def run() -> None:
             try:
-                preview.serve_preview(
+                preview_server.serve(
                     config,
                     sources,
                     out,
@@ -265,7 +265,7 @@ def serve() -> Iterator[Callable[..., Served]]:
     for served in started:
         served.stop.set()
         served.thread.join(timeout=10)
-        assert not served.thread.is_alive(), "serve_preview did not stop"
+        assert not served.thread.is_alive(), "the preview server did not stop"
     assert not errors, errors
 
 
@@ -346,4 +346,4 @@ def test_serve_reports_a_port_in_use_in_one_line(config: Config, tmp_path: Path)
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(NewsletterError, match=rf"127.0.0.1:{port}.*another --port"):
-            preview.serve_preview(config, ["sample"], tmp_path / "out", port=port)
+            preview_server.serve(config, ["sample"], tmp_path / "out", port=port)
