@@ -28,13 +28,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from newsletter import preview, render, resources  # noqa: E402
-from newsletter.config import Config, parse_config  # noqa: E402
-from newsletter.context import Plan, build_context  # noqa: E402
-from newsletter.issue import build_issue  # noqa: E402
+from newsletter import resources  # noqa: E402
+from newsletter.config.loading import Config, parse_config  # noqa: E402
 from newsletter.models import Paper  # noqa: E402
+from newsletter.preview import files as preview  # noqa: E402
+from newsletter.render import renderer as render  # noqa: E402
+from newsletter.render.blurbs import tidy_text  # noqa: E402
+from newsletter.render.context import Plan, build_context  # noqa: E402
 from newsletter.sources import read_source  # noqa: E402
-from newsletter.summary import tidy_text  # noqa: E402
+from newsletter.topics.issue import build_issue  # noqa: E402
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
 FILLER = ["we", "propose", "a", "method", "that", "improves", "results", "on", "benchmarks"]

@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from newsletter import resources  # noqa: E402
-from newsletter.config import Config, parse_config  # noqa: E402
+from newsletter.config.loading import Config, parse_config  # noqa: E402
 from newsletter.models import Issue, Subscriber  # noqa: E402
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
@@ -49,8 +49,8 @@ SENDER = "digest@example.org"
 
 
 def sample_issue(config: Config) -> Issue:
-    from newsletter.issue import build_issue
     from newsletter.sources import read_source
+    from newsletter.topics.issue import build_issue
 
     papers = read_source("sample", now=NOW)
     return build_issue(papers, config, now=NOW, issue_id="2026-W48", use_window=False)
@@ -158,10 +158,10 @@ def smtp_sink() -> Iterator[tuple[int, int]]:
 
 def child_deliver(port: int, n: int, connections: int, dkim: bool) -> dict[str, float]:
     """Deliver to n generated subscribers (in this process); return the numbers."""
-    from newsletter.delivery import deliver
-    from newsletter.smtp import SmtpTransport
-    from newsletter.store import Store
-    from newsletter.tokens import SecretKeys
+    from newsletter.audience.tokens import SecretKeys
+    from newsletter.delivery.send import deliver
+    from newsletter.delivery.smtp import SmtpTransport
+    from newsletter.store.state import Store
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -203,9 +203,9 @@ def run_child(port: int, n: int, connections: int, dkim: bool) -> dict[str, floa
 
 def sample_message(port: int, connections: int) -> bytes:
     """One personalised message of the every-topic variant, as the sink receives it."""
-    from newsletter.mail import Links, build_template
-    from newsletter.render import render_issue
-    from newsletter.tokens import SecretKeys, make_token
+    from newsletter.audience.tokens import SecretKeys, make_token
+    from newsletter.delivery.message import Links, build_template
+    from newsletter.render.renderer import render_issue
 
     with tempfile.TemporaryDirectory() as tmp:
         config = bench_config(port, connections, Path(tmp), False)
@@ -221,9 +221,9 @@ def sample_message(port: int, connections: int) -> bytes:
 
 def personalise_cost(port: int, connections: int, n: int = 5000) -> float:
     """Seconds to make one subscriber's message from a variant: two tokens and the fill."""
-    from newsletter.mail import Links, build_template
-    from newsletter.render import render_issue
-    from newsletter.tokens import SecretKeys, make_token
+    from newsletter.audience.tokens import SecretKeys, make_token
+    from newsletter.delivery.message import Links, build_template
+    from newsletter.render.renderer import render_issue
 
     with tempfile.TemporaryDirectory() as tmp:
         config = bench_config(port, connections, Path(tmp), False)
@@ -260,9 +260,13 @@ def naive(port: int, n: int, connections: int) -> dict[str, float]:
     from email.message import EmailMessage
     from email.utils import format_datetime, make_msgid
 
-    from newsletter.render import PREFERENCES_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER, render_issue
-    from newsletter.smtp import SmtpTransport
-    from newsletter.tokens import SecretKeys, make_token
+    from newsletter.audience.tokens import SecretKeys, make_token
+    from newsletter.delivery.smtp import SmtpTransport
+    from newsletter.render.renderer import (
+        PREFERENCES_PLACEHOLDER,
+        UNSUBSCRIBE_PLACEHOLDER,
+        render_issue,
+    )
 
     keys = SecretKeys([KEY])
     with tempfile.TemporaryDirectory() as tmp:

@@ -34,9 +34,9 @@ sys.path.insert(0, str(REPO))
 
 import sqlalchemy as sa  # noqa: E402
 
-from newsletter import subscribers as subs_mod  # noqa: E402
-from newsletter.store import Store  # noqa: E402
-from newsletter.subscribers import audience, import_subscribers, load_subscribers  # noqa: E402
+from newsletter.audience import subscribers as subs_mod  # noqa: E402
+from newsletter.audience.subscribers import audience, import_subscribers, load_subscribers  # noqa: E402
+from newsletter.store.state import Store  # noqa: E402
 
 TOPICS = ["LLM Reasoning", "Agents & Tool Use", "Diffusion & Image Generation", "Vision & 3D"]
 

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 from newsletter.errors import NewsletterError
 
 if TYPE_CHECKING:
-    from newsletter.config import Config
-    from newsletter.delivery import DeliveryReport
+    from newsletter.config.loading import Config
+    from newsletter.delivery.send import DeliveryReport
     from newsletter.models import Issue, Paper, Subscriber
-    from newsletter.store import Store
+    from newsletter.store.state import Store
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def plan_issue(
 ) -> tuple[Issue, bool]:
     """The issue a send would carry now: this week's from the archive, or a new one built from
     `load()` without the papers earlier issues carried. Changes nothing."""
-    from newsletter.issue import build_issue, default_now, issue_id_for
+    from newsletter.topics.issue import build_issue, default_now, issue_id_for
 
     moment = now or default_now()
     wanted = issue_id or issue_id_for(moment, config.timezone)
@@ -96,7 +96,7 @@ def plan_issue(
 
 def existing_store(config: Config) -> Store | None:
     """The state store if it exists yet (a preview must not create one)."""
-    from newsletter.store import Store
+    from newsletter.store.state import Store
 
     state = str(config.state)
     if "://" not in state and not config.resolve(state).exists():
@@ -147,8 +147,8 @@ def run_weekly(
     Another send on the same state makes this one refuse at once, or, with `wait_for_send` (the
     scheduler), wait for it to end (until `stop` is set).
     """
-    from newsletter.locks import send_lock
-    from newsletter.store import Store
+    from newsletter.store.locks import send_lock
+    from newsletter.store.state import Store
 
     _check_subscribers_file(subscribers)
     waiting = (stop or threading.Event()) if wait_for_send else None
@@ -173,8 +173,8 @@ def send_issue(
     stop: threading.Event | None = None,
 ) -> RunResult:
     """Resume the delivery of an archived issue."""
-    from newsletter.locks import send_lock
-    from newsletter.store import Store
+    from newsletter.store.locks import send_lock
+    from newsletter.store.state import Store
 
     _check_subscribers_file(subscribers)
     with send_lock(config), Store.from_config(config) as store:
@@ -200,7 +200,7 @@ def _audience(
     config: Config, store: Store, subscribers: str | Path | None
 ) -> tuple[list[Subscriber], tuple[str, ...]]:
     """Who gets the issue: the subscribers file (or `--subscribers`) and the state."""
-    from newsletter.subscribers import audience, load_subscribers
+    from newsletter.audience.subscribers import audience, load_subscribers
 
     path = Path(subscribers) if subscribers is not None else config.resolve(config.subscribers)
     listed = load_subscribers(path, [t.name for t in config.topics])
@@ -223,8 +223,8 @@ def _deliver(
     progress: Progress | None,
     stop: threading.Event | None,
 ) -> RunResult:
-    from newsletter.delivery import deliver
-    from newsletter.transports import make_transport
+    from newsletter.delivery.send import deliver
+    from newsletter.delivery.transport import make_transport
 
     outbox = (
         config.resolve(config.delivery.outbox) if config.delivery.transport == "outbox" else None
@@ -239,7 +239,7 @@ def _deliver(
 
 def is_fully_sent(config: Config, issue_id: str) -> bool:
     """True when the issue is archived, went to someone, and has nothing left to send."""
-    from newsletter.store import Store
+    from newsletter.store.state import Store
 
     with Store.from_config(config) as store:
         if store.get_issue(issue_id) is None:

@@ -12,7 +12,7 @@ class Paper:
     """One paper, normalised: the same shape whatever source it came from.
 
     `id` is the arXiv id without version where there is one, else `title:<hash>` of the
-    normalised title (see `newsletter.papers.paper_id`).
+    normalised title (see `newsletter.sources.normalize.paper_id`).
     """
 
     id: str
@@ -130,7 +130,7 @@ class RenderedEmail:
     """One rendered variant: subject, final HTML and its plain-text twin.
 
     `html` and `text` still hold the unsubscribe / preferences placeholders of
-    `newsletter.render`; delivery fills them per subscriber.
+    `newsletter.render.renderer`; delivery fills them per subscriber.
     """
 
     subject: str
@@ -148,7 +148,7 @@ class Subscriber:
     """One recipient: from the hand-written file, the web form, or an import.
 
     `email` is validated and normalised, and lower-cased as a whole: it is the identity the state
-    store, the ledger and the suppression list match on (see `newsletter.subscribers`).
+    store, the ledger and the suppression list match on (see `newsletter.audience.subscribers`).
     """
 
     email: str

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
 from newsletter.errors import NewsletterError
-from newsletter.locks import lock_path, scheduler_lock
+from newsletter.store.locks import lock_path, scheduler_lock
 
 if TYPE_CHECKING:
     from apscheduler.triggers.base import BaseTrigger
 
-    from newsletter.config import Config
+    from newsletter.config.loading import Config
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def decide_catch_up(
     is_fully_sent: Callable[[str], bool],
 ) -> CatchUp:
     """On start: run a send missed within the grace now; past it, say how to send by hand."""
-    from newsletter.issue import issue_id_for
+    from newsletter.topics.issue import issue_id_for
 
     if config.schedule.every_seconds:
         return CatchUp("none", None, None, "interval schedule: nothing to catch up")

@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 
-from newsletter import preview, resources
-from newsletter.config import parse_config
-from newsletter.issue import build_issue
+from newsletter import resources
+from newsletter.config.loading import parse_config
 from newsletter.models import Issue, Paper, RenderedEmail
-from newsletter.preview_server import PreviewServer
-from newsletter.render import render_issue
+from newsletter.preview import files as preview
+from newsletter.preview.server import PreviewServer
+from newsletter.render.renderer import render_issue
 from newsletter.sources import read_source
+from newsletter.topics.issue import build_issue
 from tests.chromium import ARTIFACTS, chromium
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.checks import run_checks
-from newsletter.config import load_config
+from newsletter.cli.checks import run_checks
+from newsletter.config.loading import load_config
 
 TOPICS = "topics: [{name: Vision, keywords: [image]}]\n"
 

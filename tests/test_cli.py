@@ -11,7 +11,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from newsletter.cli import cli
+from newsletter.cli.main import cli
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from newsletter.config import HfDailySource, load_config, parse_config
+from newsletter.config.loading import HfDailySource, load_config, parse_config
 from newsletter.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent

@@ -4,9 +4,9 @@ import email
 from email import policy
 from pathlib import Path
 
-from newsletter.confirm_mail import build_confirmation, send_confirmation
-from newsletter.transports import SendResult, Transport, TransportError
-from newsletter.web_pages import template_environment
+from newsletter.delivery.transport import SendResult, Transport, TransportError
+from newsletter.web.confirm_mail import build_confirmation, send_confirmation
+from newsletter.web.pages import template_environment
 from tests.web_helpers import T0, make_site
 
 LINK = "http://news.test/confirm?token=abc.def-ghi_jkl"

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from newsletter.context import paper_view
 from newsletter.models import Paper
+from newsletter.render.context import paper_view
 
 
 @pytest.mark.parametrize(

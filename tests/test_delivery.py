@@ -18,16 +18,18 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from newsletter import delivery, mail, resources
-from newsletter.config import Config, parse_config
-from newsletter.delivery import DeliveryReport, RetryPolicy, deliver
-from newsletter.issue import build_issue
+from newsletter import resources
+from newsletter.audience.tokens import SecretKeys, read_token
+from newsletter.config.loading import Config, parse_config
+from newsletter.delivery import message as mail
+from newsletter.delivery import send as delivery
+from newsletter.delivery.send import DeliveryReport, RetryPolicy, deliver
+from newsletter.delivery.smtp import SmtpTransport
+from newsletter.delivery.transport import OutboxTransport
 from newsletter.models import Issue, Subscriber
-from newsletter.smtp import SmtpTransport
 from newsletter.sources import read_source
-from newsletter.store import Store
-from newsletter.tokens import SecretKeys, read_token
-from newsletter.transports import OutboxTransport
+from newsletter.store.state import Store
+from newsletter.topics.issue import build_issue
 from tests.smtp_server import SmtpServer, smtp_server
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
@@ -108,7 +110,7 @@ def token_in(url: str) -> str:
 def test_each_subscriber_gets_their_topics_rendered_once_per_variant(
     tmp_path: Path, issue: Issue, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from newsletter import render
+    from newsletter.render import renderer as render
 
     renders: list[frozenset[str] | None] = []
     builds: list[str] = []
@@ -400,13 +402,13 @@ SENDER_SCRIPT = textwrap.dedent(
     import sys
     from datetime import datetime, timezone
     from newsletter import resources
-    from newsletter.config import parse_config
-    from newsletter.delivery import deliver
-    from newsletter.issue import build_issue
+    from newsletter.config.loading import parse_config
+    from newsletter.delivery.send import deliver
+    from newsletter.topics.issue import build_issue
     from newsletter.models import Subscriber
-    from newsletter.smtp import SmtpTransport
+    from newsletter.delivery.smtp import SmtpTransport
     from newsletter.sources import read_source
-    from newsletter.store import Store
+    from newsletter.store.state import Store
 
     port, db, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     now = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import feedparser
 
-from newsletter.feed import atom_feed
-from newsletter.store_schema import ArchivedIssue
-from newsletter.web_pages import template_environment
+from newsletter.store.schema import ArchivedIssue
+from newsletter.web.feed import atom_feed
+from newsletter.web.pages import template_environment
 from tests.web_helpers import T0, make_site, sample_issue
 
 

@@ -9,17 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.config import GroupingConfig, load_config
+from newsletter.config.loading import GroupingConfig, load_config
 from newsletter.errors import ConfigError
-from newsletter.grouping import (
+from newsletter.models import OTHER, Paper, Topic
+from newsletter.sources import read_source
+from newsletter.topics.engine import (
     TopicMatcher,
     assign_all,
     compile_topics,
     explain,
     group,
 )
-from newsletter.models import OTHER, Paper, Topic
-from newsletter.sources import read_source
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = Path(__file__).resolve().parent / "data" / "samples"

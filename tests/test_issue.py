@@ -4,8 +4,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from newsletter.config import parse_config
-from newsletter.issue import (
+from newsletter.config.loading import parse_config
+from newsletter.models import OTHER, Paper
+from newsletter.topics.issue import (
     assemble_issue,
     build_issue,
     default_now,
@@ -14,7 +15,6 @@ from newsletter.issue import (
     make_sections,
     select_papers,
 )
-from newsletter.models import OTHER, Paper
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)  # a Thursday in ISO week 48
 

@@ -14,10 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from newsletter import resources
-from newsletter.config import Config, parse_config
-from newsletter.errors import ConfigError
-from newsletter.issue import build_issue
-from newsletter.mail import (
+from newsletter.config.loading import Config, parse_config
+from newsletter.delivery.message import (
     POLICY,
     Links,
     MailError,
@@ -25,9 +23,15 @@ from newsletter.mail import (
     build_template,
     to_header,
 )
+from newsletter.errors import ConfigError
 from newsletter.models import Issue, RenderedEmail
-from newsletter.render import PREFERENCES_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER, render_issue
+from newsletter.render.renderer import (
+    PREFERENCES_PLACEHOLDER,
+    UNSUBSCRIBE_PLACEHOLDER,
+    render_issue,
+)
 from newsletter.sources import read_source
+from newsletter.topics.issue import build_issue
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
 UNSUB, PREFS = UNSUBSCRIBE_PLACEHOLDER, PREFERENCES_PLACEHOLDER

@@ -12,13 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import mjml_validate, render, resources
-from newsletter.config import Config, parse_config
-from newsletter.context import Plan, build_context
+from newsletter import resources
+from newsletter.config.loading import Config, parse_config
 from newsletter.errors import RenderError
-from newsletter.issue import build_issue
 from newsletter.models import Issue
+from newsletter.render import renderer as render
+from newsletter.render import validate as mjml_validate
+from newsletter.render.context import Plan, build_context
 from newsletter.sources import read_source
+from newsletter.topics.issue import build_issue
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
 HF_API = Path(__file__).parent / "data" / "samples" / "hf-daily-papers-api.json"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from newsletter.papers import (
+from newsletter.sources.normalize import (
     arxiv_id,
     dedupe,
     make_paper,

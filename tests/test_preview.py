@@ -13,13 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import preview, preview_server, resources
-from newsletter.config import Config, load_config, parse_config
+from newsletter import resources
+from newsletter.config.loading import Config, load_config, parse_config
 from newsletter.errors import NewsletterError, RenderError
-from newsletter.issue import build_issue
 from newsletter.models import Paper
-from newsletter.render import render_issue
+from newsletter.preview import files as preview
+from newsletter.preview import server as preview_server
+from newsletter.render.renderer import render_issue
 from newsletter.sources import read_source
+from newsletter.topics.issue import build_issue
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
 FILES = {"email.html", "email.txt", "index.html"}

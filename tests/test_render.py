@@ -14,19 +14,19 @@ import lxml.html
 import pytest
 
 from newsletter import resources
-from newsletter.config import Config, parse_config
-from newsletter.context import date_range
-from newsletter.issue import assemble_issue, build_issue
-from newsletter.mjml_validate import find_validator
+from newsletter.config.loading import Config, parse_config
 from newsletter.models import OTHER, Issue, Paper, RenderedEmail
-from newsletter.render import (
+from newsletter.render.blurbs import author_line, shorten
+from newsletter.render.context import date_range
+from newsletter.render.renderer import (
     PREFERENCES_PLACEHOLDER,
     UNSUBSCRIBE_PLACEHOLDER,
     check_templates,
     render_issue,
 )
+from newsletter.render.validate import find_validator
 from newsletter.sources import read_source
-from newsletter.summary import author_line, shorten
+from newsletter.topics.issue import assemble_issue, build_issue
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).parent / "data" / "golden" / "sample"
@@ -395,11 +395,11 @@ def test_rendering_twice_gives_identical_output(sample):
 def test_a_fresh_process_renders_quietly_identically_and_imports_lazily():
     script = (
         "import sys, json, hashlib\n"
-        "import newsletter.render as r\n"
+        "import newsletter.render.renderer as r\n"
         "heavy = sorted(m for m in ('mjml', 'premailer', 'jinja2', 'lxml') if m in sys.modules)\n"
         "from datetime import datetime, timezone\n"
-        "from newsletter.config import load_config\n"
-        "from newsletter.issue import build_issue\n"
+        "from newsletter.config.loading import load_config\n"
+        "from newsletter.topics.issue import build_issue\n"
         "from newsletter.sources import read_source\n"
         "now = datetime(2026, 11, 26, 8, tzinfo=timezone.utc)\n"
         "c = load_config(None)\n"

@@ -12,15 +12,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from newsletter.config import parse_config
+from newsletter.config.loading import parse_config
 from newsletter.errors import ConfigError, NewsletterError
-from newsletter.locks import scheduler_lock
 from newsletter.schedule import (
     decide_catch_up,
     fire_times,
     last_fire_time,
     make_trigger,
 )
+from newsletter.store.locks import scheduler_lock
 
 TOPICS = "topics: [{name: A, keywords: [x]}]\n"
 UTC = ZoneInfo("UTC")
@@ -146,7 +146,7 @@ def test_second_scheduler_on_the_same_state_refuses(tmp_path: Path):
         code = textwrap.dedent(
             f"""
             from pathlib import Path
-            from newsletter.locks import scheduler_lock
+            from newsletter.store.locks import scheduler_lock
             with scheduler_lock(Path({str(lock)!r})):
                 pass
             """
@@ -175,7 +175,7 @@ def test_a_crashed_scheduler_releases_the_lock(tmp_path: Path):
     code = f"""
 import os
 from pathlib import Path
-from newsletter.locks import scheduler_lock
+from newsletter.store.locks import scheduler_lock
 with scheduler_lock(Path({str(lock)!r})):
     os.kill(os.getpid(), 9)
 """

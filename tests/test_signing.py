@@ -1,4 +1,4 @@
-"""DKIM signatures made by `newsletter.signing`, checked by dkimpy (an independent verifier)."""
+"""DKIM signatures made by `newsletter.delivery.dkim`, checked by dkimpy (an independent one)."""
 
 from __future__ import annotations
 
@@ -16,13 +16,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from newsletter import resources
-from newsletter.config import Config, parse_config
-from newsletter.issue import build_issue
-from newsletter.mail import Links, MailError, build_template
+from newsletter.config.loading import Config, parse_config
+from newsletter.delivery.dkim import SIGNED_HEADERS, DkimSigner
+from newsletter.delivery.message import Links, MailError, build_template
 from newsletter.models import RenderedEmail
-from newsletter.render import PREFERENCES_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER, render_issue
-from newsletter.signing import SIGNED_HEADERS, DkimSigner
+from newsletter.render.renderer import (
+    PREFERENCES_PLACEHOLDER,
+    UNSUBSCRIBE_PLACEHOLDER,
+    render_issue,
+)
 from newsletter.sources import read_source
+from newsletter.topics.issue import build_issue
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)

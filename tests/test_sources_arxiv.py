@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from newsletter.config import ArxivSource
+from newsletter.config.loading import ArxivSource
 from newsletter.errors import SourceError
 from newsletter.sources.arxiv import (
     RateLimiter,

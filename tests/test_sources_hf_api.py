@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from newsletter.config import HfDailySource
+from newsletter.config.loading import HfDailySource
 from newsletter.errors import SourceError
 from newsletter.sources.hf_api import fetch_daily_papers, parse_daily_papers, window_params
 

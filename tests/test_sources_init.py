@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from newsletter.config import ArxivSource, FileSource, HfDailySource, UrlSource
+from newsletter.config.loading import ArxivSource, FileSource, HfDailySource, UrlSource
 from newsletter.errors import FetchError, SourceError
 from newsletter.sources import KINDS, arxiv, detect_kind, load_papers, read_source, read_sources
 

@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 
 from newsletter import resources
-from newsletter.config import parse_config
-from newsletter.delivery import deliver
-from newsletter.issue import build_issue
+from newsletter.audience.tokens import SecretKeys
+from newsletter.config.loading import parse_config
+from newsletter.delivery.send import deliver
+from newsletter.delivery.transport import OutboxTransport
 from newsletter.models import Subscriber
 from newsletter.sources import read_source
-from newsletter.store import Store
-from newsletter.tokens import SecretKeys
-from newsletter.transports import OutboxTransport
+from newsletter.store.state import Store
+from newsletter.topics.issue import build_issue
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
 MAX_SCORE = 1.0

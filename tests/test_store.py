@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from newsletter import migrations
-from newsletter.config import parse_config
+from newsletter.config.loading import parse_config
 from newsletter.models import Issue, Paper, Section, Subscriber
-from newsletter.store import Store, StoreError, state_url
-from newsletter.store_schema import metadata
+from newsletter.store import migrations
+from newsletter.store.schema import metadata
+from newsletter.store.state import Store, StoreError, state_url
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
 

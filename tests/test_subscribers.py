@@ -9,11 +9,8 @@ import yaml
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from newsletter import subscribers as subs_mod
-from newsletter.config import load_config, parse_config
-from newsletter.models import Subscriber
-from newsletter.store import Store
-from newsletter.subscribers import (
+from newsletter.audience import subscribers as subs_mod
+from newsletter.audience.subscribers import (
     AddressCache,
     SubscribersError,
     audience,
@@ -22,6 +19,9 @@ from newsletter.subscribers import (
     load_subscribers_for,
     normalize_email,
 )
+from newsletter.config.loading import load_config, parse_config
+from newsletter.models import Subscriber
+from newsletter.store.state import Store
 
 REPO = Path(__file__).resolve().parent.parent
 TOPICS = ["Robotics", "Vision", "LLM Reasoning"]

@@ -4,8 +4,8 @@ import logging
 
 import pytest
 
+from newsletter.audience.tokens import SecretKeys, TokenError, make_token, read_token
 from newsletter.errors import NewsletterError
-from newsletter.tokens import SecretKeys, TokenError, make_token, read_token
 
 KEY = "k-9f3a1c77e2b54d0e8b61-current"
 OLD_KEY = "k-0d1e2f3a4b5c6d7e8f90-retired"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import Config, SmtpConfig, parse_config
-from newsletter.smtp import RateLimit, SmtpTransport, check_smtp
-from newsletter.transports import OutboxTransport, Outgoing, TransportError, make_transport
+from newsletter.config.loading import Config, SmtpConfig, parse_config
+from newsletter.delivery.smtp import RateLimit, SmtpTransport, check_smtp
+from newsletter.delivery.transport import OutboxTransport, Outgoing, TransportError, make_transport
 from tests.smtp_server import smtp_server
 
 PASSWORD = "s3cret-Passw0rd-that-must-not-leak"
@@ -310,9 +310,9 @@ def test_smtp_waits_for_a_slow_final_reply_beyond_the_command_timeout() -> None:
 
 
 def test_smtp_final_reply_that_never_comes_is_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
-    import newsletter.smtp
+    import newsletter.delivery.smtp
 
-    monkeypatch.setattr(newsletter.smtp, "FINAL_REPLY_TIMEOUT", 0.3)
+    monkeypatch.setattr(newsletter.delivery.smtp, "FINAL_REPLY_TIMEOUT", 0.3)
     with smtp_server() as server:
         server.handler.faults.delay = 1.5
         with SmtpTransport(smtp(server.port, timeout=0.2)) as transport:

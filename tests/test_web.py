@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import web
+from newsletter.audience.tokens import SecretKeys, make_token
 from newsletter.errors import NewsletterError
 from newsletter.models import Subscriber
-from newsletter.tokens import SecretKeys, make_token
+from newsletter.web import app as web
 from tests.web_helpers import (
     ADDRESS,
     T0,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from starlette.datastructures import FormData
 
-from newsletter.web_forms import (
+from newsletter.web.forms import (
     check_email,
     check_name,
     check_signup,

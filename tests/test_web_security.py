@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from starlette.requests import Request
 
-from newsletter.web_security import RateLimiter, client_key, cross_site
+from newsletter.web.security import RateLimiter, client_key, cross_site
 
 BASE = "https://news.example.org"
 

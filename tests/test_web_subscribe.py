@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.audience.subscribers import audience, load_subscribers_for
 from newsletter.models import Subscriber
-from newsletter.subscribers import audience, load_subscribers_for
 from tests.web_helpers import (
     ADDRESS,
     Site,

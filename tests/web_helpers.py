@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from newsletter.config import Config, parse_config
+from newsletter.audience.subscribers import audience, load_subscribers_for
+from newsletter.audience.tokens import SecretKeys, make_token
+from newsletter.config.loading import Config, parse_config
 from newsletter.models import Issue, Paper
-from newsletter.store import Store
-from newsletter.subscribers import audience, load_subscribers_for
-from newsletter.tokens import SecretKeys, make_token
-from newsletter.web import create_app
+from newsletter.store.state import Store
+from newsletter.web.app import create_app
 
 with warnings.catch_warnings():
     # Starlette asks for the httpx2 package but works with httpx; the warning is about that only
@@ -165,7 +165,7 @@ def paper(i: int, title: str, abstract: str = "", **kw: Any) -> Paper:
 
 def sample_issue(config: Config, issue_id: str = "2026-W48") -> Issue:
     """An issue with more papers than the email shows (max_per_topic caps each section)."""
-    from newsletter.issue import build_issue
+    from newsletter.topics.issue import build_issue
 
     papers = [paper(i, f"Diffusion model number {i} for image generation") for i in range(1, 6)]
     papers += [paper(10 + i, f"Tool use agents, part {i}") for i in range(1, 4)]

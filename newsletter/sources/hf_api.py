@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from newsletter.errors import SourceError
 from newsletter.models import Paper
-from newsletter.papers import make_paper
 from newsletter.sources.files import json_error
 from newsletter.sources.http import fetch
+from newsletter.sources.normalize import make_paper
 
 if TYPE_CHECKING:
     import httpx
 
-    from newsletter.config import HfDailySource
+    from newsletter.config.loading import HfDailySource
 
 log = logging.getLogger(__name__)
 
