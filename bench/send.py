@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from newsletter import resources  # noqa: E402
-from newsletter.config.loading import Config, parse_config  # noqa: E402
+from newsletter.config import Config, parse_config  # noqa: E402
 from newsletter.models import Issue, Subscriber  # noqa: E402
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
@@ -53,7 +53,9 @@ def sample_issue(config: Config) -> Issue:
     from newsletter.topics.issue import build_issue
 
     papers = read_source("sample", now=NOW)
-    return build_issue(papers, config, now=NOW, issue_id="2026-W48", use_window=False)
+    return build_issue(
+        papers, config.issue_settings(), now=NOW, issue_id="2026-W48", use_window=False
+    )
 
 
 def bench_config(port: int, connections: int, folder: Path, dkim: bool) -> Config:
@@ -166,7 +168,7 @@ def child_deliver(port: int, n: int, connections: int, dkim: bool) -> dict[str, 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         config = bench_config(port, connections, folder, dkim)
-        issue = sample_issue(config)
+        issue = sample_issue(config.render_settings())
         started = time.perf_counter()
         usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu = usage.ru_utime + usage.ru_stime
@@ -179,7 +181,7 @@ def child_deliver(port: int, n: int, connections: int, dkim: bool) -> dict[str, 
                 SmtpTransport(config.delivery.smtp),
                 keys=SecretKeys([KEY]),
             )
-            counts = store.ledger_counts(issue.id)
+            counts = store.ledger.counts(issue.id)
         seconds = time.perf_counter() - started
         usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu = usage.ru_utime + usage.ru_stime - cpu
@@ -209,8 +211,10 @@ def sample_message(port: int, connections: int) -> bytes:
 
     with tempfile.TemporaryDirectory() as tmp:
         config = bench_config(port, connections, Path(tmp), False)
-    issue = sample_issue(config)
-    template = build_template(render_issue(issue, config), config, issue.id)
+    issue = sample_issue(config.render_settings())
+    template = build_template(
+        render_issue(issue, config.render_settings()), config.mail_settings(), issue.id
+    )
     keys, addr = SecretKeys([KEY]), "reader000001@example.com"
     links = Links(
         f"{config.base_url}/unsubscribe?token={make_token('unsubscribe', addr, keys)}",
@@ -227,8 +231,10 @@ def personalise_cost(port: int, connections: int, n: int = 5000) -> float:
 
     with tempfile.TemporaryDirectory() as tmp:
         config = bench_config(port, connections, Path(tmp), False)
-    issue = sample_issue(config)
-    template = build_template(render_issue(issue, config), config, issue.id)
+    issue = sample_issue(config.render_settings())
+    template = build_template(
+        render_issue(issue, config.render_settings()), config.mail_settings(), issue.id
+    )
     keys, base = SecretKeys([KEY]), config.base_url
     started = time.perf_counter()
     for i in range(n):
@@ -271,14 +277,14 @@ def naive(port: int, n: int, connections: int) -> dict[str, float]:
     keys = SecretKeys([KEY])
     with tempfile.TemporaryDirectory() as tmp:
         config = bench_config(port, connections, Path(tmp), False)
-    issue = sample_issue(config)
+    issue = sample_issue(config.render_settings())
     subs = list(audience(issue, n))
     build = 0.0
     started = time.perf_counter()
     with SmtpTransport(config.delivery.smtp) as transport:
         for sub in subs:
             t0 = time.perf_counter()
-            rendered = render_issue(issue, config, topics=sub.topics)
+            rendered = render_issue(issue, config.render_settings(), topics=sub.topics)
             unsub = (
                 f"{config.base_url}/unsubscribe?token={make_token('unsubscribe', sub.email, keys)}"
             )

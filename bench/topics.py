@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from newsletter.config.loading import GroupingConfig, load_config  # noqa: E402
+from newsletter.config import GroupingConfig, load_config  # noqa: E402
 from newsletter.models import OTHER, Paper, Topic  # noqa: E402
 from newsletter.sources import read_source  # noqa: E402
 from newsletter.topics.engine import COUNTING, TopicMatcher, assign_all  # noqa: E402

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-SAMPLES = Path(__file__).parent / "data" / "samples"
+from tests.support.paths import SAMPLES
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

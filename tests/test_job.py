@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config.loading import load_config
+from newsletter.config import load_config
 from newsletter.errors import NewsletterError
 from newsletter.job import is_fully_sent, run_weekly, send_issue
 from newsletter.store.state import Store
+from tests.support.paths import DATA
 
-DATA = Path(__file__).resolve().parent / "data"
 SAMPLE = str(DATA / "samples" / "daily-papers-page.txt")
 HF = str(DATA / "samples" / "hf-daily-papers-api.json")
 NOW = datetime(2026, 11, 23, 8, tzinfo=timezone.utc)

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from newsletter.config.loading import parse_config
+from newsletter.config import parse_config
 from newsletter.errors import ConfigError, NewsletterError
 from newsletter.schedule import (
     decide_catch_up,
@@ -21,6 +21,7 @@ from newsletter.schedule import (
     make_trigger,
 )
 from newsletter.store.locks import scheduler_lock
+from tests.support.paths import REPO, SAMPLES
 
 TOPICS = "topics: [{name: A, keywords: [x]}]\n"
 UTC = ZoneInfo("UTC")
@@ -155,7 +156,7 @@ def test_second_scheduler_on_the_same_state_refuses(tmp_path: Path):
             [sys.executable, "-c", code],
             capture_output=True,
             text=True,
-            cwd=Path(__file__).resolve().parent.parent,
+            cwd=REPO,
         )
         assert other.returncode != 0
         assert "already drives this state" in other.stderr
@@ -179,9 +180,7 @@ from newsletter.store.locks import scheduler_lock
 with scheduler_lock(Path({str(lock)!r})):
     os.kill(os.getpid(), 9)
 """
-    crashed = subprocess.run(
-        [sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent
-    )
+    crashed = subprocess.run([sys.executable, "-c", code], cwd=REPO)
     assert crashed.returncode == -9
     with scheduler_lock(lock):
         assert lock.read_text().strip().isdigit()
@@ -195,8 +194,7 @@ def test_interval_schedule_has_nothing_to_catch_up():
     assert decide_catch_up(c, make_trigger(c), now, lambda _id: False).action == "none"
 
 
-SAMPLE = Path(__file__).resolve().parent / "data" / "samples" / "daily-papers-page.txt"
-REPO = Path(__file__).resolve().parent.parent
+SAMPLE = SAMPLES / "daily-papers-page.txt"
 
 
 def scheduler_site(tmp_path: Path, port: int, people: int) -> Path:
@@ -250,7 +248,7 @@ def stop(proc: subprocess.Popen[str]) -> str:
 
 
 def test_schedule_process_delivers_over_smtp_and_stops_cleanly_on_sigterm(tmp_path: Path):
-    from tests.smtp_server import smtp_server
+    from tests.support.smtp_server import smtp_server
 
     with smtp_server() as server:
         site = scheduler_site(tmp_path, server.port, people=2)
@@ -268,7 +266,7 @@ def test_schedule_process_delivers_over_smtp_and_stops_cleanly_on_sigterm(tmp_pa
 
 
 def test_a_second_scheduler_process_on_the_same_state_refuses(tmp_path: Path):
-    from tests.smtp_server import smtp_server
+    from tests.support.smtp_server import smtp_server
 
     with smtp_server() as server:
         site = scheduler_site(tmp_path, server.port, people=1)
@@ -289,7 +287,7 @@ def test_a_second_scheduler_process_on_the_same_state_refuses(tmp_path: Path):
 
 
 def test_sigterm_during_a_send_finishes_the_message_and_a_restart_resumes(tmp_path: Path):
-    from tests.smtp_server import smtp_server
+    from tests.support.smtp_server import smtp_server
 
     with smtp_server() as server:
         server.handler.faults.delay = 0.2  # a slow server: the send takes seconds

@@ -29,11 +29,10 @@ from email_validator import EmailNotValidError, ValidatedEmail, validate_email
 from email_validator.rfc_constants import DOT_ATOM_TEXT as _DOT_ATOM
 from email_validator.rfc_constants import EMAIL_MAX_LENGTH as _MAX_ADDRESS
 
-from newsletter.errors import NewsletterError
+from newsletter.errors import SubscribersError
 from newsletter.models import Subscriber
 
 if TYPE_CHECKING:
-    from newsletter.config.loading import Config
     from newsletter.store.state import Store
 
 log = logging.getLogger(__name__)
@@ -52,10 +51,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x1f\x7f]")  # the other controls but
 
 
 MAX_NAME = 200  # a name goes into the To: header
-
-
-class SubscribersError(NewsletterError):
-    """A subscriber list cannot be read at all (not YAML, not CSV, wrong shape)."""
 
 
 class SubscriberList(NamedTuple):
@@ -327,11 +322,6 @@ def load_subscribers(path: str | Path, topic_names: Iterable[str]) -> Subscriber
         "%s: %d subscribers, %d problems", label, len(checker.subscribers), len(checker.problems)
     )
     return SubscriberList(checker.subscribers, checker.problems)
-
-
-def load_subscribers_for(config: Config) -> SubscriberList:
-    """Read the list named by `subscribers:` in the config, against its topics."""
-    return load_subscribers(config.resolve(config.subscribers), [t.name for t in config.topics])
 
 
 CSV_COLUMNS = ("email", "name", "topics", "format")

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
-from newsletter.errors import NewsletterError
+from newsletter.errors import SecretKeyError, TokenError
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +38,6 @@ _MISSING = (
 )
 
 
-class TokenError(NewsletterError):
-    """A link's token is invalid (`kind == "bad"`) or too old (`kind == "expired"`)."""
-
-    def __init__(self, message: str, kind: Literal["bad", "expired"]) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
 class SecretKeys:
     """The signing keys, newest first; their values never show in a repr or a message."""
 
@@ -54,7 +46,7 @@ class SecretKeys:
     def __init__(self, keys: Sequence[str]) -> None:
         cleaned = [k.strip() for k in keys if k and k.strip()]
         if not cleaned:
-            raise NewsletterError(_MISSING)
+            raise SecretKeyError(_MISSING)
         self._keys = tuple(cleaned)
 
     @classmethod

@@ -8,8 +8,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+from newsletter.audience import audience, load_subscribers, make_subscriber, normalize_email
+from newsletter.cli.output import table
+from newsletter.errors import SubscribersError
+from newsletter.store import Store
+
 if TYPE_CHECKING:
-    from newsletter.config.loading import Config
+    from newsletter.config import Config
 
 
 @dataclass(frozen=True)
@@ -26,10 +31,7 @@ class AudienceRow:
 
 def audience_rows(config: Config) -> tuple[list[AudienceRow], list[str]]:
     """Everyone the program knows of: the file's entries and the state's, with their status."""
-    from newsletter.audience.subscribers import audience, load_subscribers_for
-    from newsletter.store.state import Store
-
-    listed = load_subscribers_for(config)
+    listed = load_subscribers(config.subscribers_path, config.topic_names)
     with Store.from_config(config) as store:
         stored = store.stored_subscribers()
         suppressed = store.suppression_reasons()
@@ -66,8 +68,6 @@ def rows_json(rows: Sequence[AudienceRow]) -> str:
 
 
 def rows_table(rows: Sequence[AudienceRow]) -> str:
-    from newsletter.cli.output import table
-
     body = [
         (
             r.email,
@@ -96,9 +96,6 @@ def counts_line(rows: Sequence[AudienceRow]) -> str:
 
 def add(config: Config, email: str, *, name: str | None, topics: str | None, fmt: str) -> str:
     """Add a confirmed subscriber to the state; an earlier suppression is lifted."""
-    from newsletter.audience.subscribers import make_subscriber
-    from newsletter.store.state import Store
-
     sub = make_subscriber(email, [t.name for t in config.topics], name=name, topics=topics, fmt=fmt)
     with Store.from_config(config) as store:
         new = store.add_subscriber(sub, status="confirmed")
@@ -110,14 +107,10 @@ def add(config: Config, email: str, *, name: str | None, topics: str | None, fmt
 
 def remove(config: Config, email: str) -> str:
     """Suppress an address: it gets nothing more, whichever list names it."""
-    from newsletter.audience.subscribers import normalize_email
-    from newsletter.errors import NewsletterError
-    from newsletter.store.state import Store
-
     try:
         address = normalize_email(email)
     except ValueError as e:
-        raise NewsletterError(f"'{email}' is not a valid address: {e}") from e
+        raise SubscribersError(f"'{email}' is not a valid address: {e}") from e
     with Store.from_config(config) as store:
         store.suppress(address, "removed", "newsletter subscribers remove")
     return f"subscribers: {address} removed (suppressed)"

@@ -7,11 +7,16 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from newsletter.config.loading import FileSource
+from newsletter.audience import load_subscribers
+from newsletter.audience.tokens import SecretKeys
+from newsletter.config import FileSource
+from newsletter.delivery.dkim import DkimSigner
+from newsletter.delivery.smtp import check_smtp
 from newsletter.errors import NewsletterError
+from newsletter.render import check_templates
 
 if TYPE_CHECKING:
-    from newsletter.config.loading import Config
+    from newsletter.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -25,32 +30,23 @@ def run_checks(config: Config, *, smtp: bool = False) -> list[str]:
     if config.templates_dir is not None and not config.resolve(config.templates_dir).is_dir():
         problems.append(f"templates_dir: {config.resolve(config.templates_dir)}: no such folder")
     else:
-        from newsletter.render.renderer import check_templates
-
-        problems.extend(check_templates(config))
+        problems.extend(check_templates(config.render_settings()))
     problems.extend(_subscribers(config))
     problems.extend(_secrets(config))
     if smtp:
-        from newsletter.delivery.smtp import check_smtp
-
-        problems.extend(check_smtp(config))
+        problems.extend(check_smtp(config.delivery.smtp))
     return problems
 
 
 def _subscribers(config: Config) -> list[str]:
-    from newsletter.audience.subscribers import load_subscribers_for
-
     path = config.resolve(config.subscribers)
     if not path.is_file():
         # not a problem: an audience may come only from the web form and imports
         log.warning("subscribers: %s does not exist; only web and imported subscribers", path)
-    return load_subscribers_for(config).problems
+    return load_subscribers(config.subscribers_path, config.topic_names).problems
 
 
 def _secrets(config: Config) -> list[str]:
-    from newsletter.audience.tokens import SecretKeys
-    from newsletter.delivery.dkim import DkimSigner
-
     problems = []
     try:
         SecretKeys.from_env()
@@ -64,7 +60,7 @@ def _secrets(config: Config) -> list[str]:
                 f"'{config.delivery.smtp.username}' (delivery.smtp.password_env)"
             )
     try:
-        DkimSigner.from_config(config)
+        DkimSigner.from_settings(config.mail_settings().dkim)
     except NewsletterError as e:
         problems.append(str(e))
     return problems

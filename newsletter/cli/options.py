@@ -1,17 +1,26 @@
-"""Options and output helpers shared by the command modules."""
+"""Options and output helpers shared by the command modules.
+
+Like the commands, this imports the stages (even the config, which loads pydantic) only when a
+command runs, so that `newsletter --help` starts fast.
+"""
 
 from __future__ import annotations
 
 import re
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from newsletter.errors import NewsletterError
+
+if TYPE_CHECKING:
+    from newsletter.config import Config
+
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 CONFIG_HELP = "Config file (default: $NEWSLETTER_CONFIG, ./config.yaml, else the bundled one)."
 FORMATS = click.Choice(["table", "json"])
@@ -31,13 +40,13 @@ class Group(click.Group):
             ctx.exit(e.exit_code)
 
 
-def config_option(f: Any) -> Any:
+def config_option(f: Command) -> Command:
     return click.option(
         "--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP
     )(f)
 
 
-def papers_option(f: Any) -> Any:
+def papers_option(f: Command) -> Command:
     return click.option(
         "--papers",
         "papers",
@@ -48,7 +57,7 @@ def papers_option(f: Any) -> Any:
     )(f)
 
 
-def subscribers_option(f: Any) -> Any:
+def subscribers_option(f: Command) -> Command:
     return click.option(
         "--subscribers",
         "subscribers_path",
@@ -64,8 +73,8 @@ def check_issue_id(ctx: click.Context, param: click.Parameter, value: str | None
     return value
 
 
-def load_config(path: str | None) -> Any:
-    from newsletter.config.loading import load_config
+def load_config(path: str | None) -> Config:
+    from newsletter.config import load_config
 
     return load_config(path)
 

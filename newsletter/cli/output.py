@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from newsletter.errors import NewsletterError
+from newsletter.errors import NotFoundError
 from newsletter.models import OTHER, Assignment, Paper, Topic
 
 if TYPE_CHECKING:
@@ -37,9 +37,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], flex: int) -> s
 
 
 def papers_json(papers: Sequence[Paper]) -> str:
-    from newsletter.store.archive import paper_to_dict
-
-    return json.dumps([paper_to_dict(p) for p in papers], ensure_ascii=False, indent=2)
+    return json.dumps([p.to_dict() for p in papers], ensure_ascii=False, indent=2)
 
 
 def papers_table(papers: Sequence[Paper]) -> str:
@@ -101,7 +99,7 @@ def find_paper(papers: Sequence[Paper], key: str) -> Paper:
     for paper in papers:
         if paper.id.casefold() in (wanted, bare) or paper.title.casefold() == wanted:
             return paper
-    raise NewsletterError(
+    raise NotFoundError(
         f"no paper with id or title '{key}' among {len(papers)} papers; "
         "list them with `newsletter papers SOURCE...`"
     )

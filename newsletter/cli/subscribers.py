@@ -1,4 +1,7 @@
-"""`newsletter subscribers ...`: see and change the audience (the state, never the file)."""
+"""`newsletter subscribers ...`: see and change the audience (the state, never the file).
+
+The commands import what they use when they run, so that `newsletter --help` starts fast.
+"""
 
 from __future__ import annotations
 
@@ -19,15 +22,15 @@ def subscribers() -> None:
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 def subscribers_list(config_path: str | None, fmt: str) -> None:
     """Show everyone: file and web subscribers, their topics, status and suppression."""
-    from newsletter.cli import audience as audience_report
+    from newsletter.cli import audience
 
     config = load_config(config_path)
-    rows, problems = audience_report.audience_rows(config)
+    rows, problems = audience.audience_rows(config)
     for problem in problems:
         click.echo(f"warning: {problem}", err=True)
-    text = audience_report.rows_json(rows) if fmt == "json" else audience_report.rows_table(rows)
+    text = audience.rows_json(rows) if fmt == "json" else audience.rows_table(rows)
     click.echo(text)
-    counts(audience_report.counts_line(rows))
+    counts(audience.counts_line(rows))
 
 
 @subscribers.command("add")
@@ -40,10 +43,10 @@ def subscribers_add(
     email: str, config_path: str | None, name: str | None, topics: str | None, fmt: str
 ) -> None:
     """Add EMAIL to the state as a confirmed subscriber (clears an earlier unsubscribe)."""
-    from newsletter.cli import audience as audience_report
+    from newsletter.cli import audience
 
     config = load_config(config_path)
-    line = audience_report.add(config, email, name=name, topics=topics, fmt=fmt)
+    line = audience.add(config, email, name=name, topics=topics, fmt=fmt)
     counts(line)
 
 
@@ -52,10 +55,10 @@ def subscribers_add(
 @config_option
 def subscribers_remove(email: str, config_path: str | None) -> None:
     """Stop all mail to EMAIL (a suppression that wins over the subscribers file)."""
-    from newsletter.cli import audience as audience_report
+    from newsletter.cli import audience
 
     config = load_config(config_path)
-    counts(audience_report.remove(config, email))
+    counts(audience.remove(config, email))
 
 
 @subscribers.command("import")
@@ -63,12 +66,12 @@ def subscribers_remove(email: str, config_path: str | None) -> None:
 @config_option
 def subscribers_import(path: str, config_path: str | None) -> None:
     """Import a YAML or CSV list (email,name,topics,format) into the state as confirmed."""
-    from newsletter.audience.subscribers import import_subscribers
-    from newsletter.store.state import Store
+    from newsletter.audience import import_subscribers
+    from newsletter.store import Store
 
     config = load_config(config_path)
     with Store.from_config(config) as store:
-        result = import_subscribers(path, store, [t.name for t in config.topics])
+        result = import_subscribers(path, store, config.topic_names)
     for problem in result.problems:
         click.echo(f"warning: {problem} (skipped)", err=True)
     counts(

@@ -1,5 +1,44 @@
-"""Load `config.yaml` once, validate it, and report every problem together."""
+"""Load `config.yaml` once, validate it, and report every problem together.
 
-from newsletter.config.loading import Config, load_config, parse_config
+`Config` is the whole file; each pipeline stage takes only its own section of it (`sections.py`
+for the keys as written, `stages.py` for what a stage needs, paths resolved).
+"""
 
-__all__ = ["Config", "load_config", "parse_config"]
+from newsletter.config.loading import load_config, parse_config
+from newsletter.config.schema import Config
+from newsletter.config.sections import (
+    SOURCE_KINDS,
+    ArxivSource,
+    DeliveryConfig,
+    DkimConfig,
+    FileSource,
+    GroupingConfig,
+    HfDailySource,
+    ScheduleConfig,
+    SenderConfig,
+    SmtpConfig,
+    SourceSpec,
+    TopicConfig,
+    UrlSource,
+    WebConfig,
+)
+
+__all__ = [
+    "SOURCE_KINDS",
+    "ArxivSource",
+    "Config",
+    "DeliveryConfig",
+    "DkimConfig",
+    "FileSource",
+    "GroupingConfig",
+    "HfDailySource",
+    "ScheduleConfig",
+    "SenderConfig",
+    "SmtpConfig",
+    "SourceSpec",
+    "TopicConfig",
+    "UrlSource",
+    "WebConfig",
+    "load_config",
+    "parse_config",
+]

@@ -15,12 +15,17 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from newsletter.delivery.message import MailError, MessageTemplate
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from newsletter.errors import MessageError
 
 if TYPE_CHECKING:
-    from newsletter.config.loading import Config
+    from newsletter.config import DkimConfig
+    from newsletter.delivery.message import MessageTemplate
 
 log = logging.getLogger(__name__)
 
@@ -71,30 +76,27 @@ class DkimSigner:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import rsa
-
         try:
             key = serialization.load_pem_private_key(private_key, password=None)
         except (ValueError, TypeError) as e:
-            raise MailError(f"DKIM key for {domain}: not an unencrypted PEM private key") from e
+            raise MessageError(f"DKIM key for {domain}: not an unencrypted PEM private key") from e
         if not isinstance(key, rsa.RSAPrivateKey):
-            raise MailError(f"DKIM key for {domain}: use an RSA key (rsa-sha256)")
+            raise MessageError(f"DKIM key for {domain}: use an RSA key (rsa-sha256)")
         self._key: Any = key
         self.domain, self.selector, self.clock = domain, selector, clock
         self._prepared: dict[int, tuple[MessageTemplate, Any, list[bytes | None], int]] = {}
 
     @classmethod
-    def from_config(cls, config: Config) -> DkimSigner | None:
-        """Return a signer for `dkim:` in the config, or None when signing is off."""
-        if config.dkim is None:
+    def from_settings(cls, dkim: DkimConfig | None) -> DkimSigner | None:
+        """Return a signer for `dkim:` (its `key_path` resolved), or None when signing is off."""
+        if dkim is None:
             return None
-        path = config.resolve(config.dkim.key_path)
+        path = Path(dkim.key_path)
         try:
             key = path.read_bytes()
         except OSError as e:
-            raise MailError(f"dkim.key_path: {path}: cannot read the private key ({e})") from e
-        return cls(config.dkim.domain, config.dkim.selector, key)
+            raise MessageError(f"dkim.key_path: {path}: cannot read the private key ({e})") from e
+        return cls(dkim.domain, dkim.selector, key)
 
     # -- signing ------------------------------------------------------------------------------
 
@@ -136,9 +138,6 @@ class DkimSigner:
         return prefix, canonical, first_slot
 
     def _signature(self, head: bytes, body_hash: bytes) -> bytes:
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import padding
-
         fields = _fields(head)
         names = [n for n in SIGNED_HEADERS if n.lower().encode() in fields]
         bh = base64.b64encode(body_hash).decode()

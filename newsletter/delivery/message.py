@@ -25,11 +25,11 @@ from email.utils import format_datetime
 from typing import TYPE_CHECKING, Literal
 
 from newsletter.delivery.transport import Outgoing, dot_stuff
-from newsletter.errors import NewsletterError
+from newsletter.errors import MessageError
+from newsletter.models import PREFERENCES_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER, RenderedEmail
 
 if TYPE_CHECKING:
-    from newsletter.config.loading import Config
-    from newsletter.models import RenderedEmail
+    from newsletter.config.stages import MailSettings
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,6 @@ _QP_PLAIN = re.compile(rb"[!-~]+")  # printable ASCII, no space
 _HEADER_SAFE = re.compile(r"[!-=?-~]*")  # printable ASCII but ">" (it would end the <URL>)
 
 
-class MailError(NewsletterError):
-    """A message cannot be built (a header value would break the message)."""
-
-
 @dataclass(frozen=True)
 class Links:
     """One subscriber's personal links."""
@@ -75,7 +71,7 @@ class Links:
     preferences: str
 
 
-def from_address(config: Config) -> Address:
+def from_address(config: MailSettings) -> Address:
     """The From of every message: the sender's name (default: the title) and address."""
     sender = config.sender
     return Address(display_name=sender.name or config.title, addr_spec=sender.address)
@@ -86,7 +82,7 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "newsletter"
 
 
-def list_id(config: Config) -> str:
+def list_id(config: MailSettings) -> str:
     """Return the List-Id (without angle brackets): configured or `<title slug>.<domain>`."""
     if config.list_id:
         return config.list_id.strip().strip("<>")
@@ -116,18 +112,18 @@ def to_header(email: str, name: str | None) -> bytes:
         header = POLICY.header_factory("To", str(value))
         return header.fold(policy=POLICY).encode("ascii")
     except (ValueError, IndexError, UnicodeError) as e:
-        raise MailError(f"recipient {email!r}: not a usable address or name ({e})") from e
+        raise MessageError(f"recipient {email!r}: not a usable address or name ({e})") from e
 
 
 def list_unsubscribe_header(url: str, mailto: str | None) -> bytes:
     """Return the `List-Unsubscribe:` line: the one-click URL, then the mailto when configured."""
     if not _is_header_safe(url):
-        raise MailError(f"unsubscribe URL {url!r} holds characters a header cannot carry")
+        raise MessageError(f"unsubscribe URL {url!r} holds characters a header cannot carry")
     line = f"List-Unsubscribe: <{url}>"
     if mailto:
         line += f", <{mailto}>"
     if len(line) > 996:
-        raise MailError(f"unsubscribe URL {url[:60]!r}...: too long for a header line")
+        raise MessageError(f"unsubscribe URL {url[:60]!r}...: too long for a header line")
     return (line + "\r\n").encode("ascii")
 
 
@@ -139,7 +135,7 @@ def mailto_uri(address: str | None) -> str | None:
     if "?" not in uri:
         uri += "?subject=unsubscribe"
     if not _is_header_safe(uri):
-        raise MailError(f"unsubscribe_mailto {address!r}: not a usable address")
+        raise MessageError(f"unsubscribe_mailto {address!r}: not a usable address")
     return uri
 
 
@@ -319,18 +315,14 @@ def _html_atom(url: str, plain: bytes) -> bytes:
 
 def build_template(
     rendered: RenderedEmail,
-    config: Config,
+    config: MailSettings,
     issue_id: str,
     *,
     fmt: Format = "html",
     date: datetime | None = None,
-    placeholders: tuple[str, str] | None = None,
+    placeholders: tuple[str, str] = (UNSUBSCRIBE_PLACEHOLDER, PREFERENCES_PLACEHOLDER),
 ) -> MessageTemplate:
     """Serialise one variant's message once, with slots for each subscriber's parts."""
-    if placeholders is None:
-        from newsletter.render.renderer import PREFERENCES_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER
-
-        placeholders = (UNSUBSCRIBE_PLACEHOLDER, PREFERENCES_PLACEHOLDER)
     unsub_ph, prefs_ph = placeholders
     sender = config.sender
     msg = EmailMessage(policy=POLICY)
@@ -339,7 +331,7 @@ def build_template(
         msg["To"] = _TO_MARK
         msg["Subject"] = rendered.subject
     except (ValueError, IndexError) as e:
-        raise MailError(
+        raise MessageError(
             f"config sender / subject {rendered.subject!r}: not usable in a header ({e}); "
             "remove line breaks from `sender.name`, `title` and `subject`"
         ) from e
@@ -388,7 +380,7 @@ def _cut(data: bytes) -> tuple[tuple[bytes | str, ...], int]:
         chunks += [head[pos : m.start()], _HEADER_SLOTS[m.group(0)]]
         pos = m.end()
     if len(chunks) != 2 * len(_HEADER_SLOTS):
-        raise MailError("internal: a per-subscriber header did not serialise on one line")
+        raise MessageError("internal: a per-subscriber header did not serialise on one line")
     chunks.append(head[pos:])
     chunks = [c for c in chunks if c != b""]
     body_index = len(chunks)
@@ -396,7 +388,7 @@ def _cut(data: bytes) -> tuple[tuple[bytes | str, ...], int]:
     for m in _BODY_MARK.finditer(body):
         # The mark follows a soft break; the filled slot ends with one.
         if body[m.start() - 3 : m.start()] != b"=\r\n":
-            raise MailError("internal: a body slot does not start a line")
+            raise MessageError("internal: a body slot does not start a line")
         chunks += [body[pos : m.start()], m.group(1).decode()]
         pos = m.end()
     chunks.append(body[pos:])

@@ -1,32 +1,34 @@
 """Send an issue to its audience through the ledger, so a crash or a rerun resumes.
 
-The whole audience is written to the ledger first; then every row still pending is sent, and
+The whole audience is written to the ledger first (`plan.enqueue`); then every row still pending
+is sent, and
 marked sent (one commit) as soon as the server accepts it, before the sending thread takes its
 next message. A rerun therefore re-sends at most one message per sending thread (one per
 connection) that was in flight when a run died.
-Each variant (topic selection x format) is rendered and serialised once; a subscriber's message
-is the variant's bytes with their links filled in (see `newsletter.delivery.message`).
+Each variant (topic selection x format) arrives rendered and is serialised once; a subscriber's
+message is the variant's bytes with their links filled in (see `newsletter.delivery.message`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from newsletter.audience.tokens import SecretKeys, make_token
 from newsletter.delivery.dkim import DkimSigner
-from newsletter.delivery.message import Format, Links, MailError, MessageTemplate, build_template
-from newsletter.delivery.transport import Outgoing, SendResult, TransportError
+from newsletter.delivery.message import Format, Links, MessageTemplate, build_template
+from newsletter.delivery.plan import Batch, Selection, variant_label
+from newsletter.delivery.transport import Outgoing, SendResult
+from newsletter.errors import MessageError, TransportError
 
 if TYPE_CHECKING:
-    from newsletter.config.loading import Config
+    from newsletter.config.stages import MailSettings
     from newsletter.delivery.transport import Transport
     from newsletter.models import Issue, RenderedEmail, Subscriber
     from newsletter.store.ledger import SentMarks
@@ -34,10 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SKIP = "skip"  # the ledger variant of a subscriber with nothing to receive this week
-# Audience rows per ledger insert: bounds the memory a 100,000-row insert would take at once.
-ENQUEUE_CHUNK = 5000
-Selection = tuple[str, ...] | None  # the sections a subscriber gets, in issue order; None: all
 Progress = Callable[[int, int], None]
 
 
@@ -75,23 +73,6 @@ class DeliveryReport:
         line += f", {self.pending} pending" if self.pending else ""
         line += f" in {self.seconds:.1f} s"
         return line + (f"; stopped early: {self.reason}" if self.stopped_early else "")
-
-
-def selection(issue: Issue, topics: frozenset[str] | None) -> Selection:
-    """Return the issue's sections a subscriber chose (None when that is every section)."""
-    if topics is None:
-        return None
-    wanted = {t.casefold() for t in topics}
-    chosen = tuple(s.topic for s in issue.sections if s.topic.casefold() in wanted)
-    return None if len(chosen) == len(issue.sections) and chosen else chosen
-
-
-def variant_label(sel: Selection, fmt: str) -> str:
-    """Return the short ledger name of a variant (`html:all`, `text:3f9a0c12d4e5`)."""
-    if sel is None:
-        return f"{fmt}:all"
-    digest = hashlib.blake2b("\0".join(sel).encode(), digest_size=6).hexdigest()
-    return f"{fmt}:{digest}"
 
 
 @dataclass(order=True)
@@ -151,18 +132,18 @@ class _Run:
     def __init__(
         self,
         issue: Issue,
-        config: Config,
+        config: MailSettings,
         store: Store,
         transport: Transport,
         keys: SecretKeys,
-        rendered: Mapping[frozenset[str] | None, RenderedEmail],
+        variants: Mapping[Selection, RenderedEmail],
         retry: RetryPolicy,
         progress: Progress | None,
     ) -> None:
         self.issue, self.config, self.store, self.transport = issue, config, store, transport
-        self.keys, self.rendered, self.retry, self.progress = keys, dict(rendered), retry, progress
-        self.report = DeliveryReport()
-        self.signer = DkimSigner.from_config(config)
+        self.keys, self.variants, self.retry, self.progress = keys, variants, retry, progress
+        self.report = DeliveryReport(variants=len(variants))
+        self.signer = DkimSigner.from_settings(config.dkim)
         self.sender = config.sender.address
         self.base = config.base_url
         self.templates: dict[tuple[Selection, str], MessageTemplate] = {}
@@ -178,14 +159,9 @@ class _Run:
     def template(self, sel: Selection, fmt: Format) -> MessageTemplate:
         key = (sel, fmt)
         if key not in self.templates:
-            topics = None if sel is None else frozenset(sel)
-            rendered = self.rendered.get(topics)
-            if rendered is None:
-                from newsletter.render.renderer import render_issue
-
-                rendered = render_issue(self.issue, self.config, topics=topics)
-                self.rendered[topics] = rendered
-                self.report.variants += 1
+            rendered = self.variants.get(sel)
+            if rendered is None:  # `Batch.selections` lists every selection a pending row needs
+                raise KeyError(f"variant {variant_label(sel, fmt)} was not rendered")
             self.templates[key] = build_template(rendered, self.config, self.issue.id, fmt=fmt)
             log.debug("variant %s: %d bytes", variant_label(sel, fmt), self.templates[key].size)
         return self.templates[key]
@@ -194,7 +170,7 @@ class _Run:
 
     def items(self, audience: Mapping[str, tuple[Subscriber, Selection]]) -> Iterator[_Item]:
         """Yield the rows to send; mark rows that have nothing to send as skipped on the way."""
-        for row in self.store.pending_rows(self.issue.id):
+        for row in self.store.ledger.pending_rows(self.issue.id):
             entry = audience.get(row.email)
             if entry is None:
                 self._skip(row.email, "no longer in the audience (unsubscribed or removed)")
@@ -208,7 +184,7 @@ class _Run:
 
     def _skip(self, email: str, reason: str) -> None:
         with self.ledger_lock:
-            self.store.mark_skipped(self.issue.id, email, reason)
+            self.store.ledger.mark_skipped(self.issue.id, email, reason)
             self.report.skipped += 1
             self._advance()
 
@@ -245,14 +221,14 @@ class _Run:
     def _send(self, item: _Item) -> _Item | None:
         try:
             mid, data = self.message(item)
-        except MailError as e:
+        except MessageError as e:
             return self._record(item, SendResult("fail", str(e)), None)
         try:
             result = self.transport.send_message(self.sender, item.email, data)
         except TransportError as e:
             # Nothing will go through: keep the row pending and end the run.
             with self.ledger_lock:
-                self.store.mark_failed(self.issue.id, item.email, str(e), permanent=False)
+                self.store.ledger.mark_failed(self.issue.id, item.email, str(e), permanent=False)
             self._stop(str(e))
             return None
         return self._record(item, result, mid)
@@ -278,7 +254,7 @@ class _Run:
                 item.unanswered = True  # one more copy, at most one possible duplicate
             if result.status in ("retry", "unknown"):
                 item.tries += 1
-                self.store.mark_failed(issue_id, email, result.detail, permanent=False)
+                self.store.ledger.mark_failed(issue_id, email, result.detail, permanent=False)
                 if item.tries < self.retry.attempts:
                     delay = min(self.retry.backoff * 2 ** (item.tries - 1), self.retry.max_backoff)
                     item.due = time.monotonic() + delay
@@ -289,14 +265,14 @@ class _Run:
                     self._advance()
                     log.warning("%s: %s; left pending for a rerun", email, result.detail)
             else:
-                self.store.mark_failed(issue_id, email, result.detail, permanent=True)
+                self.store.ledger.mark_failed(issue_id, email, result.detail, permanent=True)
                 self.report.failed += 1
                 if result.status == "bounce":
                     self.store.suppress(email, "bounced", result.detail)
                     self.report.suppressed += 1
                 log.warning("%s: %s (%s)", email, result.detail, result.status)
                 self._advance()
-            limit = self.config.delivery.max_consecutive_errors
+            limit = self.config.max_consecutive_errors
             if self.consecutive_errors >= limit:
                 stop = f"{limit} errors in a row, the last: {result.detail}"
         if stop:  # outside the ledger lock: the row feeder takes the locks the other way round
@@ -325,45 +301,30 @@ def _wait(threads: list[threading.Thread], run: _Run, stop: threading.Event | No
 
 def deliver(
     issue: Issue,
-    config: Config,
-    audience: Iterable[Subscriber],
+    batch: Batch,
+    variants: Mapping[Selection, RenderedEmail],
     store: Store,
     transport: Transport,
+    config: MailSettings,
     *,
-    rendered_variants: Mapping[frozenset[str] | None, RenderedEmail] | None = None,
     progress: Progress | None = None,
     keys: SecretKeys | None = None,
     retry: RetryPolicy | None = None,
     stop: threading.Event | None = None,
 ) -> DeliveryReport:
-    """Send `issue` to every subscriber in `audience` not yet sent it; return the counts.
+    """Send `issue` to every subscriber of `batch` not yet sent it; return the counts.
 
-    `rendered_variants` may hold variants already rendered, keyed by topic selection (None for
-    all topics). `transport` is opened here (when there is anything to send) and closed.
-    Setting `stop` ends the run after the messages in flight (`stopped_early`, rows kept).
+    `variants` holds the rendered email of every selection in `batch.selections`. `transport`
+    is opened here (when there is anything to send) and closed. Setting `stop` ends the run
+    after the messages in flight (`stopped_early`, rows kept).
     """
     started = time.perf_counter()
     if keys is None:
         keys = SecretKeys.from_env()
-    by_email: dict[str, tuple[Subscriber, Selection]] = {}
-    rows: list[tuple[str, str]] = []
-    new = 0
-    for sub in audience:
-        if sub.email in by_email:
-            continue
-        sel = selection(issue, sub.topics)
-        by_email[sub.email] = (sub, sel)
-        empty = sel == () and not config.send_empty
-        rows.append((sub.email, SKIP if empty else variant_label(sel, sub.format)))
-        if len(rows) >= ENQUEUE_CHUNK:
-            new += store.enqueue(issue.id, rows)
-            rows.clear()
-    # The whole audience is in the ledger before the first message goes out.
-    new += store.enqueue(issue.id, rows)
-    del rows
-    rendered = rendered_variants or {}
-    run = _Run(issue, config, store, transport, keys, rendered, retry or RetryPolicy(), progress)
-    before = store.ledger_counts(issue.id)
+    by_email = batch.audience
+    new = batch.new
+    run = _Run(issue, config, store, transport, keys, variants, retry or RetryPolicy(), progress)
+    before = store.ledger.counts(issue.id)
     run.total = before["pending"]
     run.report.already_sent = before["sent"]
     run.report.failed_before = before["failed"]
@@ -387,7 +348,7 @@ def deliver(
             run._stop(str(e))
         else:
             try:
-                with store.sent_marks(issue.id) as run.marks:  # the ledger's fast path
+                with store.ledger.sent_marks(issue.id) as run.marks:  # the ledger's fast path
                     threads = [
                         threading.Thread(target=run.worker, name=f"send-{i}", daemon=True)
                         for i in range(max(1, transport.concurrency))
@@ -405,7 +366,7 @@ def deliver(
                 transport.close()
     if run.error is not None:
         raise run.error
-    after = store.ledger_counts(issue.id)
+    after = store.ledger.counts(issue.id)
     run.report.pending = after["pending"]
     run.report.seconds = time.perf_counter() - started
     log.info("deliver %s: %s", issue.id, run.report.summary())

@@ -26,10 +26,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from newsletter.delivery.transport import Outgoing, SendResult, Transport, TransportError, dot_stuff
+from newsletter.delivery.transport import Outgoing, SendResult, Transport, dot_stuff
+from newsletter.errors import TransportError
 
 if TYPE_CHECKING:
-    from newsletter.config.loading import Config, SmtpConfig
+    from newsletter.config import SmtpConfig
 
 log = logging.getLogger(__name__)
 
@@ -406,9 +407,9 @@ def _quietly_close(conn: smtplib.SMTP) -> None:
         conn.close()
 
 
-def check_smtp(config: Config, *, ssl_context: ssl.SSLContext | None = None) -> list[str]:
+def check_smtp(settings: SmtpConfig, *, ssl_context: ssl.SSLContext | None = None) -> list[str]:
     """Connect, secure, log in and quit; return what failed, one line each (empty when fine)."""
-    transport = SmtpTransport(config.delivery.smtp, ssl_context=ssl_context)
+    transport = SmtpTransport(settings, ssl_context=ssl_context)
     try:
         transport.open()
     except TransportError as e:

@@ -1,4 +1,4 @@
-"""Where messages go: one interface, a local Maildir outbox and an SMTP relay (`smtp.py`).
+"""Where messages go: the interface every transport shares (`outbox.py`, `smtp.py`).
 
 A transport is opened once per run, then `send` (bytes) or `send_message` (an `Outgoing`, the
 pieces delivery builds) is called for each message, from up to `concurrency` threads at once.
@@ -11,19 +11,11 @@ every further message would fail the same way.
 from __future__ import annotations
 
 import logging
-import mailbox
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal
-
-from newsletter.errors import NewsletterError
-
-if TYPE_CHECKING:
-    from newsletter.config.loading import Config
+from typing import Literal
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +26,6 @@ log = logging.getLogger(__name__)
 Status = Literal["sent", "retry", "bounce", "fail", "unknown"]
 _LINE_DOT = re.compile(rb"(?m)^\.")
 _DOT_AFTER_LF = re.compile(rb"\n\.")  # a regex search is 3x faster than `in` on a 130 KB message
-
-
-class TransportError(NewsletterError):
-    """The transport cannot deliver anything (login refused, TLS failed, outbox not writable)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,50 +102,3 @@ class Transport:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-class OutboxTransport(Transport):
-    """Deliver into a local Maildir folder (`new/`) that any mail client can open."""
-
-    name = "outbox"
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._box: mailbox.Maildir | None = None
-        self._lock = threading.Lock()  # Maildir's unique-name counter is not thread-safe
-
-    def open(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)  # Maildir makes only the last
-            self._box = mailbox.Maildir(self.path, create=True)
-        except OSError as e:
-            raise TransportError(
-                f"outbox {self.path}: cannot create the Maildir ({e}); "
-                "set `delivery.outbox` to a writable folder"
-            ) from e
-
-    def send(self, envelope_from: str, rcpt: str, data: bytes) -> SendResult:
-        if self._box is None:
-            self.open()
-        assert self._box is not None
-        # What a local delivery agent adds, so a mail client shows who the copy was for.
-        trace = f"Return-Path: <{envelope_from}>\r\nDelivered-To: {rcpt}\r\n".encode()
-        try:
-            with self._lock:
-                key = self._box.add((trace + data).replace(b"\r\n", b"\n"))
-        except OSError as e:
-            raise TransportError(f"outbox {self.path}: cannot write a message ({e})") from e
-        return SendResult("sent", f"outbox {key}")
-
-    def close(self) -> None:
-        self._box = None
-
-
-def make_transport(config: Config) -> Transport:
-    """Return the transport `delivery.transport` names, not yet opened."""
-    delivery = config.delivery
-    if delivery.transport == "smtp":
-        from newsletter.delivery.smtp import SmtpTransport
-
-        return SmtpTransport(delivery.smtp)
-    return OutboxTransport(config.resolve(delivery.outbox))

@@ -3,9 +3,7 @@
 `write_preview` renders the issue exactly as `run` would (same sources, same build, same render)
 and writes `email.html` and `email.txt` (the two MIME parts, byte for byte) and `index.html`, a
 static page that shows the email at desktop and phone widths side by side with its size against
-the budget. `preview_server.serve` serves that folder and rebuilds on changes.
-
-Heavy stages are imported inside the functions so that `newsletter preview` starts fast.
+the budget. `preview.server` serves that folder and rebuilds on changes.
 """
 
 from __future__ import annotations
@@ -19,10 +17,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from newsletter.errors import NewsletterError, RenderError
+import jinja2
+
+from newsletter import resources
+from newsletter.errors import PreviewError, RenderError
+from newsletter.job import existing_store, gather_papers, plan_issue
+from newsletter.render import render_issue
 
 if TYPE_CHECKING:
-    from newsletter.config.loading import Config
+    from newsletter.config import Config
     from newsletter.models import Issue, Paper, RenderedEmail
 
 log = logging.getLogger(__name__)
@@ -99,8 +102,6 @@ def write_preview_from_sources(
 
 def gather(config: Config, sources: Sequence[str] | None) -> list[Paper]:
     """Read the papers the way `run` does (`--papers` sources, else the configured ones)."""
-    from newsletter.job import gather_papers
-
     return gather_papers(config, list(sources) if sources else None)
 
 
@@ -115,9 +116,6 @@ def build_preview(
 ) -> PreviewResult:
     """Plan the issue as `run` would (this week's archived issue, or `papers` less those sent
     before), render it, then write the three preview files."""
-    from newsletter.job import existing_store, plan_issue
-    from newsletter.render.renderer import render_issue
-
     store = existing_store(config)
     try:
         issue, _ = plan_issue(
@@ -126,7 +124,7 @@ def build_preview(
     finally:
         if store is not None:
             store.close()
-    rendered = render_issue(issue, config)
+    rendered = render_issue(issue, config.render_settings())
     return write_files(config, issue, rendered, out_dir, now=now)
 
 
@@ -162,22 +160,14 @@ def write_files(
         atomic_write(out_dir / "email.txt", text_bytes)
         atomic_write(out_dir / "index.html", page.encode("utf-8"))
     except OSError as e:
-        raise NewsletterError(
-            f"{out_dir}: cannot write the preview ({e}); pass another --out"
-        ) from e
+        raise PreviewError(f"{out_dir}: cannot write the preview ({e}); pass another --out") from e
     log.info("preview of %s written to %s", result.issue_id, out_dir)
     return result
 
 
 def render_index(config: Config, result: PreviewResult, text: str, *, built: datetime) -> str:
     """Render the static preview page (no scripts: it works under a strict CSP)."""
-    import jinja2
-
-    from newsletter import resources
-
-    search = [resources.templates_dir()]
-    if config.templates_dir is not None:
-        search.insert(0, config.resolve(config.templates_dir))
+    search = resources.template_dirs(config.render_settings().templates_dir)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(p) for p in search]),
         autoescape=True,

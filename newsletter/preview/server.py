@@ -13,16 +13,18 @@ import http.server
 import logging
 import sys
 import threading
+import webbrowser
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from newsletter.errors import ConfigError, NewsletterError
+from newsletter import resources
+from newsletter.config import Config, FileSource, load_config
+from newsletter.errors import ConfigError, NewsletterError, PreviewError
 from newsletter.preview import files as preview
 
 if TYPE_CHECKING:
-    from newsletter.config.loading import Config
     from newsletter.models import Paper
 
 log = logging.getLogger(__name__)
@@ -101,27 +103,21 @@ class PreviewServer:
 
     def watched(self) -> list[Path]:
         """The files whose change triggers a rebuild: config, templates, papers files."""
-        from newsletter import resources
-        from newsletter.config.loading import FileSource
-
         config = self._inputs.config if self._inputs else self._config
         files: list[Path] = []
         if config.path is not None:
             files.append(Path(config.path))
-        dirs = [resources.templates_dir()]
-        if config.templates_dir is not None:
-            dirs.append(config.resolve(config.templates_dir))
-        for folder in dirs:
+        for folder in resources.template_dirs(config.render_settings().templates_dir):
             if folder.is_dir():
                 files.extend(p for p in sorted(folder.rglob("*")) if p.is_file())
-        files.extend(self._papers_files(config, FileSource))
+        files.extend(self._papers_files(config))
         return files
 
-    def _papers_files(self, config: Config, file_source: type) -> list[Path]:
+    def _papers_files(self, config: Config) -> list[Path]:
         if self.sources:
             # `sample` and URLs are not files; anything else that exists on disk is watched.
             return [Path(s) for s in self.sources if "://" not in s and Path(s).is_file()]
-        return [Path(s.path) for s in config.source_specs if isinstance(s, file_source)]
+        return [Path(s.path) for s in config.source_specs if isinstance(s, FileSource)]
 
     def snapshot(self) -> Snapshot:
         """Modification time and size of every watched file (missing files are left out)."""
@@ -178,18 +174,14 @@ class PreviewServer:
         self.echo(f"preview: rebuilt after {names} changed; {preview.summary_line(result)}")
 
     def _reload_config(self, old: Config) -> Config:
-        from newsletter.config.loading import load_config
-
         assert old.path is not None
         return load_config(old.path)
 
     def _papers_changed(self, changed: set[Path], config: Config) -> bool:
-        from newsletter.config.loading import FileSource
-
         assert self._inputs is not None
         if self._inputs.config.sources != config.sources:
             return True
-        return bool(changed & set(self._papers_files(config, FileSource)))
+        return bool(changed & set(self._papers_files(config)))
 
     # -- serving ---------------------------------------------------------------------------------
 
@@ -199,7 +191,7 @@ class PreviewServer:
         try:
             self._httpd = http.server.ThreadingHTTPServer((host, port), handler)
         except OSError as e:
-            raise NewsletterError(
+            raise PreviewError(
                 f"cannot listen on {host}:{port} ({e.strerror or e}); pass another --port"
             ) from e
         self._httpd.daemon_threads = True
@@ -248,8 +240,6 @@ def serve(
         echo(preview.summary_line(result))
         echo(f"preview: serving {url} (watching {len(server._snapshot)} files; Ctrl-C to stop)")
         if open_browser:
-            import webbrowser
-
             webbrowser.open(url)
         if on_ready is not None:
             on_ready(url)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 import textwrap
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from newsletter.models import Paper
+if TYPE_CHECKING:
+    from newsletter.models import Paper
 
 ELLIPSIS = "…"
 MAX_AUTHORS = 3  # more than this and the line ends with "et al."

@@ -16,7 +16,7 @@ from newsletter.models import OTHER, Issue, Paper, Section
 from newsletter.render.blurbs import author_line, summarize
 
 if TYPE_CHECKING:
-    from newsletter.config.loading import Config
+    from newsletter.config.stages import RenderSettings
 
 # Summaries never shorten below this while fitting the size budget (whole sentences of at
 # least two thirds of it are kept, so a summary stays at 150 characters or more).
@@ -127,7 +127,9 @@ def _top_topics(sections: Sequence[Section], n: int) -> list[Section]:
     return sorted(named, key=lambda s: (-s.total, order[s.topic]))[:n]
 
 
-def subject_line(config: Config, issue: Issue, sections: Sequence[Section], total: int) -> str:
+def subject_line(
+    config: RenderSettings, issue: Issue, sections: Sequence[Section], total: int
+) -> str:
     """Return the subject from `config.subject`: "Papers of the week: 83 papers, A, B and more"."""
     if total == 0:
         return f"{config.title}: no new papers"
@@ -156,7 +158,7 @@ def preheader(sections: Sequence[Section], total: int) -> str:
 def build_context(
     issue: Issue,
     sections: Sequence[Section],
-    config: Config,
+    config: RenderSettings,
     plan: Plan,
     links: dict[str, str],
 ) -> dict[str, Any]:
@@ -209,7 +211,7 @@ def build_context(
     }
 
 
-def sample_issue(config: Config) -> Issue:
+def sample_issue(config: RenderSettings) -> Issue:
     """Return a two-section issue with awkward text, to try templates on (`newsletter check`)."""
     now = datetime(2026, 1, 5, 8, tzinfo=timezone.utc)
     tricky = Paper(
@@ -224,7 +226,7 @@ def sample_issue(config: Config) -> Issue:
         upvotes=7,
     )
     plain = Paper(id="title:abc", title="An undated paper without links", abstract="Short.")
-    first = config.topics[0].name if config.topics else "Topic"
+    first = config.topic_names[0] if config.topic_names else "Topic"
     sections = (Section(first, (tricky, plain)), Section(OTHER, (plain,)))
     return Issue(
         id="2026-W02",

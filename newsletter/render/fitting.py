@@ -12,12 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from newsletter.models import Section
+from newsletter.models import Section, fill_caps
 from newsletter.render.context import SUMMARY_FLOOR, PaperView, Plan, paper_views, summary_bytes
-from newsletter.topics.issue import fill_caps
 
 if TYPE_CHECKING:
-    from newsletter.config.loading import Config
+    from newsletter.config.stages import RenderSettings
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +39,12 @@ class Pass:
 Attempt = Callable[[Plan], Pass]
 
 
-def budget_bytes(config: Config) -> int:
+def budget_bytes(config: RenderSettings) -> int:
     """Return the HTML size limit: `size_budget_kb` kilobytes less room for filled-in links."""
     return config.size_budget_kb * 1000 - PLACEHOLDERS_IN_HTML * PLACEHOLDER_ROOM
 
 
-def fit(attempt: Attempt, sections: Sequence[Section], config: Config) -> Pass:
+def fit(attempt: Attempt, sections: Sequence[Section], config: RenderSettings) -> Pass:
     """Return the first plan whose HTML fits the budget: full, shorter summaries, then capped."""
     budget = budget_bytes(config)
     caps = tuple(len(s.papers) for s in sections)
@@ -106,7 +105,7 @@ def _fit_caps(
 
 
 def _caps_within(costs: list[list[float]], caps: tuple[int, ...], room: float) -> tuple[int, ...]:
-    """Return the largest fair caps (see `issue.fill_caps`) whose estimated bytes fit `room`."""
+    """Return the largest fair caps (see `models.fill_caps`) whose estimated bytes fit `room`."""
 
     def cost(c: Sequence[int]) -> float:
         return sum(sum(row[:n]) for row, n in zip(costs, c, strict=True))

@@ -14,21 +14,28 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import jinja2
+import mjml
+
 from newsletter import resources
 from newsletter.errors import RenderError
-from newsletter.models import Issue, RenderedEmail, Section
-from newsletter.render.context import Plan, build_context
+from newsletter.models import (
+    PREFERENCES_PLACEHOLDER,
+    UNSUBSCRIBE_PLACEHOLDER,
+    Issue,
+    RenderedEmail,
+    Section,
+)
+from newsletter.render.blurbs import tidy_text, wrap
+from newsletter.render.context import Plan, build_context, sample_issue
 from newsletter.render.fitting import Pass, fit
+from newsletter.render.validate import INSTALL_HINT, find_validator, validate_mjml
 
 if TYPE_CHECKING:
-    import jinja2
-
-    from newsletter.config.loading import Config
+    from newsletter.config.stages import RenderSettings
 
 log = logging.getLogger(__name__)
 
-UNSUBSCRIBE_PLACEHOLDER = "%%UNSUBSCRIBE_URL%%"
-PREFERENCES_PLACEHOLDER = "%%PREFERENCES_URL%%"
 HTML_TEMPLATE = "email.mjml"
 TEXT_TEMPLATE = "email.txt"
 TEMPLATE_NAMES = (
@@ -45,20 +52,8 @@ TEMPLATE_NAMES = (
 # -- construction, once per process ---------------------------------------------------------------
 
 
-def template_dirs(config: Config) -> list[Path]:
-    """Return the folders templates load from: the config's `templates_dir` first, then bundled."""
-    dirs = [resources.templates_dir()]
-    if config.templates_dir is not None:
-        dirs.insert(0, config.resolve(config.templates_dir))
-    return dirs
-
-
 @functools.lru_cache(maxsize=8)
 def _environment(dirs: tuple[Path, ...]) -> jinja2.Environment:
-    import jinja2
-
-    from newsletter.render.blurbs import wrap
-
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(d)) for d in dirs]),
         # Jinja's default escapes only .html/.xml; the MJML is HTML too, the text twin is not.
@@ -74,13 +69,14 @@ def _environment(dirs: tuple[Path, ...]) -> jinja2.Environment:
     return env
 
 
-def environment(config: Config) -> jinja2.Environment:
+def environment(config: RenderSettings) -> jinja2.Environment:
     """Return the cached Jinja environment for this config's template folders."""
-    return _environment(tuple(template_dirs(config)))
+    return _environment(tuple(resources.template_dirs(config.templates_dir)))
 
 
 @functools.lru_cache(maxsize=1)
 def _premailer() -> Any:
+    # imported on first use: 250 ms that commands which never render (papers, topics) skip
     from premailer import Premailer
 
     # Never fetch anything; keep @media and the !important the responsive rules need.
@@ -100,8 +96,6 @@ def _premailer() -> Any:
 
 
 def _jinja(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
-    import jinja2
-
     try:
         return env.get_template(name).render(context)
     except jinja2.TemplateSyntaxError as e:
@@ -126,8 +120,6 @@ def _template_frame(error: BaseException) -> str | None:
 
 def compile_mjml(source: str, name: str = HTML_TEMPLATE) -> str:
     """Compile MJML to HTML; raise RenderError naming the template."""
-    import mjml
-
     try:
         return mjml.mjml2html(source, disable_comments=True, fonts={})
     except Exception as e:  # mjml-python raises bare ValueError/RuntimeError
@@ -157,7 +149,11 @@ def _select(issue: Issue, topics: frozenset[str] | None) -> tuple[Section, ...]:
 
 
 def _render_pass(
-    env: jinja2.Environment, issue: Issue, sections: Sequence[Section], config: Config, plan: Plan
+    env: jinja2.Environment,
+    issue: Issue,
+    sections: Sequence[Section],
+    config: RenderSettings,
+    plan: Plan,
 ) -> Pass:
     t0 = time.perf_counter()
     context = build_context(issue, sections, config, plan, _links())
@@ -176,7 +172,7 @@ def _links() -> dict[str, str]:
 
 
 def render_issue(
-    issue: Issue, config: Config, *, topics: frozenset[str] | None = None
+    issue: Issue, config: RenderSettings, *, topics: frozenset[str] | None = None
 ) -> RenderedEmail:
     """Render one variant (the sections in `topics`, all when None) as HTML and text."""
     started = time.perf_counter()
@@ -220,25 +216,19 @@ def render_issue(
 
 
 def _text(env: jinja2.Environment, context: dict[str, Any]) -> str:
-    from newsletter.render.blurbs import tidy_text
-
     return tidy_text(_jinja(env, TEXT_TEMPLATE, context))
 
 
 # -- checking templates ---------------------------------------------------------------------------
 
 
-def check_templates(config: Config, *, validate: bool = True) -> list[str]:
+def check_templates(config: RenderSettings, *, validate: bool = True) -> list[str]:
     """Compile every template and render a small issue through all stages; return problems.
 
     With `validate`, the reference MJML validator also checks the markup where it is installed.
     """
-    import jinja2
-
-    from newsletter.render.context import sample_issue
-
     problems: list[str] = []
-    dirs = template_dirs(config)
+    dirs = resources.template_dirs(config.templates_dir)
     if config.templates_dir is not None:
         user_dir = dirs[0]
         if not user_dir.is_dir():
@@ -274,8 +264,6 @@ def check_templates(config: Config, *, validate: bool = True) -> list[str]:
     except RenderError as e:
         return [f"{e}{where}"]
     if validate:
-        from newsletter.render.validate import INSTALL_HINT, find_validator, validate_mjml
-
         validator = find_validator()
         if validator is None:
             log.info("reference MJML validator not installed (%s); skipped", INSTALL_HINT)

@@ -164,7 +164,7 @@ def read_sources(
 def _load_spec(
     spec: Any, client: httpx.Client | None, now: datetime | None, days: int
 ) -> list[Paper]:
-    from newsletter.config.loading import ArxivSource, FileSource, HfDailySource, UrlSource
+    from newsletter.config.sections import ArxivSource, FileSource, HfDailySource, UrlSource
 
     if isinstance(spec, HfDailySource):
         return hf_api.fetch_daily_papers(spec, client=client, now=now, days=days)

@@ -24,7 +24,7 @@ from newsletter.sources.normalize import make_paper
 if TYPE_CHECKING:
     import httpx
 
-    from newsletter.config.loading import ArxivSource
+    from newsletter.config import ArxivSource
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from newsletter.sources.normalize import make_paper
 if TYPE_CHECKING:
     import httpx
 
-    from newsletter.config.loading import HfDailySource
+    from newsletter.config import HfDailySource
 
 log = logging.getLogger(__name__)
 

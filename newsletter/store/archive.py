@@ -7,7 +7,6 @@ only the fields `Paper` still has, so an archive written by an older version sta
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -17,33 +16,8 @@ from newsletter.models import Issue, Paper, Section
 
 log = logging.getLogger(__name__)
 
-_PAPER_FIELDS = {f.name for f in dataclasses.fields(Paper)}
-_TUPLE_FIELDS = {"authors", "categories"}
 # Issue fields kept in the `counts` JSON column: the numbers the archive list shows
 _COUNT_FIELDS = ("paper_count", "email_count", "web_only_count")
-
-
-def paper_to_dict(paper: Paper) -> dict[str, Any]:
-    """Return a JSON-ready dict of a paper (datetimes as ISO 8601, tuples as lists)."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(paper):
-        value = getattr(paper, f.name)
-        if isinstance(value, datetime):
-            value = value.isoformat()
-        elif isinstance(value, tuple):
-            value = list(value)
-        out[f.name] = value
-    return out
-
-
-def paper_from_dict(data: Mapping[str, Any]) -> Paper:
-    """Rebuild a paper from `paper_to_dict` output, ignoring fields `Paper` no longer has."""
-    values = {k: v for k, v in data.items() if k in _PAPER_FIELDS}
-    for name in _TUPLE_FIELDS & values.keys():
-        values[name] = tuple(values[name] or ())
-    if isinstance(values.get("published"), str):
-        values["published"] = datetime.fromisoformat(values["published"])
-    return Paper(**values)
 
 
 def issue_to_row(issue: Issue) -> dict[str, Any]:
@@ -56,8 +30,8 @@ def issue_to_row(issue: Issue) -> dict[str, Any]:
         "sections": [
             {
                 "topic": s.topic,
-                "papers": [paper_to_dict(p) for p in s.papers],
-                "more_papers": [paper_to_dict(p) for p in s.more_papers],
+                "papers": [p.to_dict() for p in s.papers],
+                "more_papers": [p.to_dict() for p in s.more_papers],
             }
             for s in issue.sections
         ],
@@ -71,8 +45,8 @@ def issue_from_row(row: Mapping[str, Any]) -> Issue:
     sections = tuple(
         Section(
             topic=s["topic"],
-            papers=tuple(paper_from_dict(p) for p in s.get("papers", [])),
-            more_papers=tuple(paper_from_dict(p) for p in s.get("more_papers", [])),
+            papers=tuple(Paper.from_dict(p) for p in s.get("papers", [])),
+            more_papers=tuple(Paper.from_dict(p) for p in s.get("more_papers", [])),
         )
         for s in row["sections"]
     )

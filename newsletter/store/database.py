@@ -1,25 +1,67 @@
-"""Connecting to the state database: URLs and paths, SQLite tuning, readable driver errors."""
+"""The state database connection: URLs and paths, transactions, SQLite tuning, readable errors."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 
-from newsletter.errors import NewsletterError
+from newsletter.errors import StoreError
 
 if TYPE_CHECKING:
-    from newsletter.config.loading import Config
+    from newsletter.config import Config
 
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
 
 
-class StoreError(NewsletterError):
-    """The state database cannot be opened, migrated or written."""
+class Database:
+    """One SQLAlchemy engine with the transactions every part of the store uses."""
+
+    def __init__(self, engine: sa.Engine, label: str, clock: Callable[[], datetime]) -> None:
+        self.engine = engine
+        self.label = label  # how errors name the database (never with a password)
+        self.clock = clock
+        self.dialect = engine.dialect.name
+
+    @contextmanager
+    def write(self) -> Iterator[sa.Connection]:
+        """One write transaction (SQLite: BEGIN IMMEDIATE, so it waits for the lock up front)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(newsletter_write=True)
+                with conn.begin():
+                    yield conn
+        except sa.exc.SQLAlchemyError as e:
+            raise StoreError(f"{self.label}: {db_message(e)}") from e
+
+    @contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        """A connection for reads (each statement sees the latest commits)."""
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except sa.exc.SQLAlchemyError as e:
+            raise StoreError(f"{self.label}: {db_message(e)}") from e
+
+    def insert_ignore(self, table: sa.Table) -> Any:
+        """An INSERT that skips rows whose key is already there (both backends say it alike)."""
+        if self.dialect == "postgresql":
+            # loaded here, not at the top: 40 ms that a SQLite state never needs
+            from sqlalchemy.dialects import postgresql
+
+            return postgresql.insert(table).on_conflict_do_nothing()
+        return sqlite.insert(table).on_conflict_do_nothing()
+
+    def close(self) -> None:
+        self.engine.dispose()
 
 
 def state_url(config: Config) -> sa.URL:

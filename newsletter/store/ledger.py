@@ -1,8 +1,8 @@
 """The send ledger: one row per issue and recipient, worked through until none is pending.
 
-Mixed into `Store`. A send writes its whole audience first (`enqueue`), then marks each row as the
-server answers; a crash or a second run only sees the rows still pending. Each mark is its own
-commit, made right after the server's reply and before the sending thread takes its next
+`Store.ledger` holds one. A send writes its whole audience first (`enqueue`), then marks each
+row as the server answers; a crash or a second run only sees the rows still pending. Each mark is
+its own commit, made right after the server's reply and before the sending thread takes its next
 message, so each thread has at most one message off the record at any time. `sent_marks` is
 that mark's fast form for a whole send.
 """
@@ -12,15 +12,14 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager
-from datetime import datetime
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
 import sqlalchemy as sa
 
-from newsletter.store.database import StoreError, db_message
+from newsletter.errors import StoreError
+from newsletter.store.database import Database, db_message
 from newsletter.store.schema import LEDGER_STATUSES, LedgerRow, check_value, email_key, ledger
 
 log = logging.getLogger(__name__)
@@ -53,22 +52,18 @@ _MARK_SENT_SQLITE = (
 )
 
 
-class LedgerMixin:
-    """Ledger methods of `Store` (which provides the connection helpers declared here)."""
+class Ledger:
+    """The send ledger of one state database."""
 
-    clock: Callable[[], datetime]
-    engine: sa.Engine
-    label: str
-    _write: Callable[[], AbstractContextManager[sa.Connection]]
-    _read: Callable[[], AbstractContextManager[sa.Connection]]
-    _insert: Callable[[sa.Table], Any]
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def enqueue(self, issue_id: str, rows: Iterable[tuple[str, str]]) -> int:
         """Write the audience, (email, variant) pairs, as pending; return how many were new.
 
         Rows already in the ledger for this issue are left untouched, so a second run resumes.
         """
-        now = self.clock()
+        now = self.db.clock()
         params = [
             {
                 "issue_id": issue_id,
@@ -83,9 +78,9 @@ class LedgerMixin:
         if not params:
             return 0
         count = sa.select(sa.func.count()).where(ledger.c.issue_id == issue_id)
-        with self._write() as conn:
+        with self.db.write() as conn:
             before = conn.execute(count).scalar_one()
-            conn.execute(self._insert(ledger), params)
+            conn.execute(self.db.insert_ignore(ledger), params)
             return int(conn.execute(count).scalar_one() - before)
 
     def pending_rows(
@@ -97,7 +92,7 @@ class LedgerMixin:
             where.append(ledger.c.attempts < max_attempts)
         return self._ledger_rows(issue_id, where, chunk)
 
-    def ledger_rows(
+    def rows(
         self, issue_id: str, status: str | None = None, *, chunk: int = 1000
     ) -> Iterator[LedgerRow]:
         """Yield an issue's ledger rows (of one status, if given) in address order."""
@@ -116,7 +111,7 @@ class LedgerMixin:
                 .order_by(ledger.c.email)
                 .limit(chunk)
             )
-            with self._read() as conn:
+            with self.db.read() as conn:
                 batch = [LedgerRow(**row._mapping) for row in conn.execute(query)]
             yield from batch
             if len(batch) < chunk:
@@ -126,9 +121,9 @@ class LedgerMixin:
     def mark_sent(self, issue_id: str, email: str, message_id: str | None) -> None:
         """Record that the server accepted the message (committed before the next send)."""
         params = {"k_issue": issue_id, "k_email": email_key(email)}
-        with self._write() as conn:
+        with self.db.write() as conn:
             changed = conn.execute(
-                _MARK_SENT, {**params, "k_mid": message_id, "k_at": self.clock()}
+                _MARK_SENT, {**params, "k_mid": message_id, "k_at": self.db.clock()}
             ).rowcount
         if changed == 0:
             log.warning("ledger %s: %s is not pending; left unchanged", issue_id, email)
@@ -149,7 +144,7 @@ class LedgerMixin:
     def mark_attempt(self, issue_id: str, email: str) -> int:
         """Count one more try of a row without changing its status; return the new count."""
         self._mark(issue_id, email)
-        with self._read() as conn:
+        with self.db.read() as conn:
             query = sa.select(ledger.c.attempts).where(
                 ledger.c.issue_id == issue_id, ledger.c.email == email_key(email)
             )
@@ -157,10 +152,10 @@ class LedgerMixin:
 
     def _mark(self, issue_id: str, email: str, *, attempt: bool = True, **values: Any) -> None:
         email = email_key(email)
-        values["updated_at"] = self.clock()
+        values["updated_at"] = self.db.clock()
         if attempt:
             values["attempts"] = ledger.c.attempts + 1
-        with self._write() as conn:
+        with self.db.write() as conn:
             result = conn.execute(
                 ledger.update()
                 .where(
@@ -174,7 +169,7 @@ class LedgerMixin:
         if changed == 0:
             log.warning("ledger %s: %s is not pending; left unchanged", issue_id, email)
 
-    def ledger_counts(self, issue_id: str) -> dict[str, int]:
+    def counts(self, issue_id: str) -> dict[str, int]:
         """Rows per status for one issue (every status present, zero if none)."""
         query = (
             sa.select(ledger.c.status, sa.func.count())
@@ -182,7 +177,7 @@ class LedgerMixin:
             .group_by(ledger.c.status)
         )
         counts = dict.fromkeys(LEDGER_STATUSES, 0)
-        with self._read() as conn:
+        with self.db.read() as conn:
             for status, n in conn.execute(query):
                 counts[status] = n
         return counts
@@ -198,11 +193,11 @@ class SentMarks:
     may share one; each mark has returned only once its commit has.
     """
 
-    def __init__(self, store: LedgerMixin, issue_id: str) -> None:
-        self._store, self._issue_id = store, issue_id
+    def __init__(self, owner: Ledger, issue_id: str) -> None:
+        self._ledger, self._issue_id = owner, issue_id
         self._lock = threading.Lock()
         self._raw: Any = None
-        engine = store.engine
+        engine = owner.db.engine
         url = engine.url
         if (
             url.get_backend_name() == "sqlite"
@@ -215,15 +210,15 @@ class SentMarks:
             try:
                 self._raw = engine.raw_connection()  # tuned like every pooled connection
             except sa.exc.SQLAlchemyError as e:
-                raise StoreError(f"{store.label}: {db_message(e)}") from e
+                raise StoreError(f"{owner.db.label}: {db_message(e)}") from e
             self._db: sqlite3.Connection = self._raw.driver_connection
 
     def mark(self, email: str, message_id: str | None) -> None:
         """Record that the server accepted the message (committed when this returns)."""
         if self._raw is None:
-            self._store.mark_sent(self._issue_id, email, message_id)
+            self._ledger.mark_sent(self._issue_id, email, message_id)
             return
-        at = self._stamp(self._store.clock())
+        at = self._stamp(self._ledger.db.clock())
         params = (message_id, at, self._issue_id, email_key(email))
         db = self._db
         with self._lock:
@@ -238,7 +233,7 @@ class SentMarks:
                         db.rollback()
                     raise
             except sqlite3.Error as e:
-                raise StoreError(f"{self._store.label}: {db_message(e)}") from e
+                raise StoreError(f"{self._ledger.db.label}: {db_message(e)}") from e
         if changed == 0:
             log.warning("ledger %s: %s is not pending; left unchanged", self._issue_id, email)
 

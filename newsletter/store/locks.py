@@ -17,10 +17,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from newsletter.errors import NewsletterError
+from newsletter.errors import BusyError
 
 if TYPE_CHECKING:
-    from newsletter.config.loading import Config
+    from newsletter.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def exclusive(path: Path, busy: str, *, wait: threading.Event | None = None) -> 
                 holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
                 message = busy.format(pid=holder, path=path)
                 if wait is None or wait.is_set():
-                    raise NewsletterError(message) from None
+                    raise BusyError(message) from None
                 if not announced:
                     log.warning("%s; waiting for it", message)
                     announced = True

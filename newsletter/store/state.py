@@ -14,19 +14,19 @@ measures the commit rate this buys.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from newsletter.errors import StoreError
 from newsletter.models import Issue, Subscriber
 from newsletter.store import migrations
 from newsletter.store.archive import issue_from_row, issue_to_row
-from newsletter.store.database import StoreError, db_message, state_url, tune_sqlite, url_and_label
-from newsletter.store.ledger import LedgerMixin
+from newsletter.store.database import Database, state_url, tune_sqlite, url_and_label
+from newsletter.store.ledger import Ledger
 from newsletter.store.schema import (
     LEDGER_STATUSES,
     SUBSCRIBER_STATUSES,
@@ -45,7 +45,7 @@ from newsletter.store.schema import (
 )
 
 if TYPE_CHECKING:
-    from newsletter.config.loading import Config
+    from newsletter.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +64,25 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class Store(LedgerMixin):
+class Store:
     """The state database. Open with `Store.open(url_or_path)`; use as a context manager."""
 
     def __init__(self, engine: sa.Engine, label: str, clock: Callable[[], datetime]) -> None:
-        self.engine = engine
-        self.label = label  # how errors name the database (never with a password)
-        self.clock = clock
-        self.dialect = engine.dialect.name
+        self.db = Database(engine, label, clock)
+        self.ledger = Ledger(self.db)  # one row per issue and recipient
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self.db.engine
+
+    @property
+    def label(self) -> str:
+        """How messages name the database (a path, or the URL without its password)."""
+        return self.db.label
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return self.db.clock
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -94,7 +105,7 @@ class Store(LedgerMixin):
             tune_sqlite(engine)
         store = cls(engine, label, clock)
         try:
-            with store._write() as conn:
+            with store.db.write() as conn:
                 if backend == "postgresql":
                     # two processes opening a fresh database must not both migrate it
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(74620571)"))
@@ -128,35 +139,8 @@ class Store(LedgerMixin):
 
     @property
     def schema_version(self) -> int:
-        with self._read() as conn:
+        with self.db.read() as conn:
             return migrations.current_version(conn)
-
-    @contextmanager
-    def _write(self) -> Iterator[sa.Connection]:
-        """One write transaction (SQLite: BEGIN IMMEDIATE, so it waits for the lock up front)."""
-        try:
-            with self.engine.connect() as conn:
-                conn.execution_options(newsletter_write=True)
-                with conn.begin():
-                    yield conn
-        except sa.exc.SQLAlchemyError as e:
-            raise StoreError(f"{self.label}: {db_message(e)}") from e
-
-    @contextmanager
-    def _read(self) -> Iterator[sa.Connection]:
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except sa.exc.SQLAlchemyError as e:
-            raise StoreError(f"{self.label}: {db_message(e)}") from e
-
-    def _insert(self, table: sa.Table) -> Any:
-        """An INSERT that skips rows whose key is already there (both backends say it alike)."""
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        return insert(table).on_conflict_do_nothing()
 
     # -- subscribers --------------------------------------------------------------------------
 
@@ -167,14 +151,14 @@ class Store(LedgerMixin):
         (pending to confirmed), never back.
         """
         check_value(status, SUBSCRIBER_STATUSES, "subscriber status")
-        now = self.clock()
+        now = self.db.clock()
         values = {
             "name": subscriber.name,
             "topics": _topics_out(subscriber.topics),
             "format": subscriber.format,
         }
         email = email_key(subscriber.email)
-        with self._write() as conn:
+        with self.db.write() as conn:
             row = conn.execute(
                 sa.select(subscribers.c.status).where(subscribers.c.email == email)
             ).first()
@@ -198,7 +182,7 @@ class Store(LedgerMixin):
     def add_subscribers(self, subs: Iterable[Subscriber], *, status: str = "confirmed") -> int:
         """Insert many subscribers in one transaction, leaving existing addresses as they are."""
         check_value(status, SUBSCRIBER_STATUSES, "subscriber status")
-        now = self.clock()
+        now = self.db.clock()
         rows = [
             {
                 "email": email_key(s.email),
@@ -216,41 +200,41 @@ class Store(LedgerMixin):
         if not rows:
             return 0
         count = sa.select(sa.func.count()).select_from(subscribers)
-        with self._write() as conn:
+        with self.db.write() as conn:
             before = conn.execute(count).scalar_one()
-            conn.execute(self._insert(subscribers), rows)
+            conn.execute(self.db.insert_ignore(subscribers), rows)
             return int(conn.execute(count).scalar_one() - before)
 
     def confirm_subscriber(self, email: str) -> bool:
         """Confirm a pending subscription; return False if there was none pending."""
         email = email_key(email)
-        with self._write() as conn:
+        with self.db.write() as conn:
             result = conn.execute(
                 subscribers.update()
                 .where(subscribers.c.email == email, subscribers.c.status == "pending")
-                .values(status="confirmed", confirmed_at=self.clock())
+                .values(status="confirmed", confirmed_at=self.db.clock())
             )
             return result.rowcount == 1
 
     def mark_confirm_sent(self, email: str) -> None:
         """Record that a confirmation email went out (to limit how often one is re-sent)."""
         email = email_key(email)
-        with self._write() as conn:
+        with self.db.write() as conn:
             conn.execute(
                 subscribers.update()
                 .where(subscribers.c.email == email)
-                .values(confirm_sent_at=self.clock())
+                .values(confirm_sent_at=self.db.clock())
             )
 
     def get_subscriber(self, email: str) -> StoredSubscriber | None:
         email = email_key(email)
-        with self._read() as conn:
+        with self.db.read() as conn:
             row = conn.execute(sa.select(subscribers).where(subscribers.c.email == email)).first()
         return None if row is None else _stored(row)
 
     def stored_subscribers(self) -> list[StoredSubscriber]:
         """Every web/cli subscriber, pending or confirmed, oldest first."""
-        with self._read() as conn:
+        with self.db.read() as conn:
             rows = conn.execute(sa.select(subscribers).order_by(subscribers.c.id))
             return [_stored(row) for row in rows]
 
@@ -261,7 +245,7 @@ class Store(LedgerMixin):
             .where(subscribers.c.status == "confirmed")
             .order_by(subscribers.c.id)
         )
-        with self._read() as conn:
+        with self.db.read() as conn:
             return [_subscriber(row) for row in conn.execute(query)]
 
     # -- suppressions -------------------------------------------------------------------------
@@ -270,8 +254,8 @@ class Store(LedgerMixin):
         """Stop all mail to an address; a later reason replaces an earlier one."""
         email = email_key(email)
         check_value(reason, SUPPRESSION_REASONS, "suppression reason")
-        values = {"reason": reason, "at": self.clock(), "detail": detail}
-        with self._write() as conn:
+        values = {"reason": reason, "at": self.db.clock(), "detail": detail}
+        with self.db.write() as conn:
             updated = conn.execute(
                 suppressions.update().where(suppressions.c.email == email).values(values)
             )
@@ -281,24 +265,24 @@ class Store(LedgerMixin):
 
     def is_suppressed(self, email: str) -> bool:
         email = email_key(email)
-        with self._read() as conn:
+        with self.db.read() as conn:
             query = sa.select(suppressions.c.email).where(suppressions.c.email == email)
             return conn.execute(query).first() is not None
 
     def suppressed_set(self) -> set[str]:
-        with self._read() as conn:
+        with self.db.read() as conn:
             return set(conn.execute(sa.select(suppressions.c.email)).scalars())
 
     def suppression_reasons(self) -> dict[str, str]:
         """Every suppressed address with the reason it was suppressed."""
         query = sa.select(suppressions.c.email, suppressions.c.reason)
-        with self._read() as conn:
+        with self.db.read() as conn:
             return {email: reason for email, reason in conn.execute(query)}
 
     def clear_suppression(self, email: str) -> bool:
         """Lift a suppression (someone subscribed again, explicitly); return True if one was."""
         email = email_key(email)
-        with self._write() as conn:
+        with self.db.write() as conn:
             result = conn.execute(suppressions.delete().where(suppressions.c.email == email))
             return result.rowcount > 0
 
@@ -312,15 +296,15 @@ class Store(LedgerMixin):
         """
         values = issue_to_row(issue)
         values["web_html"] = web_html
-        with self._write() as conn:
+        with self.db.write() as conn:
             updated = conn.execute(issues.update().where(issues.c.id == issue.id).values(values))
             if updated.rowcount == 0:
-                conn.execute(issues.insert().values(created_at=self.clock(), **values))
+                conn.execute(issues.insert().values(created_at=self.db.clock(), **values))
             if record_papers:
                 self._record_sent_papers(conn, issue.id, (p.id for p in issue.papers))
 
     def get_issue(self, issue_id: str) -> ArchivedIssue | None:
-        with self._read() as conn:
+        with self.db.read() as conn:
             row = conn.execute(sa.select(issues).where(issues.c.id == issue_id)).first()
         if row is None:
             return None
@@ -335,7 +319,7 @@ class Store(LedgerMixin):
         per_status = sa.select(ledger.c.issue_id, ledger.c.status, sa.func.count()).group_by(
             ledger.c.issue_id, ledger.c.status
         )
-        with self._read() as conn:
+        with self.db.read() as conn:
             rows = conn.execute(query).all()
             counts: dict[str, dict[str, int]] = {}
             for issue_id, status, n in conn.execute(per_status):
@@ -358,11 +342,11 @@ class Store(LedgerMixin):
         query = sa.select(sent_papers.c.paper_id).distinct()
         if exclude_issue is not None:
             query = query.where(sent_papers.c.issue_id != exclude_issue)
-        with self._read() as conn:
+        with self.db.read() as conn:
             return set(conn.execute(query).scalars())
 
     def record_sent_papers(self, issue_id: str, paper_ids: Iterable[str]) -> None:
-        with self._write() as conn:
+        with self.db.write() as conn:
             self._record_sent_papers(conn, issue_id, paper_ids)
 
     def _record_sent_papers(
@@ -370,7 +354,7 @@ class Store(LedgerMixin):
     ) -> None:
         rows = [{"paper_id": pid, "issue_id": issue_id} for pid in dict.fromkeys(paper_ids)]
         if rows:
-            conn.execute(self._insert(sent_papers), rows)
+            conn.execute(self.db.insert_ignore(sent_papers), rows)
 
 
 def _topics_out(topics: frozenset[str] | None) -> list[str] | None:

@@ -32,7 +32,7 @@ from newsletter.errors import ConfigError
 from newsletter.models import OTHER, Assignment, Hit, Paper, Topic, TopicScore
 
 if TYPE_CHECKING:  # pydantic is slow to import; the CLI has loaded the config by the time we run
-    from newsletter.config.loading import GroupingConfig
+    from newsletter.config.sections import GroupingConfig
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class TopicMatcher:
         counting: str = DEFAULT_COUNTING,
     ) -> None:
         if grouping is None:
-            from newsletter.config.loading import GroupingConfig
+            from newsletter.config.sections import GroupingConfig
 
             grouping = GroupingConfig()
         self.topics = tuple(topics)

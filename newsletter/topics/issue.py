@@ -9,10 +9,11 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from newsletter.models import OTHER, Issue, Paper, Section
+from newsletter.models import OTHER, Issue, Paper, Section, fill_caps
+from newsletter.topics.engine import compile_topics, group
 
 if TYPE_CHECKING:
-    from newsletter.config.loading import Config
+    from newsletter.config.stages import IssueSettings
 
 log = logging.getLogger(__name__)
 
@@ -85,33 +86,6 @@ def select_papers(
     return list(kept.values())
 
 
-def fill_caps(sizes: Sequence[int], total: int | None, per_topic: int | None = None) -> list[int]:
-    """Share `total` shown papers across sections fairly: level caps, the extra in topic order.
-
-    Every section gets the same cap where it has enough papers (a big topic cannot crowd out the
-    small ones); what a cap leaves over goes one by one to the first sections.
-    """
-    wants = [min(n, per_topic) if per_topic is not None else n for n in sizes]
-    if total is None or sum(wants) <= total:
-        return wants
-    lo, hi = 0, max(wants, default=0)
-    while lo < hi:  # the highest level whose sum still fits
-        mid = (lo + hi + 1) // 2
-        if sum(min(w, mid) for w in wants) <= total:
-            lo = mid
-        else:
-            hi = mid - 1
-    caps = [min(w, lo) for w in wants]
-    left = total - sum(caps)
-    for i, want in enumerate(wants):
-        if left <= 0:
-            break
-        if want > caps[i]:
-            caps[i] += 1
-            left -= 1
-    return caps
-
-
 def make_sections(
     groups: Mapping[str, Sequence[Paper]],
     *,
@@ -142,7 +116,7 @@ def count_papers(sections: Iterable[Section]) -> tuple[int, int]:
 
 def assemble_issue(
     groups: Mapping[str, Sequence[Paper]],
-    config: Config,
+    config: IssueSettings,
     *,
     issue_id: str,
     start: datetime,
@@ -168,7 +142,7 @@ def assemble_issue(
 
 def build_issue(
     papers: Iterable[Paper],
-    config: Config,
+    config: IssueSettings,
     *,
     now: datetime | None = None,
     issue_id: str | None = None,
@@ -176,8 +150,6 @@ def build_issue(
     exclude_ids: frozenset[str] | set[str] = frozenset(),
 ) -> Issue:
     """Build the issue sent at `now` from the window's unsent papers, grouped by topic."""
-    from newsletter.topics.engine import compile_topics, group
-
     sent = _aware(now) if now is not None else default_now()
     start, end = sent - timedelta(days=config.window_days), sent
     chosen = select_papers(

@@ -15,12 +15,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from newsletter.audience.subscribers import load_subscribers_for
-from newsletter.audience.tokens import Purpose, SecretKeys, TokenError, make_token, read_token
+from newsletter.audience.subscribers import load_subscribers
+from newsletter.audience.tokens import Purpose, SecretKeys, make_token, read_token
+from newsletter.errors import TokenError
 from newsletter.models import Subscriber
 
 if TYPE_CHECKING:
-    from newsletter.config.loading import Config
+    from newsletter.config import Config
     from newsletter.store.state import Store
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ class Subscriptions:
         stored = self.store.get_subscriber(email)
         if stored is not None:
             return Current(stored.subscriber, suppressed, True)
-        listed = load_subscribers_for(self.config).subscribers
+        listed = load_subscribers(self.config.subscribers_path, self.config.topic_names).subscribers
         match = next((s for s in listed if s.email == email), None)
         if match is not None:
             return Current(match, suppressed, False)

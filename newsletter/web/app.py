@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -28,8 +29,8 @@ from starlette.staticfiles import StaticFiles
 
 from newsletter import resources
 from newsletter.audience import tokens
-from newsletter.delivery.transport import make_transport
-from newsletter.errors import NewsletterError
+from newsletter.delivery import make_transport
+from newsletter.errors import SecretKeyError
 from newsletter.store.state import Store
 from newsletter.web.actions import Subscriptions
 from newsletter.web.archive import feed, home, issue_page, issues_index
@@ -47,7 +48,7 @@ from newsletter.web.subscribe import (
 )
 
 if TYPE_CHECKING:
-    from newsletter.config.loading import Config
+    from newsletter.config import Config
     from newsletter.delivery.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,8 @@ def create_app(
         subs=subs,
         env=template_environment(config),
         limiter=limiter,
-        transport_factory=transport_factory or (lambda: make_transport(config)),
+        transport_factory=transport_factory
+        or (lambda: make_transport(config.transport_settings())),
     )
 
     @contextlib.asynccontextmanager
@@ -130,9 +132,9 @@ def server_keys(dev: bool, environ: Mapping[str, str] | None = None) -> tokens.S
     """Return the signing keys for `serve`: from the environment, or a throwaway one with --dev."""
     try:
         return tokens.SecretKeys.from_env(environ)
-    except NewsletterError:
+    except SecretKeyError:
         if not dev:
-            raise NewsletterError(
+            raise SecretKeyError(
                 f"{tokens.ENV_VAR} is not set: `newsletter serve` signs the links in its emails "
                 f"with it; set it to a long random string (python -c 'import secrets; "
                 f"print(secrets.token_urlsafe(32))'), or run `newsletter serve --dev` for a "
@@ -144,8 +146,6 @@ def server_keys(dev: bool, environ: Mapping[str, str] | None = None) -> tokens.S
 
 def serve(config: Config, host: str = "127.0.0.1", port: int = 8000, dev: bool = False) -> None:
     """Serve the subscription pages and the archive until interrupted."""
-    import uvicorn
-
     keys = server_keys(dev)
     base = urlsplit(config.base_url)
     if base.hostname in ("localhost", "127.0.0.1") and (base.port or 80) != port:

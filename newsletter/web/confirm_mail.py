@@ -17,13 +17,13 @@ from email.utils import format_datetime, make_msgid
 from typing import TYPE_CHECKING
 
 from newsletter.delivery.message import from_address
-from newsletter.delivery.transport import SendResult, Transport, TransportError
-from newsletter.errors import NewsletterError
+from newsletter.delivery.transport import SendResult, Transport
+from newsletter.errors import MessageError, NewsletterError, TransportError
 
 if TYPE_CHECKING:
     import jinja2
 
-    from newsletter.config.loading import Config
+    from newsletter.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def build_confirmation(
     policy = email_policy.SMTP if email.isascii() else email_policy.SMTPUTF8
     msg = EmailMessage(policy=policy)
     try:
-        msg["From"] = from_address(config)
+        msg["From"] = from_address(config.mail_settings())
         # the email package cannot build an Address with a non-ASCII local part; the string
         # form is parsed the same way, and the address was validated by the form already
         msg["To"] = Address(addr_spec=email) if email.isascii() else email
@@ -66,7 +66,7 @@ def build_confirmation(
             raise ValueError("not one address")
         msg["Subject"] = subject(config)
     except (ValueError, IndexError) as e:
-        raise NewsletterError(
+        raise MessageError(
             f"confirmation to {email}: not usable in a header ({e}); "
             "check `title` and `sender` in the config"
         ) from e

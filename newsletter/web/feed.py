@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import jinja2
 
-    from newsletter.config.loading import Config
+    from newsletter.config import Config
     from newsletter.store.schema import ArchivedIssue
 
 log = logging.getLogger(__name__)

@@ -21,11 +21,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
+from newsletter import resources
 from newsletter.web.confirm_mail import send_confirmation
 from newsletter.web.security import RateLimiter, add_headers
 
 if TYPE_CHECKING:
-    from newsletter.config.loading import Config
+    from newsletter.config import Config
     from newsletter.delivery.transport import Transport
     from newsletter.store.state import Store
     from newsletter.web.actions import Subscriptions
@@ -46,9 +47,11 @@ _STATUS_TEXT = {
 
 def web_template_dirs(config: Config) -> list[str]:
     """Return the folders page templates load from: `<templates_dir>/web`, then the bundled one."""
-    from newsletter.render.renderer import template_dirs
-
-    return [str(d / "web") for d in template_dirs(config) if (d / "web").is_dir()]
+    return [
+        str(d / "web")
+        for d in resources.template_dirs(config.render_settings().templates_dir)
+        if (d / "web").is_dir()
+    ]
 
 
 def _http_url(value: object) -> str:

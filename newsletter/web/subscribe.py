@@ -17,7 +17,8 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from newsletter.audience.tokens import Purpose, TokenError
+from newsletter.audience.tokens import Purpose
+from newsletter.errors import TokenError
 from newsletter.web.archive import home_page
 from newsletter.web.forms import check_signup, read_preferences, read_signup
 from newsletter.web.pages import NOINDEX, message, page, state
