@@ -52,9 +52,12 @@ class Paper:
         """Rebuild a paper from `to_dict` output, ignoring fields `Paper` no longer has (an
         archive written by an older version stays readable)."""
         known = {f.name for f in fields(cls)}
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
-        if isinstance(values.get("published"), str):
-            values["published"] = datetime.fromisoformat(values["published"])
+        values: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known
+        }
+        published = values.get("published")
+        if isinstance(published, str):
+            values["published"] = datetime.fromisoformat(published)
         return cls(**values)
 
 

@@ -61,7 +61,7 @@ def make_trigger(config: Config) -> BaseTrigger:
                 and previous_fire_time is not None
                 and _wall(nxt, tz) == _wall(previous_fire_time, tz)
             )
-            if repeated:
+            if repeated and nxt is not None:
                 # the repeated hour of a fall-back day: skip to the next occurrence
                 after = nxt.astimezone(timezone.utc)
                 nxt = _real(super().get_next_fire_time(after, after + timedelta(seconds=1)), tz)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from newsletter.audience import audience, load_subscribers, make_subscriber, normalize_email
 from newsletter.cli.output import table
 from newsletter.errors import SubscribersError
+from newsletter.models import Subscriber
 from newsletter.store import Store
 
 if TYPE_CHECKING:
@@ -49,7 +50,9 @@ def audience_rows(config: Config) -> tuple[list[AudienceRow], list[str]]:
     return sorted(rows.values(), key=lambda r: r.email), listed.problems
 
 
-def _row(sub, status: str, suppressed: dict[str, str], receiving: set[str]) -> AudienceRow:  # type: ignore[no-untyped-def]
+def _row(
+    sub: Subscriber, status: str, suppressed: dict[str, str], receiving: set[str]
+) -> AudienceRow:
     topics = None if sub.topics is None else sorted(sub.topics)
     return AudienceRow(
         sub.email,

@@ -11,7 +11,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -20,7 +20,7 @@ from newsletter.errors import NewsletterError
 if TYPE_CHECKING:
     from newsletter.config import Config
 
-Command = TypeVar("Command", bound=Callable[..., Any])
+Command = TypeVar("Command", bound=Callable[..., None])
 
 CONFIG_HELP = "Config file (default: $NEWSLETTER_CONFIG, ./config.yaml, else the bundled one)."
 FORMATS = click.Choice(["table", "json"])
@@ -29,7 +29,7 @@ FORMATS = click.Choice(["table", "json"])
 class Group(click.Group):
     """Turn every `NewsletterError` into one line on stderr and a non-zero exit."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except NewsletterError as e:

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel
+from pydantic_core import ErrorDetails
 
 
 def loc_path(loc: tuple[Any, ...]) -> str:
@@ -22,13 +23,17 @@ def did_you_mean(word: str, choices: Any) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def _is_model(value: object) -> bool:
+    return isinstance(value, type) and issubclass(value, BaseModel)
+
+
 def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The model class that holds the last key of `loc` (for 'known keys' hints)."""
     current: Any = model
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
-        field = current.model_fields.get(part) if isinstance(current, type) else None
+        field = current.model_fields.get(part) if _is_model(current) else None
         if field is None:
             return None
         ann = field.annotation
@@ -56,7 +61,7 @@ _TYPE_WORDS = {
 }
 
 
-def message(err: dict[str, Any], model: type[BaseModel]) -> str:
+def message(err: ErrorDetails, model: type[BaseModel]) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         holder = _model_at(model, err["loc"])

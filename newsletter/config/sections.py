@@ -92,13 +92,13 @@ class UrlSource(_Strict):
     kind: str | None = None
 
 
-SOURCE_KINDS = {
+SourceSpec = HfDailySource | ArxivSource | FileSource | UrlSource
+SOURCE_KINDS: dict[str, type[SourceSpec]] = {
     "hf_daily": HfDailySource,
     "arxiv": ArxivSource,
     "file": FileSource,
     "url": UrlSource,
 }
-SourceSpec = HfDailySource | ArxivSource | FileSource | UrlSource
 
 
 class ScheduleConfig(_Strict):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email import policy as email_policy
 from email.headerregistry import Address
-from email.message import EmailMessage, MIMEPart
+from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -238,8 +238,8 @@ def _cut_point(line: bytes, limit: int) -> int:
     return limit
 
 
-def _text_part(content: str, subtype: str) -> MIMEPart:
-    part = MIMEPart(policy=POLICY)
+def _text_part(content: str, subtype: str) -> EmailMessage:
+    part = EmailMessage(policy=POLICY)
     part["Content-Type"] = f'text/{subtype}; charset="utf-8"'
     part["Content-Transfer-Encoding"] = "quoted-printable"
     part.set_payload(content)

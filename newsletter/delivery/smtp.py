@@ -192,9 +192,10 @@ class SmtpTransport(Transport):
         except OSError as e:  # smtplib's errors are OSErrors too
             _quietly_close(conn)
             raise _ConnectionLost(str(e) or type(e).__name__) from e
-        with contextlib.suppress(OSError, AttributeError):
-            # Commands are small writes each awaiting a reply: never hold them back (Nagle).
-            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if conn.sock is not None:
+            with contextlib.suppress(OSError):
+                # Commands are small writes each awaiting a reply: never hold them back (Nagle).
+                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
             self._open_conns.add(conn)
         log.debug("%s: connected (%d open)", self.where, len(self._open_conns))

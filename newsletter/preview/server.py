@@ -200,6 +200,8 @@ class PreviewServer:
         )
         self._thread.start()
         bound_host, bound_port = self._httpd.server_address[:2]
+        if isinstance(bound_host, bytes):
+            bound_host = bound_host.decode()
         return f"http://{bound_host}:{bound_port}/"
 
     def close(self) -> None:

@@ -207,8 +207,8 @@ def load_papers(
         papers.extend(found)
     if errors and len(errors) == len(specs):
         raise errors[0][1]  # the caller prints it; logging it too would say it twice
-    for spec, e in errors:
-        log.error("source %s failed (the others still count): %s", _label(spec), e)
+    for spec, error in errors:
+        log.error("source %s failed (the others still count): %s", _label(spec), error)
     unique = dedupe(papers)
     log.info(
         "%d papers from %d source(s) (%d duplicates merged, %d source(s) failed)",

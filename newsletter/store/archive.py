@@ -40,7 +40,7 @@ def issue_to_row(issue: Issue) -> dict[str, Any]:
     }
 
 
-def issue_from_row(row: Mapping[str, Any]) -> Issue:
+def issue_from_row(row: Mapping[Any, Any]) -> Issue:
     """Rebuild the `Issue` of an `issues` row."""
     sections = tuple(
         Section(

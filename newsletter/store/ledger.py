@@ -206,7 +206,9 @@ class SentMarks:
         ):
             # The stored form of a timestamp, from the column's own type (UTC, SQLite's format).
             impl = ledger.c.updated_at.type.dialect_impl(engine.dialect)
-            self._stamp = impl.bind_processor(engine.dialect)
+            stamp = impl.bind_processor(engine.dialect)
+            assert stamp is not None  # UTCDateTime always converts
+            self._stamp = stamp
             try:
                 self._raw = engine.raw_connection()  # tuned like every pooled connection
             except sa.exc.SQLAlchemyError as e:

@@ -174,9 +174,10 @@ class Store:
                     )
                 )
                 return True
+            changes: dict[str, object] = dict(values)
             if status == "confirmed" and row.status != "confirmed":
-                values.update(status="confirmed", confirmed_at=now)
-            conn.execute(subscribers.update().where(subscribers.c.email == email).values(values))
+                changes.update(status="confirmed", confirmed_at=now)
+            conn.execute(subscribers.update().where(subscribers.c.email == email).values(changes))
             return False
 
     def add_subscribers(self, subs: Iterable[Subscriber], *, status: str = "confirmed") -> int:

@@ -191,8 +191,8 @@ class TopicMatcher:
         # starts with: (length in words, owners), longest first.
         self._owners: dict[str, tuple[tuple[int, tuple[_Owner, ...]], ...]] = {}
         for key in owners:
-            words = key.split(" ")
-            prefixes = ((k, " ".join(words[:k])) for k in range(len(words), 0, -1))
+            spelled = key.split(" ")
+            prefixes = ((k, " ".join(spelled[:k])) for k in range(len(spelled), 0, -1))
             self._owners[key] = tuple((k, tuple(owners[p])) for k, p in prefixes if p in owners)
         pattern = _trie_pattern(owners) if owners else "(?!x)x"
         # Anchored on the non-word character before a word (the text gets a leading space):

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable, MutableMapping
 from urllib.parse import urlsplit
 
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -47,7 +48,9 @@ HEADERS: dict[str, str] = {
 STATIC_CACHE = "public, max-age=3600"
 
 
-def add_headers(headers: MutableMapping[str, str], path: str = "", static_prefix: str = "") -> None:
+def add_headers(
+    headers: MutableHeaders | MutableMapping[str, str], path: str = "", static_prefix: str = ""
+) -> None:
     """Set the security headers, and a cache policy where the handler chose none."""
     for name, value in HEADERS.items():
         headers[name] = value
