@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from newsletter.cli.main import cli
 from tests.support.paths import DATA, REPO
+from tests.support.smtp_server import SmtpServer
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -245,40 +246,36 @@ def test_schedule_next_prints_fire_times_in_the_timezone(site: Path):
     assert cli_in(site, "schedule", "--next", "0").returncode == 2
 
 
-def test_sigterm_during_run_finishes_in_flight_and_a_rerun_completes(site: Path):
+def test_sigterm_during_run_finishes_in_flight_and_a_rerun_completes(site: Path, smtp: SmtpServer):
     import signal
     import time
-
-    from tests.support.smtp_server import smtp_server
 
     sample = str(DATA / "samples" / "daily-papers-page.txt")
     (site / "subscribers.yaml").write_text(
         "".join(f"- email: r{i:02d}@example.org\n" for i in range(25))
     )
     env = {**os.environ, "PYTHONPATH": str(REPO), "NEWSLETTER_SECRET_KEY": "x" * 32}
-    with smtp_server() as server:
-        server.handler.faults.delay = 0.2
-        (site / "config.yaml").write_text(
-            "delivery: {transport: smtp, smtp: "
-            f"{{host: 127.0.0.1, port: {server.port}, security: none, connections: 1}}}}\n"
-        )
-        args = [sys.executable, "-m", "newsletter", "run", "--papers", sample]
-        proc = subprocess.Popen(args, cwd=site, env=env, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while len(server.handler.received) < 2:
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 1, err  # stopped early: not everyone has it yet
-        assert "SIGTERM: finishing the messages in flight" in err
-        assert "stopped early: stop requested" in err.strip().splitlines()[-1]
-        first = len(server.handler.received)
-        assert 2 <= first < 25
-
-        server.handler.faults.delay = 0.0
-        again = cli_in(site, "run", "--papers", sample)
-        assert again.returncode == 0, again.stderr
-        assert f"{25 - first} sent, 0 failed" in again.stderr
-        assert set(server.handler.counts().values()) == {1}
-        assert len(server.handler.counts()) == 25
+    smtp.handler.faults.delay = 0.2
+    (site / "config.yaml").write_text(
+        "delivery: {transport: smtp, smtp: "
+        f"{{host: 127.0.0.1, port: {smtp.port}, security: none, connections: 1}}}}\n"
+    )
+    args = [sys.executable, "-m", "newsletter", "run", "--papers", sample]
+    proc = subprocess.Popen(args, cwd=site, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(smtp.handler.received) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err  # stopped early: not everyone has it yet
+    assert "SIGTERM: finishing the messages in flight" in err
+    assert "stopped early: stop requested" in err.strip().splitlines()[-1]
+    first = len(smtp.handler.received)
+    assert 2 <= first < 25
+    smtp.handler.faults.delay = 0.0
+    again = cli_in(site, "run", "--papers", sample)
+    assert again.returncode == 0, again.stderr
+    assert f"{25 - first} sent, 0 failed" in again.stderr
+    assert set(smtp.handler.counts().values()) == {1}
+    assert len(smtp.handler.counts()) == 25

@@ -225,27 +225,26 @@ def test_rerun_skips_whoever_left_the_audience(tmp_path: Path, issue: Issue, sto
 
 
 def test_faults_end_with_everyone_delivered_once_or_recorded(
-    tmp_path: Path, issue: Issue, store: Store
+    tmp_path: Path, issue: Issue, store: Store, smtp: SmtpServer
 ) -> None:
     audience = people(40)
     bounced = "reader013@example.com"
-    with smtp_server() as server:
-        faults = server.handler.faults
-        faults.rcpt = {
-            "reader001@example.com": ["450 4.2.1 busy", "451 4.3.0 later"],
-            bounced: ["550 5.1.1 no such user"],
-            "reader020@example.com": ["421 4.7.0 closing, too many"],
-        }
-        faults.data = {
-            "reader002@example.com": ["451 4.3.0 try again"],
-            "reader030@example.com": ["554 5.7.1 rejected as spam"],
-        }
-        faults.drop_every = 7
-        faults.delay = 0.01
-        config = smtp_config(tmp_path, server, connections=3)
-        report = smtp_deliver(issue, config, audience, store)
-        counts = server.handler.counts()
-        dropped = server.handler.dropped
+    faults = smtp.handler.faults
+    faults.rcpt = {
+        "reader001@example.com": ["450 4.2.1 busy", "451 4.3.0 later"],
+        bounced: ["550 5.1.1 no such user"],
+        "reader020@example.com": ["421 4.7.0 closing, too many"],
+    }
+    faults.data = {
+        "reader002@example.com": ["451 4.3.0 try again"],
+        "reader030@example.com": ["554 5.7.1 rejected as spam"],
+    }
+    faults.drop_every = 7
+    faults.delay = 0.01
+    config = smtp_config(tmp_path, smtp, connections=3)
+    report = smtp_deliver(issue, config, audience, store)
+    counts = smtp.handler.counts()
+    dropped = smtp.handler.dropped
     assert dropped >= 5  # the server really cut connections
     assert not report.stopped_early
     failed = {r.email: r for r in store.ledger.rows(issue.id, "failed")}
@@ -264,7 +263,7 @@ def test_faults_end_with_everyone_delivered_once_or_recorded(
     sent = {r.email: r for r in store.ledger.rows(issue.id, "sent")}
     # two 4xx, then accepted (one more if a dropped connection hit it too)
     assert sent["reader001@example.com"].attempts >= 3
-    got = parse(server.handler.messages_for("reader005@example.com")[0])
+    got = parse(smtp.handler.messages_for("reader005@example.com")[0])
     assert got["Message-ID"] == sent["reader005@example.com"].message_id
 
     # a rerun tries no one again, and says who failed before
@@ -277,19 +276,18 @@ def test_faults_end_with_everyone_delivered_once_or_recorded(
 
 
 def test_connections_cut_mid_pipeline_lose_and_duplicate_no_one(
-    tmp_path: Path, issue: Issue, store: Store
+    tmp_path: Path, issue: Issue, store: Store, smtp: SmtpServer
 ) -> None:
     # Cut after the pipelined MAIL, RCPT and DATA (no message data yet: resent at once), and
     # after the body, unanswered (the client cannot know if it was kept: sent once more, and
     # if that copy is unanswered too, recorded as failed rather than risk a third).
     audience = people(40)
-    with smtp_server() as server:
-        server.handler.faults.drop_mail_every = 5
-        server.handler.faults.drop_every = 6
-        config = smtp_config(tmp_path, server, connections=3)
-        report = smtp_deliver(issue, config, audience, store)
-        counts = server.handler.counts()
-        dropped = server.handler.dropped
+    smtp.handler.faults.drop_mail_every = 5
+    smtp.handler.faults.drop_every = 6
+    config = smtp_config(tmp_path, smtp, connections=3)
+    report = smtp_deliver(issue, config, audience, store)
+    counts = smtp.handler.counts()
+    dropped = smtp.handler.dropped
     assert dropped >= 10
     failed = {r.email for r in store.ledger.rows(issue.id, "failed")}
     assert set(counts.values()) == {1}  # no one twice (this server keeps nothing it cut off)
@@ -304,22 +302,21 @@ def test_connections_cut_mid_pipeline_lose_and_duplicate_no_one(
 
 
 def test_too_many_errors_in_a_row_stop_the_run_and_a_rerun_finishes(
-    tmp_path: Path, issue: Issue, store: Store
+    tmp_path: Path, issue: Issue, store: Store, smtp: SmtpServer
 ) -> None:
     audience = people(30)
-    with smtp_server() as server:
-        server.handler.faults.mail = ["451 4.3.2 system not accepting messages"] * 1000
-        config = smtp_config(tmp_path, server, "max_consecutive_errors: 5", connections=1)
-        report = smtp_deliver(issue, config, audience, store)
-        assert report.stopped_early
-        assert report.reason.startswith("5 errors in a row, the last: MAIL: 451 4.3.2")
-        assert report.sent == 0 and report.pending == 30
-        assert server.handler.counts() == {}
-        # the server recovers; the rerun sends everything, once
-        server.handler.faults.mail.clear()
-        report = smtp_deliver(issue, config, audience, store)
-        assert (report.sent, report.pending, report.stopped_early) == (30, 0, False)
-        assert server.handler.counts() == Counter({s.email: 1 for s in audience})
+    smtp.handler.faults.mail = ["451 4.3.2 system not accepting messages"] * 1000
+    config = smtp_config(tmp_path, smtp, "max_consecutive_errors: 5", connections=1)
+    report = smtp_deliver(issue, config, audience, store)
+    assert report.stopped_early
+    assert report.reason.startswith("5 errors in a row, the last: MAIL: 451 4.3.2")
+    assert report.sent == 0 and report.pending == 30
+    assert smtp.handler.counts() == {}
+    # the server recovers; the rerun sends everything, once
+    smtp.handler.faults.mail.clear()
+    report = smtp_deliver(issue, config, audience, store)
+    assert (report.sent, report.pending, report.stopped_early) == (30, 0, False)
+    assert smtp.handler.counts() == Counter({s.email: 1 for s in audience})
 
 
 def test_login_refused_stops_the_run_and_keeps_the_ledger(
@@ -338,7 +335,7 @@ def test_login_refused_stops_the_run_and_keeps_the_ledger(
 
 
 def test_stop_request_ends_the_run_and_a_rerun_finishes(
-    tmp_path: Path, issue: Issue, store: Store
+    tmp_path: Path, issue: Issue, store: Store, smtp: SmtpServer
 ) -> None:
     audience = people(200)
     stop = threading.Event()
@@ -347,36 +344,32 @@ def test_stop_request_ends_the_run_and_a_rerun_finishes(
         if done == 20:
             stop.set()
 
-    with smtp_server() as server:
-        server.handler.faults.delay = 0.005
-        config = smtp_config(tmp_path, server, connections=2)
-        report = smtp_deliver(
-            issue, config, audience, store, retry=None, progress=progress, stop=stop
-        )
-        assert report.stopped_early and report.reason == "stop requested"
-        assert 20 <= report.sent < 200 and report.pending == 200 - report.sent
-        report = send_rendered(
-            issue, config, audience, store, SmtpTransport(config.delivery.smtp), keys=KEYS
-        )
-        assert report.pending == 0 and not report.stopped_early
-        assert server.handler.counts() == Counter({s.email: 1 for s in audience})
+    smtp.handler.faults.delay = 0.005
+    config = smtp_config(tmp_path, smtp, connections=2)
+    report = smtp_deliver(issue, config, audience, store, retry=None, progress=progress, stop=stop)
+    assert report.stopped_early and report.reason == "stop requested"
+    assert 20 <= report.sent < 200 and report.pending == 200 - report.sent
+    report = send_rendered(
+        issue, config, audience, store, SmtpTransport(config.delivery.smtp), keys=KEYS
+    )
+    assert report.pending == 0 and not report.stopped_early
+    assert smtp.handler.counts() == Counter({s.email: 1 for s in audience})
 
 
 def test_a_stop_requested_before_the_send_sends_nothing(
-    tmp_path: Path, issue: Issue, store: Store
+    tmp_path: Path, issue: Issue, store: Store, smtp: SmtpServer
 ) -> None:
     stop = threading.Event()
     stop.set()  # e.g. SIGTERM while the sources were still being read
-    with smtp_server() as server:
-        config = smtp_config(tmp_path, server, connections=4)
-        transport = SmtpTransport(config.delivery.smtp)
-        report = send_rendered(issue, config, people(10), store, transport, keys=KEYS, stop=stop)
-        assert server.handler.received == [] and server.handler.connections == 0
+    config = smtp_config(tmp_path, smtp, connections=4)
+    transport = SmtpTransport(config.delivery.smtp)
+    report = send_rendered(issue, config, people(10), store, transport, keys=KEYS, stop=stop)
+    assert smtp.handler.received == [] and smtp.handler.connections == 0
     assert report.stopped_early and report.reason == "stop requested"
     assert (report.sent, report.pending) == (0, 10)
 
 
-def test_dkim_signed_delivery(tmp_path: Path, issue: Issue, store: Store) -> None:
+def test_dkim_signed_delivery(tmp_path: Path, issue: Issue, store: Store, smtp: SmtpServer) -> None:
     import base64
 
     import dkim
@@ -394,19 +387,16 @@ def test_dkim_signed_delivery(tmp_path: Path, issue: Issue, store: Store) -> Non
     der = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    with smtp_server() as server:
-        config = smtp_config(tmp_path, server)
-        config = config.model_copy(
-            update={
-                "dkim": parse_config(
-                    "dkim: {domain: example.org, selector: s1, key_path: k.pem}", "c", tmp_path
-                ).dkim
-            }
-        )
-        send_rendered(
-            issue, config, people(2), store, SmtpTransport(config.delivery.smtp), keys=KEYS
-        )
-        data = server.handler.messages_for("reader001@example.com")[0]
+    config = smtp_config(tmp_path, smtp)
+    config = config.model_copy(
+        update={
+            "dkim": parse_config(
+                "dkim: {domain: example.org, selector: s1, key_path: k.pem}", "c", tmp_path
+            ).dkim
+        }
+    )
+    send_rendered(issue, config, people(2), store, SmtpTransport(config.delivery.smtp), keys=KEYS)
+    data = smtp.handler.messages_for("reader001@example.com")[0]
     assert data.startswith(b"DKIM-Signature:")
     assert dkim.verify(data, dnsfunc=lambda *_, **__: b"v=DKIM1; k=rsa; p=" + base64.b64encode(der))
 
@@ -449,7 +439,9 @@ SENDER_SCRIPT = textwrap.dedent(
 )
 
 
-def test_killed_sender_resumes_and_everyone_gets_the_issue_once(tmp_path: Path) -> None:
+def test_killed_sender_resumes_and_everyone_gets_the_issue_once(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
     n, connections = 150, 3
     script = tmp_path / "send.py"
     script.write_text(SENDER_SCRIPT)
@@ -459,33 +451,32 @@ def test_killed_sender_resumes_and_everyone_gets_the_issue_once(tmp_path: Path) 
         "NEWSLETTER_SECRET_KEY": "crash-test-key-0123456789",
         "PYTHONPATH": str(REPO),
     }
-    with smtp_server() as server:
-        server.handler.faults.delay = 0.01  # slow enough to kill it part-way
-        proc = subprocess.Popen(
-            [sys.executable, str(script), str(server.port), str(db), str(n)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 60
-        while sum(server.handler.counts().values()) < 40:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
-        before = sum(server.handler.counts().values())
-        assert 40 <= before < n  # it really died part-way
-        server.handler.faults.delay = 0
-        rerun = subprocess.run(
-            [sys.executable, str(script), str(server.port), str(db), str(n)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert rerun.returncode == 0, rerun.stderr
-        counts = server.handler.counts()
+    smtp.handler.faults.delay = 0.01  # slow enough to kill it part-way
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(smtp.port), str(db), str(n)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while sum(smtp.handler.counts().values()) < 40:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    before = sum(smtp.handler.counts().values())
+    assert 40 <= before < n  # it really died part-way
+    smtp.handler.faults.delay = 0
+    rerun = subprocess.run(
+        [sys.executable, str(script), str(smtp.port), str(db), str(n)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    counts = smtp.handler.counts()
     assert set(counts) == {f"crash{i:04d}@example.com" for i in range(n)}
     duplicates = sum(c - 1 for c in counts.values())
     # only a message in flight when the process died can go out twice: one per connection

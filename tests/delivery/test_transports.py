@@ -15,7 +15,7 @@ from newsletter.delivery.outbox import OutboxTransport
 from newsletter.delivery.smtp import RateLimit, SmtpTransport, check_smtp
 from newsletter.delivery.transport import Outgoing
 from newsletter.errors import TransportError
-from tests.support.smtp_server import smtp_server
+from tests.support.smtp_server import SmtpServer, smtp_server
 
 PASSWORD = "s3cret-Passw0rd-that-must-not-leak"
 SENDER = "digest@example.org"
@@ -28,7 +28,7 @@ def message(rcpt: str, body: str = "Hello.\r\n") -> bytes:
     ).encode()
 
 
-def smtp(port: int, **kw: object) -> SmtpConfig:
+def smtp_settings(port: int, **kw: object) -> SmtpConfig:
     values = {"host": "127.0.0.1", "port": port, "security": "none", "timeout": 5}
     values.update(kw)
     return SmtpConfig(**values)  # type: ignore[arg-type]
@@ -88,24 +88,23 @@ def test_outbox_that_cannot_be_created_says_which_folder(tmp_path: Path) -> None
 # -- SMTP: plain sending --------------------------------------------------------------------------
 
 
-def test_smtp_delivers_bytes_intact_over_reused_connections() -> None:
+def test_smtp_delivers_bytes_intact_over_reused_connections(smtp: SmtpServer) -> None:
     body = ".starts with a dot\r\n..two dots\r\nplain\r\n"
-    with smtp_server() as server:
-        transport = SmtpTransport(smtp(server.port, connections=2))
-        with transport:
-            results = [
-                transport.send(SENDER, f"r{i}@example.com", message(f"r{i}@example.com", body))
-                for i in range(12)
-            ]
-        assert all(r.ok for r in results), results
-        got = server.handler.received
-        assert len(got) == 12
-        assert {r.rcpt for r in got} == {f"r{i}@example.com" for i in range(12)}
-        for r in got:
-            assert r.mail_from == SENDER
-            assert r.data == message(r.rcpt, body)  # dot-stuffing undone by the server
-        # one thread sent them all: the first connection was reused for every message
-        assert server.handler.connections == 1
+    transport = SmtpTransport(smtp_settings(smtp.port, connections=2))
+    with transport:
+        results = [
+            transport.send(SENDER, f"r{i}@example.com", message(f"r{i}@example.com", body))
+            for i in range(12)
+        ]
+    assert all(r.ok for r in results), results
+    got = smtp.handler.received
+    assert len(got) == 12
+    assert {r.rcpt for r in got} == {f"r{i}@example.com" for i in range(12)}
+    for r in got:
+        assert r.mail_from == SENDER
+        assert r.data == message(r.rcpt, body)  # dot-stuffing undone by the server
+    # one thread sent them all: the first connection was reused for every message
+    assert smtp.handler.connections == 1
 
 
 @pytest.mark.parametrize(
@@ -130,7 +129,7 @@ def test_smtp_replies_become_send_results(
             server.handler.faults.mail.append(reply)
         else:
             getattr(server.handler.faults, where)[rcpt] = [reply]
-        with SmtpTransport(smtp(server.port)) as transport:
+        with SmtpTransport(smtp_settings(server.port)) as transport:
             result = transport.send(SENDER, rcpt, message(rcpt))
             assert result.status == status
             assert result.code == int(reply[:3])
@@ -166,32 +165,31 @@ def upper(writes: list[bytes]) -> list[bytes]:
     return [w.upper() for w in writes]  # SMTP verbs are case-insensitive
 
 
-def test_smtp_pipelines_mail_rcpt_and_data_then_sends_the_body() -> None:
+def test_smtp_pipelines_mail_rcpt_and_data_then_sends_the_body(smtp: SmtpServer) -> None:
     rcpts = [f"r{i}@example.com" for i in range(3)]
-    with smtp_server() as server:
-        with SmtpTransport(smtp(server.port)) as transport:
-            writes = record_writes(transport)
-            assert all(transport.send(SENDER, r, message(r)).ok for r in rcpts)
-        # two writes (so two round trips) a message: the envelope and DATA, then the body
-        assert upper(writes) == upper(
-            [
-                *(
-                    piece
-                    for r in rcpts
-                    for piece in (
-                        f"MAIL FROM:<{SENDER}>\r\nRCPT TO:<{r}>\r\nDATA\r\n".encode(),
-                        message(r) + b".\r\n",
-                    )
-                ),
-                b"QUIT\r\n",
-            ]
-        )
-        assert [m.data for m in server.handler.received] == [message(r) for r in rcpts]
+    with SmtpTransport(smtp_settings(smtp.port)) as transport:
+        writes = record_writes(transport)
+        assert all(transport.send(SENDER, r, message(r)).ok for r in rcpts)
+    # two writes (so two round trips) a message: the envelope and DATA, then the body
+    assert upper(writes) == upper(
+        [
+            *(
+                piece
+                for r in rcpts
+                for piece in (
+                    f"MAIL FROM:<{SENDER}>\r\nRCPT TO:<{r}>\r\nDATA\r\n".encode(),
+                    message(r) + b".\r\n",
+                )
+            ),
+            b"QUIT\r\n",
+        ]
+    )
+    assert [m.data for m in smtp.handler.received] == [message(r) for r in rcpts]
 
 
 def test_smtp_without_pipelining_waits_for_each_reply() -> None:
     with smtp_server(pipelining=False) as server:
-        with SmtpTransport(smtp(server.port)) as transport:
+        with SmtpTransport(smtp_settings(server.port)) as transport:
             writes = record_writes(transport)
             assert transport.send(SENDER, "a@example.com", message("a@example.com")).ok
         assert upper(writes) == upper(
@@ -214,7 +212,7 @@ def test_prepared_wire_form_goes_out_as_it_is(pipelining: bool) -> None:
     wire = [head, b"..first\r\n", b"middle\r\n...two\r\n"]
     original = b"".join(pieces)
     with smtp_server(pipelining=pipelining) as server:
-        with SmtpTransport(smtp(server.port)) as transport:
+        with SmtpTransport(smtp_settings(server.port)) as transport:
             writes = record_writes(transport)
             assert transport.send_message(SENDER, "a@example.com", Outgoing(pieces, wire)).ok
             # not prepared: the transport stuffs it itself
@@ -251,7 +249,7 @@ def test_a_server_asking_for_data_after_refusing_the_recipient_gets_none() -> No
 
     server = threading.Thread(target=serve, daemon=True)
     server.start()
-    with listener, SmtpTransport(smtp(port)) as transport:
+    with listener, SmtpTransport(smtp_settings(port)) as transport:
         result = transport.send(SENDER, "gone@example.com", message("gone@example.com"))
     server.join(5)
     assert (result.status, result.code) == ("bounce", 550)
@@ -268,7 +266,7 @@ def test_smtp_cut_before_mail_is_answered_is_resent_at_once(pipelining: bool) ->
     rcpts = [f"r{i}@example.com" for i in range(5)]
     with smtp_server(pipelining=pipelining) as server:
         server.handler.faults.drop_mail_every = 3
-        with SmtpTransport(smtp(server.port)) as transport:
+        with SmtpTransport(smtp_settings(server.port)) as transport:
             results = [transport.send(SENDER, r, message(r)) for r in rcpts]
         assert all(r.ok for r in results), results
         assert server.handler.dropped == 2
@@ -276,53 +274,51 @@ def test_smtp_cut_before_mail_is_answered_is_resent_at_once(pipelining: bool) ->
         assert server.handler.counts() == {r: 1 for r in rcpts}
 
 
-def test_smtp_reconnects_after_the_server_drops_the_connection() -> None:
-    with smtp_server() as server:
-        server.handler.faults.drop_every = 3
-        with SmtpTransport(smtp(server.port)) as transport:
-            results = [
-                transport.send(SENDER, f"r{i}@example.com", message(f"r{i}@example.com"))
-                for i in range(7)
-            ]
-        statuses = [r.status for r in results]
-        # the 3rd and 6th were cut off after the body, unanswered: they may have arrived
-        assert statuses == ["sent", "sent", "unknown", "sent", "sent", "unknown", "sent"]
-        assert "no reply after the message was sent" in results[2].detail
-        assert server.handler.connections == 3
-        assert set(server.handler.counts()) == {f"r{i}@example.com" for i in (0, 1, 3, 4, 6)}
+def test_smtp_reconnects_after_the_server_drops_the_connection(smtp: SmtpServer) -> None:
+    smtp.handler.faults.drop_every = 3
+    with SmtpTransport(smtp_settings(smtp.port)) as transport:
+        results = [
+            transport.send(SENDER, f"r{i}@example.com", message(f"r{i}@example.com"))
+            for i in range(7)
+        ]
+    statuses = [r.status for r in results]
+    # the 3rd and 6th were cut off after the body, unanswered: they may have arrived
+    assert statuses == ["sent", "sent", "unknown", "sent", "sent", "unknown", "sent"]
+    assert "no reply after the message was sent" in results[2].detail
+    assert smtp.handler.connections == 3
+    assert set(smtp.handler.counts()) == {f"r{i}@example.com" for i in (0, 1, 3, 4, 6)}
 
 
-def test_smtp_connection_closed_while_idle_is_replaced_without_an_error() -> None:
-    with smtp_server() as server:
-        with SmtpTransport(smtp(server.port)) as transport:
-            assert transport.send(SENDER, "a@example.com", message("a@example.com")).ok
-            for conn in list(transport._idle):
-                conn.sock.close()  # what a server's idle timeout looks like to the client
-            assert transport.send(SENDER, "b@example.com", message("b@example.com")).ok
-        assert server.handler.counts() == {"a@example.com": 1, "b@example.com": 1}
+def test_smtp_connection_closed_while_idle_is_replaced_without_an_error(smtp: SmtpServer) -> None:
+    with SmtpTransport(smtp_settings(smtp.port)) as transport:
+        assert transport.send(SENDER, "a@example.com", message("a@example.com")).ok
+        for conn in list(transport._idle):
+            conn.sock.close()  # what a server's idle timeout looks like to the client
+        assert transport.send(SENDER, "b@example.com", message("b@example.com")).ok
+    assert smtp.handler.counts() == {"a@example.com": 1, "b@example.com": 1}
 
 
-def test_smtp_waits_for_a_slow_final_reply_beyond_the_command_timeout() -> None:
+def test_smtp_waits_for_a_slow_final_reply_beyond_the_command_timeout(smtp: SmtpServer) -> None:
     # a server may scan the whole message before it answers the end of the data
-    with smtp_server() as server:
-        server.handler.faults.delay = 0.8
-        with SmtpTransport(smtp(server.port, timeout=0.3)) as transport:
-            result = transport.send(SENDER, "a@example.com", message("a@example.com"))
-        assert result.ok, result.detail
-        assert server.handler.counts() == {"a@example.com": 1}
+    smtp.handler.faults.delay = 0.8
+    with SmtpTransport(smtp_settings(smtp.port, timeout=0.3)) as transport:
+        result = transport.send(SENDER, "a@example.com", message("a@example.com"))
+    assert result.ok, result.detail
+    assert smtp.handler.counts() == {"a@example.com": 1}
 
 
-def test_smtp_final_reply_that_never_comes_is_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_smtp_final_reply_that_never_comes_is_unknown(
+    monkeypatch: pytest.MonkeyPatch, smtp: SmtpServer
+) -> None:
     import newsletter.delivery.smtp
 
     monkeypatch.setattr(newsletter.delivery.smtp, "FINAL_REPLY_TIMEOUT", 0.3)
-    with smtp_server() as server:
-        server.handler.faults.delay = 1.5
-        with SmtpTransport(smtp(server.port, timeout=0.2)) as transport:
-            result = transport.send(SENDER, "a@example.com", message("a@example.com"))
-        assert result.status == "unknown"
-        assert "no reply after the message was sent" in result.detail
-        assert "timed out" in result.detail
+    smtp.handler.faults.delay = 1.5
+    with SmtpTransport(smtp_settings(smtp.port, timeout=0.2)) as transport:
+        result = transport.send(SENDER, "a@example.com", message("a@example.com"))
+    assert result.status == "unknown"
+    assert "no reply after the message was sent" in result.detail
+    assert "timed out" in result.detail
 
 
 def test_rate_limit_spaces_sends_by_its_interval() -> None:
@@ -342,23 +338,22 @@ def test_rate_limit_spaces_sends_by_its_interval() -> None:
     assert len(slept) == 3
 
 
-def test_smtp_rate_limit_is_applied_across_connections() -> None:
-    with smtp_server() as server:
-        transport = SmtpTransport(smtp(server.port, rate_limit=20, connections=2))
-        waits: list[float] = []
-        transport._rate.sleep = waits.append  # count the spacing instead of waiting for it
-        with transport:
-            for i in range(11):
-                assert transport.send(SENDER, f"r{i}@example.com", message("x")).ok
-        assert len(server.handler.received) == 11
-        # 11 sends at 20 per second: the limiter held back all but the first, ~50 ms each
-        assert len(waits) == 10 and all(0 < w <= 0.05 * 10 for w in waits)
+def test_smtp_rate_limit_is_applied_across_connections(smtp: SmtpServer) -> None:
+    transport = SmtpTransport(smtp_settings(smtp.port, rate_limit=20, connections=2))
+    waits: list[float] = []
+    transport._rate.sleep = waits.append  # count the spacing instead of waiting for it
+    with transport:
+        for i in range(11):
+            assert transport.send(SENDER, f"r{i}@example.com", message("x")).ok
+    assert len(smtp.handler.received) == 11
+    # 11 sends at 20 per second: the limiter held back all but the first, ~50 ms each
+    assert len(waits) == 10 and all(0 < w <= 0.05 * 10 for w in waits)
 
 
 def test_smtp_unreachable_server_fails_at_open_with_the_address() -> None:
     port = 1  # nothing listens there
     with pytest.raises(TransportError, match=r"smtp 127\.0\.0\.1:1: cannot connect"):
-        SmtpTransport(smtp(port)).open()
+        SmtpTransport(smtp_settings(port)).open()
 
 
 # -- SMTP: TLS and AUTH ---------------------------------------------------------------------------
@@ -372,7 +367,7 @@ def test_starttls_and_auth_deliver(tls_cert: tuple[Path, Path]) -> None:
         authenticate=True,
     ) as server:
         server.handler.auth = ("ann", PASSWORD)
-        settings = smtp(server.port, security="starttls", username="ann")
+        settings = smtp_settings(server.port, security="starttls", username="ann")
         transport = SmtpTransport(
             settings,
             ssl_context=client_context(tls_cert),
@@ -388,7 +383,7 @@ def test_implicit_tls_uses_the_system_trust_store(
     tls_cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with smtp_server(ssl_context=server_context(tls_cert)) as server:
-        settings = smtp(server.port, security="tls")
+        settings = smtp_settings(server.port, security="tls")
         # untrusted: the self-signed certificate is refused
         with pytest.raises(TransportError, match="TLS handshake failed.*certificate verify failed"):
             SmtpTransport(settings).open()
@@ -408,7 +403,7 @@ def test_wrong_password_is_reported_without_the_password(
     ) as server:
         server.handler.auth = ("ann", "the-right-one")
         transport = SmtpTransport(
-            smtp(server.port, security="starttls", username="ann"),
+            smtp_settings(server.port, security="starttls", username="ann"),
             ssl_context=client_context(tls_cert),
             environ={"NEWSLETTER_SMTP_PASSWORD": PASSWORD},
         )
@@ -425,7 +420,9 @@ def test_wrong_password_is_reported_without_the_password(
 
 
 def test_missing_password_variable_names_it() -> None:
-    transport = SmtpTransport(smtp(2525, username="ann", password_env="MY_SMTP_PW"), environ={})
+    transport = SmtpTransport(
+        smtp_settings(2525, username="ann", password_env="MY_SMTP_PW"), environ={}
+    )
     with pytest.raises(TransportError, match=r"\$MY_SMTP_PW is empty; export MY_SMTP_PW"):
         transport.open()
 
@@ -433,7 +430,7 @@ def test_missing_password_variable_names_it() -> None:
 def test_auth_offered_only_after_tls_says_so(tls_cert: tuple[Path, Path]) -> None:
     with smtp_server(tls_context=server_context(tls_cert), authenticate=True) as server:
         transport = SmtpTransport(
-            smtp(server.port, security="none", username="ann"),
+            smtp_settings(server.port, security="none", username="ann"),
             environ={"NEWSLETTER_SMTP_PASSWORD": PASSWORD},
         )
         with pytest.raises(TransportError, match="offers no AUTH before TLS; use security"):
@@ -442,7 +439,7 @@ def test_auth_offered_only_after_tls_says_so(tls_cert: tuple[Path, Path]) -> Non
 
 def test_starttls_required_but_not_offered() -> None:
     with smtp_server() as server, pytest.raises(TransportError, match="offers no STARTTLS"):
-        SmtpTransport(smtp(server.port, security="starttls")).open()
+        SmtpTransport(smtp_settings(server.port, security="starttls")).open()
 
 
 def test_check_smtp_reports_each_problem_in_one_line(
@@ -486,7 +483,7 @@ def test_delivery_config_rejects_unknown_keys_and_values() -> None:
 
 def test_smtp_an_unsendable_address_fails_alone_and_the_connection_stays_usable() -> None:
     with smtp_server(pipelining=False) as server:
-        with SmtpTransport(smtp(server.port, connections=1)) as transport:
+        with SmtpTransport(smtp_settings(server.port, connections=1)) as transport:
             bad = transport.send(SENDER, "zoë@example.org", message("zoë@example.org"))
             good = transport.send(SENDER, "a@example.com", message("a@example.com"))
         assert bad.status == "fail"
@@ -504,23 +501,21 @@ def test_smtp_an_unsendable_address_fails_alone_and_the_connection_stays_usable(
     ],
 )
 def test_smtp_a_5xx_to_rcpt_suppresses_only_when_the_mailbox_is_the_problem(
-    reply: str, status: str
+    reply: str, status: str, smtp: SmtpServer
 ) -> None:
-    with smtp_server() as server:
-        server.handler.faults.rcpt = {"r@example.com": [reply]}
-        with SmtpTransport(smtp(server.port)) as transport:
-            result = transport.send(SENDER, "r@example.com", message("r@example.com"))
-        assert result.status == status
-        assert result.detail == f"RCPT: {reply}"
+    smtp.handler.faults.rcpt = {"r@example.com": [reply]}
+    with SmtpTransport(smtp_settings(smtp.port)) as transport:
+        result = transport.send(SENDER, "r@example.com", message("r@example.com"))
+    assert result.status == status
+    assert result.detail == f"RCPT: {reply}"
 
 
-def test_smtp_421_to_mail_on_an_idle_connection_reconnects_at_once() -> None:
-    with smtp_server() as server:
-        with SmtpTransport(smtp(server.port, connections=1)) as transport:
-            assert transport.send(SENDER, "a@example.com", message("a@example.com")).ok
-            # what Postfix says to a connection it timed out while it sat in our pool
-            server.handler.faults.mail = ["421 4.4.2 mail.example.org Error: timeout exceeded"]
-            second = transport.send(SENDER, "b@example.com", message("b@example.com"))
-        assert second.ok, second.detail
-        assert server.handler.connections == 2
-        assert server.handler.counts() == {"a@example.com": 1, "b@example.com": 1}
+def test_smtp_421_to_mail_on_an_idle_connection_reconnects_at_once(smtp: SmtpServer) -> None:
+    with SmtpTransport(smtp_settings(smtp.port, connections=1)) as transport:
+        assert transport.send(SENDER, "a@example.com", message("a@example.com")).ok
+        # what Postfix says to a connection it timed out while it sat in our pool
+        smtp.handler.faults.mail = ["421 4.4.2 mail.example.org Error: timeout exceeded"]
+        second = transport.send(SENDER, "b@example.com", message("b@example.com"))
+    assert second.ok, second.detail
+    assert smtp.handler.connections == 2
+    assert smtp.handler.counts() == {"a@example.com": 1, "b@example.com": 1}
