@@ -164,6 +164,7 @@ def read_sources(
 def _load_spec(
     spec: Any, client: httpx.Client | None, now: datetime | None, days: int
 ) -> list[Paper]:
+    # the config models load pydantic; `papers` and `topics assign` never need them
     from newsletter.config.sections import ArxivSource, FileSource, HfDailySource, UrlSource
 
     if isinstance(spec, HfDailySource):

@@ -83,7 +83,7 @@ def _from_json_lines(text: str, name: str) -> list[Paper]:
 
 
 def _from_yaml(text: str, name: str) -> list[Paper]:
-    import yaml
+    import yaml  # only a YAML papers file needs it
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:

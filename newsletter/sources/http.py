@@ -16,7 +16,7 @@ from newsletter import __version__
 from newsletter.errors import FetchError
 
 if TYPE_CHECKING:
-    import httpx
+    import httpx  # 165 ms to import: only a fetch pays it, never a local file
 
 log = logging.getLogger(__name__)
 

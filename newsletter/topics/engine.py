@@ -153,6 +153,7 @@ class TopicMatcher:
         counting: str = DEFAULT_COUNTING,
     ) -> None:
         if grouping is None:
+            # the defaults, without making every caller of the engine import pydantic
             from newsletter.config.sections import GroupingConfig
 
             grouping = GroupingConfig()
