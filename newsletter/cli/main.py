@@ -116,7 +116,7 @@ def topics() -> None:
 @config_option
 @format_option
 def topics_assign(sources: tuple[str, ...], config_path: str | None, fmt: str) -> None:
-    """Assign every paper of SOURCE... to its topic.
+    """Assign every paper read from the sources to its topic.
 
     JSON lists each paper's id, title, topic, topics, score and the keywords that matched.
     """

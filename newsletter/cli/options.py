@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from newsletter.errors import NewsletterError, SecretsFileError
+from newsletter.errors import NewsletterError, NotFoundError, SecretsFileError
 
 if TYPE_CHECKING:
     from newsletter.config import Config
@@ -92,11 +92,21 @@ def papers_option(f: Command) -> Command:
     )(f)
 
 
+def _existing_subscribers(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    # before anything runs: a typo must not send to nobody, or preview and then fail
+    if value is not None and not Path(value).is_file():
+        raise NotFoundError(f"{value}: no such subscribers file; check --subscribers")
+    return value
+
+
 def subscribers_option(f: Command) -> Command:
     return click.option(
         "--subscribers",
         "subscribers_path",
         type=click.Path(dir_okay=False),
+        callback=_existing_subscribers,
         help="Read the audience from this subscribers file instead of the config's "
         "`subscribers:` (the state's subscribers still count).",
     )(f)

@@ -335,7 +335,7 @@ def relay(
         return
     tls = probe.tls or "no TLS (local relay)"
     login = f"logged in as {settings.username!r}" if probe.logged_in else "no login"
-    yield Item("ok", f"smtp: {probe.where}: connected, {tls}, {login}")
+    yield Item("ok", f"smtp: {where}: connected, {tls}, {login}")
     yield size_limit(config, probe.size_limit)
 
 

@@ -69,8 +69,8 @@ def subscribers_list(config_path: str | None, subscribers_path: str | None, fmt:
     "add",
     epilog=examples(
         "newsletter subscribers add ann@example.org",
-        "newsletter subscribers add bob@example.org --name Bob --topics 'LLM Reasoning,Agents "
-        "& Tool Use' --format text",
+        "newsletter subscribers add bob@example.org --name Bob --format text",
+        "newsletter subscribers add carol@example.org --topics 'LLM Reasoning,Speech & Audio'",
     ),
 )
 @click.argument("email")

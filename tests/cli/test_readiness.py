@@ -169,7 +169,7 @@ def test_a_ready_setup_passes_against_local_dns_and_a_tls_relay(
     assert "spf: papers.lab-mail.net: `v=spf1 ip4:192.0.2.10 -all`" in out
     assert f"dkim: news._domainkey.{DOMAIN} publishes the public half of dkim.key_path" in out
     assert f"dmarc: _dmarc.{DOMAIN}: p=quarantine" in out
-    assert f"smtp: smtp 127.0.0.1:{server.port}: connected, TLSv1." in out
+    assert f"smtp: 127.0.0.1:{server.port}: connected, TLSv1." in out
     assert "fits the relay's SIZE limit of 33554 KB" in out  # aiosmtpd's default, 32 MiB
     assert PASSWORD not in out + result.stderr
     assert (
