@@ -1,4 +1,4 @@
-"""`--subscribers FILE` wherever the audience is read: run, send, subscribers list, check, preview."""
+"""`--subscribers FILE` wherever the audience is read: run, subscribers list, check, preview."""
 
 from __future__ import annotations
 
