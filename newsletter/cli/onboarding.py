@@ -12,8 +12,6 @@ import click
 
 from newsletter.cli.options import config_option, counts, examples, load_config, subscribers_option
 
-# -- init and check ----------------------------------------------------------------------------
-
 
 @click.command(
     epilog=examples(

@@ -304,3 +304,31 @@ def test_a_relay_without_tls_to_another_host_fails(tmp_path: Path):
     assert [i.status for i in items] == ["FAIL", "skip"]
     assert "none sends mail and password in clear to relay.lab-mail.net:25" in items[0].text
     assert items[1].text.startswith("smtp: not contacted: add --smtp")
+
+
+def test_a_refused_login_is_a_failing_line_without_the_password(
+    tmp_path: Path, tls_cert: tuple[Path, Path]
+):
+    import ssl
+
+    client = ssl.create_default_context(cafile=str(tls_cert[0]))
+    with relay(tls_cert) as server:
+        server.handler.auth = ("digest", "the-right-one")
+        config = config_with(
+            tmp_path,
+            "delivery: {transport: smtp, smtp: {host: 127.0.0.1, port: "
+            f"{server.port}, username: digest}}}}\n",
+        )
+        items = list(
+            readiness.relay(
+                config,
+                smtp=True,
+                environ={"NEWSLETTER_SMTP_PASSWORD": PASSWORD},
+                ssl_context=client,
+            )
+        )
+    assert [i.status for i in items] == ["ok", "FAIL"]
+    assert items[1].text.startswith(
+        f"smtp: smtp 127.0.0.1:{server.port}: login as 'digest' refused"
+    )
+    assert PASSWORD not in items[1].text
