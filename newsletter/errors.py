@@ -30,6 +30,18 @@ class SecretKeyError(NewsletterError):
     """`NEWSLETTER_SECRET_KEY` is missing or unusable, so no link can be signed."""
 
 
+class SecretsFileError(NewsletterError):
+    """The secrets file beside the config (`secrets.env`) cannot be read."""
+
+
+class AlreadyExistsError(NewsletterError):
+    """A file a command would create exists already (nothing is ever overwritten)."""
+
+
+class WriteError(NewsletterError):
+    """A file or folder cannot be written (no permission, disk full, not a folder)."""
+
+
 class SourceError(NewsletterError):
     """A paper source could not be read or parsed."""
 

@@ -24,6 +24,11 @@ def default_config_text() -> str:
     return default_config_path().read_text(encoding="utf-8")
 
 
+def subscribers_example_text() -> str:
+    """The commented example subscriber list (`subscribers.example.yaml`)."""
+    return _find("subscribers.example.yaml").read_text(encoding="utf-8")
+
+
 def templates_dir() -> Path:
     return _find("templates")
 

@@ -6,11 +6,12 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from newsletter.audience import audience, load_subscribers, make_subscriber, normalize_email
 from newsletter.cli.output import table
-from newsletter.errors import SubscribersError
+from newsletter.errors import NotFoundError, SubscribersError
 from newsletter.models import Subscriber
 from newsletter.store import Store
 
@@ -30,9 +31,14 @@ class AudienceRow:
     receives: bool  # in the audience of the next send
 
 
-def audience_rows(config: Config) -> tuple[list[AudienceRow], list[str]]:
-    """Everyone the program knows of: the file's entries and the state's, with their status."""
-    listed = load_subscribers(config.subscribers_path, config.topic_names)
+def audience_rows(
+    config: Config, subscribers: Path | None = None
+) -> tuple[list[AudienceRow], list[str]]:
+    """Everyone the program knows of: the file's entries (`subscribers`, else the config's)
+    and the state's, with their status."""
+    if subscribers is not None and not subscribers.is_file():
+        raise NotFoundError(f"{subscribers}: no such subscribers file; check --subscribers")
+    listed = load_subscribers(subscribers or config.subscribers_path, config.topic_names)
     with Store.from_config(config) as store:
         stored = store.stored_subscribers()
         suppressed = store.suppression_reasons()
@@ -94,6 +100,42 @@ def counts_line(rows: Sequence[AudienceRow]) -> str:
     return (
         f"subscribers: {receiving} receive the next issue; {pending} pending, "
         f"{suppressed} suppressed ({sources})"
+    )
+
+
+def existing_state(config: Config) -> Store | None:
+    """The state store if it exists yet: a look must not create one (as `job.existing_store`,
+    without importing the whole pipeline)."""
+    state = str(config.state)
+    if "://" not in state and not config.resolve(state).exists():
+        return None
+    return Store.from_config(config)
+
+
+def preview_audience(config: Config, subscribers: Path | None, sections: Sequence[str]) -> str:
+    """Who the previewed issue would reach and in how many variants (the state is not made)."""
+    if subscribers is not None and not subscribers.is_file():
+        raise NotFoundError(f"{subscribers}: no such subscribers file; check --subscribers")
+    path = subscribers or config.subscribers_path
+    listed = load_subscribers(path, config.topic_names)
+    store = existing_state(config)
+    try:
+        people = audience(listed.subscribers, store) if store is not None else listed.subscribers
+    finally:
+        if store is not None:
+            store.close()
+    variants: set[tuple[tuple[str, ...] | None, str]] = set()
+    nothing = 0
+    for sub in people:
+        wanted = None if sub.topics is None else {t.casefold() for t in sub.topics}
+        chosen = tuple(s for s in sections if wanted is None or s.casefold() in wanted)
+        if not chosen:
+            nothing += 1
+            continue
+        variants.add((None if len(chosen) == len(sections) else chosen, sub.format))
+    return (
+        f"audience: {len(people)} subscriber(s) from {path} and the state get "
+        f"{len(variants)} variant(s), {nothing} with nothing this week; nothing was sent"
     )
 
 

@@ -21,8 +21,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def run_checks(config: Config, *, smtp: bool = False) -> list[str]:
-    """Return every problem in the sources, templates, subscribers, secrets (and SMTP if asked)."""
+def run_checks(config: Config, *, smtp: bool = False, subscribers: Path | None = None) -> list[str]:
+    """Return every problem in the sources, templates, subscribers, secrets (and SMTP if asked).
+
+    `subscribers` replaces the config's subscribers file, as `--subscribers` does for `run`.
+    """
     problems: list[str] = []
     for i, spec in enumerate(config.source_specs):
         if isinstance(spec, FileSource) and not Path(spec.path).is_file():
@@ -31,19 +34,21 @@ def run_checks(config: Config, *, smtp: bool = False) -> list[str]:
         problems.append(f"templates_dir: {config.resolve(config.templates_dir)}: no such folder")
     else:
         problems.extend(check_templates(config.render_settings()))
-    problems.extend(_subscribers(config))
+    problems.extend(_subscribers(config, subscribers))
     problems.extend(_secrets(config))
     if smtp:
         problems.extend(check_smtp(config.delivery.smtp))
     return problems
 
 
-def _subscribers(config: Config) -> list[str]:
-    path = config.resolve(config.subscribers)
+def _subscribers(config: Config, given: Path | None) -> list[str]:
+    if given is not None and not given.is_file():
+        return [f"{given}: no such subscribers file; check --subscribers"]
+    path = given or config.subscribers_path
     if not path.is_file():
         # not a problem: an audience may come only from the web form and imports
         log.warning("subscribers: %s does not exist; only web and imported subscribers", path)
-    return load_subscribers(config.subscribers_path, config.topic_names).problems
+    return load_subscribers(path, config.topic_names).problems
 
 
 def _secrets(config: Config) -> list[str]:

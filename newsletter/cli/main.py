@@ -8,41 +8,54 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from newsletter import __version__
+from newsletter.cli.onboarding import check, init
 from newsletter.cli.options import (
-    FORMATS,
     Group,
     check_issue_id,
     config_option,
     counts,
+    examples,
+    format_option,
     load_config,
     papers_option,
     stop_on_sigterm,
     subscribers_option,
 )
+from newsletter.cli.progress import ProgressBar
 from newsletter.cli.subscribers import subscribers
 
 if TYPE_CHECKING:
-    from rich.progress import Progress, TaskID
-
     from newsletter.job import RunResult
 
 log = logging.getLogger("newsletter")
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="newsletter")
+@click.group(
+    cls=Group,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=examples(
+        "newsletter init site && cd site    # a new digest folder",
+        "newsletter preview --open          # this week's issue, as it would go out",
+        "newsletter check --production      # what a real send still needs",
+        "newsletter COMMAND --help          # a command's options and examples",
+    ),
+)
+@click.version_option(__version__, prog_name="newsletter", help="Show the version and exit.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
-    """Turn the week's research papers into a topic-sectioned email digest."""
+    """Turn the week's research papers into a topic-sectioned email digest.
+
+    The config is --config FILE, else $NEWSLETTER_CONFIG, else ./config.yaml, else the bundled
+    default; secrets come from the environment and from secrets.env beside the config.
+    """
     ctx.obj = {"debug": debug}
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(
@@ -53,14 +66,24 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
 # -- papers -------------------------------------------------------------------------------------
 
 
-@cli.command()
+@cli.command(
+    epilog=examples(
+        "newsletter papers sample",
+        "newsletter papers papers.jsonl https://example.org/papers.json --format json",
+        "newsletter papers saved-page.html --kind hf_page",
+    )
+)
 @click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
 @click.option(
     "--kind", help="Force the parser: hf_page, hf_api, arxiv or papers (default: detect)."
 )
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@format_option
 def papers(sources: tuple[str, ...], kind: str | None, fmt: str) -> None:
-    """List the papers read from files, http(s) URLs or `sample` (the bundled page)."""
+    """List the papers read from files, URLs or the sample.
+
+    SOURCE is a file, an http(s) URL, or `sample` (the bundled Daily Papers page); the format
+    is detected from the content.
+    """
     from newsletter.cli import output
     from newsletter.sources import read_sources
 
@@ -72,17 +95,31 @@ def papers(sources: tuple[str, ...], kind: str | None, fmt: str) -> None:
 # -- topics -------------------------------------------------------------------------------------
 
 
-@cli.group()
+@cli.group(
+    epilog=examples(
+        "newsletter topics assign sample",
+        "newsletter topics explain 2404.12345 sample",
+    )
+)
 def topics() -> None:
     """See how the keyword rules of the config group papers."""
 
 
-@topics.command("assign")
+@topics.command(
+    "assign",
+    epilog=examples(
+        "newsletter topics assign sample",
+        "newsletter topics assign papers.jsonl --config config.yaml --format json",
+    ),
+)
 @click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
 @config_option
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@format_option
 def topics_assign(sources: tuple[str, ...], config_path: str | None, fmt: str) -> None:
-    """Assign every paper of SOURCE... to its topic."""
+    """Assign every paper read from the sources to its topic.
+
+    JSON lists each paper's id, title, topic, topics, score and the keywords that matched.
+    """
     from newsletter.cli import output
     from newsletter.sources import read_sources
     from newsletter.topics import assign_all, compile_topics
@@ -97,12 +134,21 @@ def topics_assign(sources: tuple[str, ...], config_path: str | None, fmt: str) -
     counts(output.topic_counts_line(config.topic_rules, assignments))
 
 
-@topics.command("explain")
+@topics.command(
+    "explain",
+    epilog=examples(
+        "newsletter topics explain 2404.12345 sample",
+        "newsletter topics explain 'An exact paper title' papers.jsonl",
+    ),
+)
 @click.argument("paper_id")
 @click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
 @config_option
 def topics_explain(paper_id: str, sources: tuple[str, ...], config_path: str | None) -> None:
-    """Say which rule put PAPER_ID (an id or a title) where, and the runner-up."""
+    """Say which rule put one paper where, and the runner-up.
+
+    PAPER_ID is an arXiv id or the paper's exact title.
+    """
     from newsletter.cli import output
     from newsletter.sources import read_sources
     from newsletter.topics import compile_topics, explain
@@ -118,29 +164,16 @@ def topics_explain(paper_id: str, sources: tuple[str, ...], config_path: str | N
     )
 
 
-# -- check --------------------------------------------------------------------------------------
-
-
-@cli.command()
-@config_option
-@click.option("--smtp", is_flag=True, help="Also connect to the SMTP server, start TLS and log in.")
-def check(config_path: str | None, smtp: bool) -> None:
-    """Validate the config, sources, templates and subscribers; report every problem."""
-    from newsletter.cli.checks import run_checks
-
-    config = load_config(config_path)
-    problems = run_checks(config, smtp=smtp)
-    for line in problems:
-        click.echo(f"error: {line}", err=True)
-    counts(f"check: {len(problems)} problem(s) in {config.path or 'bundled config'}")
-    if problems:
-        sys.exit(1)
-
-
 # -- the weekly job and its preview ---------------------------------------------------------------
 
 
-@cli.command()
+@cli.command(
+    epilog=examples(
+        "newsletter run",
+        "newsletter run --papers sample --subscribers subscribers.example.yaml",
+        "newsletter run --dry-run",
+    )
+)
 @config_option
 @papers_option
 @subscribers_option
@@ -159,11 +192,16 @@ def run(
     issue_id: str | None,
     dry_run: bool,
 ) -> None:
-    """Build this week's issue and deliver it to every subscriber exactly once."""
+    """Build this week's issue and send it to everyone once.
+
+    Reads the configured sources (or every --papers SOURCE), leaves out papers sent in earlier
+    issues, archives the issue and delivers it to each subscriber not yet sent it. A second run
+    sends only what is missing. Exits non-zero when a message failed or the run stopped early.
+    """
     from newsletter.job import run_weekly
 
     config = load_config(config_path)
-    with _progress("sending") as progress, stop_on_sigterm() as stop:
+    with ProgressBar("sending") as progress, stop_on_sigterm() as stop:
         result = run_weekly(
             config,
             papers or None,
@@ -176,16 +214,19 @@ def run(
     _finish(result)
 
 
-@cli.command()
+@cli.command(epilog=examples("newsletter issues", "newsletter send 2026-W48"))
 @click.argument("issue_id")
 @config_option
 @subscribers_option
 def send(issue_id: str, config_path: str | None, subscribers_path: str | None) -> None:
-    """Resume the delivery of the archived issue ISSUE_ID (send what is still missing)."""
+    """Resume the delivery of an archived issue.
+
+    Sends ISSUE_ID (like 2026-W48) to everyone in the audience not yet sent it.
+    """
     from newsletter.job import send_issue
 
     config = load_config(config_path)
-    with _progress("sending") as progress, stop_on_sigterm() as stop:
+    with ProgressBar("sending") as progress, stop_on_sigterm() as stop:
         result = send_issue(
             config, issue_id, subscribers=subscribers_path, progress=progress, stop=stop
         )
@@ -200,38 +241,14 @@ def _finish(result: RunResult) -> None:
         sys.exit(1)
 
 
-class _progress:
-    """A progress bar on a terminal (rich), nothing when output goes to a file or pipe."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.bar: Progress | None = None
-        self.task: TaskID | None = None
-
-    def __enter__(self) -> Callable[[int, int], None] | None:
-        if not sys.stderr.isatty():
-            return None
-        from rich.progress import Progress
-
-        self.bar = Progress(transient=True)
-        self.bar.start()
-        self.task = self.bar.add_task(self.label, total=None)
-        return self.update
-
-    def update(self, done: int, total: int) -> None:
-        if self.bar is not None and self.task is not None:
-            self.bar.update(self.task, completed=done, total=total)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
-@cli.command("issues")
+@cli.command("issues", epilog=examples("newsletter issues", "newsletter issues --format json"))
 @config_option
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@format_option
 def issues_cmd(config_path: str | None, fmt: str) -> None:
-    """List the archived issues with their send counts."""
+    """List the archived issues with their send counts.
+
+    The counts are the ledger's: sent, failed, pending and skipped.
+    """
     from newsletter.cli import output
     from newsletter.store import Store
 
@@ -245,7 +262,7 @@ def issues_cmd(config_path: str | None, fmt: str) -> None:
 # -- schedule and web ---------------------------------------------------------------------------
 
 
-@cli.command()
+@cli.command(epilog=examples("newsletter schedule", "newsletter schedule --next 5"))
 @config_option
 @click.option(
     "--next",
@@ -254,7 +271,11 @@ def issues_cmd(config_path: str | None, fmt: str) -> None:
     help="Print the next N fire times and exit.",
 )
 def schedule(config_path: str | None, next_count: int | None) -> None:
-    """Run the weekly job on its schedule until stopped (SIGINT/SIGTERM stop it cleanly)."""
+    """Run the weekly job on its schedule until stopped.
+
+    SIGINT or SIGTERM stop it cleanly: a send in progress finishes its current messages and
+    keeps its ledger. It logs the next fire time at start and after each run.
+    """
     from newsletter import schedule as sched
 
     config = load_config(config_path)
@@ -268,24 +289,48 @@ def schedule(config_path: str | None, next_count: int | None) -> None:
     sched.run_forever(config)
 
 
-@cli.command()
+@cli.command(
+    epilog=examples("newsletter serve --port 8000", "newsletter serve --dev    # on a laptop")
+)
 @config_option
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (behind a reverse proxy, keep the default).",
+)
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
 @click.option("--dev", is_flag=True, help="Make a throwaway secret key when none is set.")
 def serve(config_path: str | None, host: str, port: int, dev: bool) -> None:
-    """Serve the web pages: subscribe, confirm, unsubscribe, preferences, archive, feed."""
+    """Serve the web pages: subscribe, unsubscribe, archive.
+
+    Pages: / (subscribe form and latest issues), /confirm, /unsubscribe (also the one-click
+    target), /preferences, /issues and /feed.xml. Put it behind a reverse proxy with TLS.
+    """
     from newsletter.web import serve as serve_web
 
     config = load_config(config_path)
     serve_web(config, host=host, port=port, dev=dev)
 
 
-@cli.command()
+@cli.command(
+    epilog=examples(
+        "newsletter preview --open",
+        "newsletter preview --papers sample --out /tmp/preview",
+        "newsletter preview --serve --port 8025",
+        "newsletter preview --subscribers subscribers.example.yaml",
+    )
+)
 @config_option
 @papers_option
+@subscribers_option
 @click.option(
-    "--out", "out_dir", type=click.Path(file_okay=False), default="preview", show_default=True
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default="preview",
+    show_default=True,
+    help="Folder for email.html, email.txt and index.html.",
 )
 @click.option("--issue-id", callback=check_issue_id, help="Use this issue id, not this week's.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the preview in a browser.")
@@ -294,13 +339,19 @@ def serve(config_path: str | None, host: str, port: int, dev: bool) -> None:
 def preview(
     config_path: str | None,
     papers: tuple[str, ...],
+    subscribers_path: str | None,
     out_dir: str,
     issue_id: str | None,
     open_browser: bool,
     serve: bool,
     port: int,
 ) -> None:
-    """Render the current issue to DIR/email.html, email.txt and a side-by-side index.html."""
+    """Render the current issue to files, or serve it live.
+
+    Writes DIR/email.html and DIR/email.txt (the exact parts `run` would send now) and
+    DIR/index.html (desktop and phone widths side by side, the size against the budget), and
+    says how many variants the audience would get. Nothing is sent.
+    """
     from newsletter import preview as pv
 
     config = load_config(config_path)
@@ -316,9 +367,15 @@ def preview(
         import webbrowser
 
         webbrowser.open((Path(out_dir) / "index.html").resolve().as_uri())
+    from newsletter.cli.audience import preview_audience
+
+    given = Path(subscribers_path) if subscribers_path else None
+    click.echo(preview_audience(config, given, [s.topic for s in result.sections]), err=True)
     counts(pv.summary_line(result))
 
 
+cli.add_command(init)
+cli.add_command(check)
 cli.add_command(subscribers)
 
 

@@ -38,6 +38,8 @@ class Config(_Strict):
     window_days: int = Field(7, ge=1, le=366)
     base_url: str = "http://localhost:8000"
     organisation: str = "newsletter · a self-hosted paper digest"
+    # the sender's postal address for the footer (bulk mail must carry one); null: none yet
+    postal_address: str | None = None
     sources: list[Any] = Field(default_factory=lambda: [{"hf_daily": {}}])
     grouping: GroupingConfig = GroupingConfig()
     schedule: ScheduleConfig = ScheduleConfig()
@@ -90,6 +92,17 @@ class Config(_Strict):
     def _header_safe(cls, value: str | None) -> str | None:
         if value is not None and re.search(r"[\x00-\x1f\x7f]", value):
             raise ValueError("must be one line without control characters (it goes in a header)")
+        return value
+
+    @field_validator("postal_address")
+    @classmethod
+    def _postal(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.strip():
+            raise ValueError("is empty; write your postal address, or null while you have none")
+        if re.search(r"[\x00-\x09\x0b-\x1f\x7f]", value):
+            raise ValueError("must be plain text without control characters")
         return value
 
     @field_validator("base_url")

@@ -139,3 +139,16 @@ def test_default_config_is_valid_and_has_8_to_14_topics():
     config = parse_config((REPO / "config.yaml").read_text())
     assert 8 <= len(config.topics) <= 14
     assert [t.name for t in config.topic_rules] == [t["name"] for t in data["topics"]]
+
+
+def test_postal_address_is_a_string_or_null_and_named_with_its_line():
+    assert parse_config("title: x\n").postal_address is None
+    config = parse_config("postal_address: Example Lab, 1 Main Street, Berlin\n")
+    assert config.postal_address == "Example Lab, 1 Main Street, Berlin"
+    assert problems("title: x\npostal_address: '  '\n") == [
+        "config.yaml: postal_address: is empty; write your postal address, or null while you "
+        "have none (line 2)"
+    ]
+    assert problems("title: x\npostal_address: [a, b]\n") == [
+        "config.yaml: postal_address: expected a string (line 2)"
+    ]
