@@ -58,6 +58,7 @@ def issue_to_row(issue: Issue) -> dict[str, Any]:
                 "topic": s.topic,
                 "papers": [paper_to_dict(p) for p in s.papers],
                 "more_papers": [paper_to_dict(p) for p in s.more_papers],
+                "scores": list(s.scores),
             }
             for s in issue.sections
         ],
@@ -73,6 +74,7 @@ def issue_from_row(row: Mapping[str, Any]) -> Issue:
             topic=s["topic"],
             papers=tuple(paper_from_dict(p) for p in s.get("papers", [])),
             more_papers=tuple(paper_from_dict(p) for p in s.get("more_papers", [])),
+            scores=tuple(float(x) for x in s.get("scores", [])),
         )
         for s in row["sections"]
     )
