@@ -30,6 +30,7 @@ from newsletter import resources
 from newsletter.config_sections import (
     SOURCE_KINDS,
     ArxivSource,
+    BrandConfig,
     DeliveryConfig,
     DkimConfig,
     FileSource,
@@ -55,6 +56,7 @@ __all__ = [
     "parse_config",
     "SOURCE_KINDS",
     "ArxivSource",
+    "BrandConfig",
     "DeliveryConfig",
     "DkimConfig",
     "FileSource",
@@ -83,14 +85,18 @@ class Config(_Strict):
     window_days: int = Field(7, ge=1, le=366)
     base_url: str = "http://localhost:8000"
     organisation: str = "newsletter · a self-hosted paper digest"
+    postal_address: str | None = None  # the footer's postal line (anti-spam laws ask for one)
+    brand: BrandConfig = BrandConfig()
     sources: list[Any] = Field(default_factory=lambda: [{"hf_daily": {}}])
     grouping: GroupingConfig = GroupingConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     topics: list[TopicConfig]
     # rendering
     templates_dir: Path | None = None
-    max_per_topic: int | None = Field(None, ge=1)
+    # papers a topic shows in the email; the rest are one click away on the issue's web page
+    max_per_topic: int | None = Field(4, ge=1)  # null: every paper
     max_papers: int | None = Field(None, ge=1)
+    top_papers: int = Field(3, ge=0, le=10)  # the "Top of the week" block; 0 leaves it out
     size_budget_kb: int = Field(100, ge=10)
     summary_chars: int = Field(300, ge=150, le=2000)  # a summary's length before the size budget
     subject: str = "{title}: {papers}, {topics}"  # keys: title, papers, count, topics, issue_id
