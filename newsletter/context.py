@@ -91,7 +91,8 @@ def paper_view(paper: Paper) -> PaperView:
     if paper.upvotes:  # "0 upvotes" says nothing worth the space
         votes = f"{paper.upvotes:,} upvote{'' if paper.upvotes == 1 else 's'}"
         byline = f"{byline} · {votes}" if byline else votes
-    return PaperView(paper, paper.title, paper.url or paper.pdf_url or links[0].url, byline, tuple(links))
+    url = paper.url or paper.pdf_url or links[0].url
+    return PaperView(paper, paper.title, url, byline, tuple(links))
 
 
 def paper_views(papers: Sequence[Paper]) -> list[PaperView]:
@@ -119,7 +120,9 @@ def topic_anchors(sections: Sequence[Section]) -> dict[str, str]:
     return {s.topic: slug(s.topic, taken) for s in sections}
 
 
-def paper_dates(issue: Issue, sections: Sequence[Section] | None = None) -> tuple[datetime, datetime]:
+def paper_dates(
+    issue: Issue, sections: Sequence[Section] | None = None
+) -> tuple[datetime, datetime]:
     """The first and last date of the papers (of `sections`, else the issue); the issue's window
     when none is dated."""
     chosen = issue.sections if sections is None else sections

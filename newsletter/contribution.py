@@ -35,12 +35,13 @@ _OTHER_VERBS = (
     r"curat|establish|unveil|open-sourc|train|collect|extend|provid|report)"
 )
 _STUDY_VERBS = r"(?:stud|investigat|explor|analy[sz]|examin|evaluat|conduct|revisit|tackl|address)"
+_THING = r"(?:method|approach|framework|model|system|benchmark|dataset)"
 _ENDING = r"(?:e|es|ed|ing|s|y|ies|ied)?\b"
 _CUES = [
     (3, re.compile(rf"\b{_WHO}{_HOW}\s+{_STRONG_VERBS}{_ENDING}", re.I)),
     (2, re.compile(r"\b(?:here|in\s+this\s+(?:paper|work)),?\s+we\b", re.I)),
     (2, re.compile(rf"\b{_WHO}{_HOW}\s+{_OTHER_VERBS}{_ENDING}", re.I)),
-    (2, re.compile(r"\bour\s+(?:method|approach|framework|model|system|benchmark|dataset)\b", re.I)),
+    (2, re.compile(rf"\bour\s+{_THING}\b", re.I)),
     (1, re.compile(rf"\b{_WHO}{_HOW}\s+{_STUDY_VERBS}{_ENDING}", re.I)),
 ]
 _RESULT_WORDS = re.compile(

@@ -9,7 +9,6 @@ import re
 import textwrap
 from collections.abc import Sequence
 
-
 MAX_AUTHORS = 3  # more than this and the line ends with "et al."
 TEXT_WIDTH = 78
 SIGNATURE = "-- "  # RFC 3676 4.3: the line before a signature
