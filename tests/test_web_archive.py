@@ -12,7 +12,6 @@ import lxml.html
 import pytest
 
 from newsletter.models import Paper
-
 from tests.web_helpers import T0, Site, make_site, sample_issue
 
 
