@@ -75,7 +75,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
 def test_no_unsupported_feature_beyond_the_allow_list(report: dict[str, list[str]]) -> None:
     found = [ERROR.match(e) for e in report["errors"]]
     assert all(found), [e for e, m in zip(report["errors"], found, strict=True) if not m]
-    unexpected = sorted({e for e, m in zip(report["errors"], found) if m and m[1] not in ALLOWED})
+    pairs = zip(report["errors"], found, strict=True)
+    unexpected = sorted({e for e, m in pairs if m and m[1] not in ALLOWED})
     assert unexpected == [], "\n".join(unexpected)
 
 
