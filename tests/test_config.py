@@ -10,6 +10,7 @@ from newsletter.config import HfDailySource, load_config, parse_config
 from newsletter.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
+TOPICS = "topics:\n  - name: Vision\n    keywords: [image, video]\n"
 
 
 def problems(text: str) -> list[str]:
@@ -140,3 +141,25 @@ def test_default_config_is_valid_and_has_8_to_14_topics():
     config = parse_config((REPO / "config.yaml").read_text())
     assert 8 <= len(config.topics) <= 14
     assert [t.name for t in config.topic_rules] == [t["name"] for t in data["topics"]]
+
+
+def test_brand_defaults_and_a_short_default_email():
+    config = parse_config(TOPICS)
+    assert (config.brand.accent, config.brand.logo_url) == ("#0b5cad", None)
+    assert (config.max_per_topic, config.top_papers, config.postal_address) == (4, 3, None)
+    assert parse_config(TOPICS + "max_per_topic: null\n").max_per_topic is None
+
+
+def test_brand_problems_are_reported_with_key_line_and_fix():
+    text = TOPICS + 'brand:\n  accent: "#ffcc00"\n  logo_url: http://example.org/logo.png\n'
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+    lines = caught.value.problems
+    assert any(
+        "brand.accent: '#ffcc00' is too light for white text (contrast 1.5:1, needs 4.5:1); "
+        "pick a darker colour (line" in line
+        for line in lines
+    ), lines
+    assert any("brand.logo_url:" in line and "https" in line for line in lines), lines
+    short = parse_config(TOPICS + 'brand: {accent: "#123"}\n')
+    assert short.brand.accent == "#112233"

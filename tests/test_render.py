@@ -555,3 +555,30 @@ def test_date_range_reads_naturally_in_the_configured_timezone(start, end, tz, e
     a = datetime(*start, tzinfo=timezone.utc)
     b = datetime(*end, tzinfo=timezone.utc)
     assert date_range(a, b, tz) == expected
+
+
+def test_brand_colour_logo_and_postal_line_reach_the_email():
+    config = default_config(
+        'brand: {accent: "#7a1f5c", logo_url: "https://example.org/logo.png"}\n'
+        'postal_address: "ACME Papers, 1 Main Street, 12345 Town"\n'
+    )
+    rendered = render_issue(issue_of({"A": [paper(1)]}, config), config)
+    doc = lxml.html.fromstring(rendered.html)
+    (logo,) = doc.iter("img")
+    assert logo.get("src") == "https://example.org/logo.png" and logo.get("alt")
+    assert "background:#7a1f5c" in rendered.html.replace(" ", "")  # the header band
+    assert "color:#7a1f5c" in doc.find_class("title")[0].get("style", "").replace(" ", "")
+    assert "ACME Papers, 1 Main Street, 12345 Town" in visible_text(rendered.html)
+    assert rendered.text.rstrip().endswith("ACME Papers, 1 Main Street, 12345 Town")
+
+
+def test_preheader_is_hidden_without_white_text_and_followed_by_a_spacer(sample):
+    _, rendered = sample
+    doc = lxml.html.fromstring(rendered.html)
+    hidden = next(el for el in doc.body.iter("div") if "display:none" in el.get("style", ""))
+    assert hidden.text_content().startswith(rendered.preheader)
+    style = hidden.get("style").replace(" ", "")
+    assert "display:none" in style and "color" not in style and "font-size:1px" not in style
+    # the spacer: invisible characters that keep the body out of the inbox preview line
+    assert hidden.text_content()[len(rendered.preheader) :].strip("\u034f\u200c\u00a0 ") == ""
+    assert len(hidden.text_content()) > len(rendered.preheader) + 100
