@@ -83,7 +83,7 @@ def norm(text: str) -> str:
 
 def email_papers(html: str) -> dict[str, str]:
     """Title -> summary of every paper card in the email."""
-    import lxml.html
+    import lxml.html  # type: ignore[import-untyped]
 
     doc = lxml.html.fromstring(html)
     out = {}
@@ -95,7 +95,7 @@ def email_papers(html: str) -> dict[str, str]:
 
 
 def more_counts(html: str) -> int:
-    import lxml.html
+    import lxml.html  # type: ignore[import-untyped]
 
     doc = lxml.html.fromstring(html)
     total = 0
@@ -178,7 +178,7 @@ def browser_numbers(html_path: Path) -> dict[str, Any]:
                 )
                 page = context.new_page()
                 page.goto(html_path.as_uri())
-                out[width] = page.evaluate(PAGE_PROBE, width)
+                out[str(width)] = page.evaluate(PAGE_PROBE, width)
                 context.close()
         finally:
             browser.close()

@@ -127,15 +127,14 @@ def make_sections(
     names = [name for name, papers in groups.items() if papers and name != OTHER]
     if groups.get(OTHER):
         names.append(OTHER)  # "Other" is always the last section
-    ranked = []
+    ranked: list[list[Paper]] = []
     for name in names:
         order = {p.id: i for i, p in reversed(list(enumerate(groups[name])))}
-        ranked.append(
-            sorted(
-                groups[name],
-                key=lambda p, n=name, o=order: rank_key(p, scores.get((n, p.id), 0.0), o[p.id]),
-            )
-        )
+
+        def key(p: Paper, topic: str = name, where: dict[str, int] = order) -> tuple[object, ...]:
+            return rank_key(p, scores.get((topic, p.id), 0.0), where[p.id])
+
+        ranked.append(sorted(groups[name], key=key))
     caps = fill_caps([len(r) for r in ranked], max_papers, max_per_topic)
     return tuple(
         Section(

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
 
-import lxml.html
+import lxml.html  # type: ignore[import-untyped]
 import pytest
 
 from newsletter.models import Paper
