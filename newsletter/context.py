@@ -20,8 +20,8 @@ from newsletter.summary import author_line
 if TYPE_CHECKING:
     from newsletter.config import Config
 
-# Summaries never shorten below this while fitting the size budget (whole sentences of at
-# least two thirds of it are kept, so a summary stays at 150 characters or more).
+# The size budget never lowers a summary's room below this. Summaries are whole sentences
+# (`newsletter.contribution`): less room means fewer sentences, and the first is always whole.
 SUMMARY_FLOOR = 225
 # After the preheader: invisible characters that fill the inbox's preview line, so clients do
 # not pull in the body's first words after it (zero-width non-joiner and no-break space pairs).
