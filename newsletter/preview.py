@@ -144,7 +144,7 @@ def write_files(
     page; each file appears whole or not at all."""
     from newsletter.preview_links import example_links, fill
 
-    links = example_links(config)
+    links = example_links(config, now=now)
     html_bytes = fill(rendered.html, links, as_html=True).encode("utf-8")
     text = fill(rendered.text, links, as_html=False)
     text_bytes = text.encode("utf-8")

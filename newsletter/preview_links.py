@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from newsletter.config import Config
@@ -28,15 +29,23 @@ class ExampleLinks:
     preferences: str
 
 
-def example_links(config: Config, email: str = EXAMPLE_SUBSCRIBER) -> ExampleLinks:
-    """The links delivery would write for `email`, signed with the preview key."""
+def example_links(
+    config: Config, *, now: datetime | None = None, email: str = EXAMPLE_SUBSCRIBER
+) -> ExampleLinks:
+    """The links delivery would write for `email` at `now`, signed with the preview key (the
+    same `now` gives the same bytes)."""
     from newsletter.tokens import make_token
 
+    moment = (now or datetime.now(timezone.utc)).timestamp()
     base = config.base_url
+
+    def token(purpose: Literal["unsubscribe", "preferences"]) -> str:
+        return make_token(purpose, email, [PREVIEW_KEY], clock=lambda: moment)
+
     return ExampleLinks(
         email,
-        f"{base}/unsubscribe?token={make_token('unsubscribe', email, [PREVIEW_KEY])}",
-        f"{base}/preferences?token={make_token('preferences', email, [PREVIEW_KEY])}",
+        f"{base}/unsubscribe?token={token('unsubscribe')}",
+        f"{base}/preferences?token={token('preferences')}",
     )
 
 

@@ -62,7 +62,7 @@ def test_write_preview_writes_the_exact_mime_parts(
 
     assert {p.name for p in out.iterdir()} == FILES
     expected = render_issue(build_issue(sample, config, now=NOW, use_window=False), config)
-    links = example_links(config)
+    links = example_links(config, now=NOW)
     html = (out / "email.html").read_text(encoding="utf-8")
     text = (out / "email.txt").read_text(encoding="utf-8")
     # The parts as an example subscriber gets them: the same bytes with their links filled in.
