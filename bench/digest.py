@@ -2,8 +2,9 @@
 
 Run by hand: `python3 bench/digest.py [--compare REF]`. Builds the bundled 83-paper sample issue
 with the default config (plus a real-looking `base_url` and sender, as a deployment has), and
-prints, for the working tree and, with `--compare`, for a git ref (exported to a temp folder and
-measured by this same script, in the same run):
+prints, for the working tree and, with `--compare`, for a git ref with the same package layout
+(one sub-package per stage, like main; exported to a temp folder and measured by this same
+script, in the same run):
 
 - contribution sentences: papers in the email whose abstract says what the paper does ("We
   propose/introduce/present ...", "This paper presents ...") and how many show that sentence
@@ -120,24 +121,36 @@ def contribution_stats(papers: list[Any], summaries: dict[str, str]) -> tuple[in
     return having, showing
 
 
+def build_and_render(papers: list[Any], config: Any) -> tuple[Any, Any]:
+    """The sample issue and its email, as `newsletter run` makes them."""
+    from newsletter.render.renderer import render_issue
+    from newsletter.topics.issue import build_issue
+
+    issue = build_issue(
+        papers, config.issue_settings(), now=NOW, issue_id="2026-W48", use_window=False
+    )
+    return issue, render_issue(issue, config.render_settings())
+
+
 def web_summaries(issue: Any, config: Any) -> dict[str, str]:
     """Title -> summary the issue's web page shows (the email's summary where it has one)."""
     try:
-        from newsletter.contribution import summarize  # the working tree's
-    except ImportError:
+        from newsletter.render.contribution import summarize
+    except ImportError:  # a tree whose web page shows abstracts only
         return {}
     return {norm(p.title): norm(summarize(p, config.summary_chars)) for p in issue.papers}
 
 
-def spam_score(issue: Any, config: Any, folder: Path) -> tuple[float, list[str]]:
-    from newsletter.delivery import deliver
+def deliver_one(issue: Any, config: Any, folder: Path) -> None:
+    """Deliver the issue to one subscriber, into the outbox folder `folder / "outbox"`."""
+    from newsletter.audience.tokens import SecretKeys
+    from newsletter.delivery import OutboxTransport
+    from newsletter.job import send_rendered
     from newsletter.models import Subscriber
     from newsletter.store import Store
-    from newsletter.tokens import SecretKeys
-    from newsletter.transports import OutboxTransport
 
     with Store.open(folder / "state.db") as store:
-        deliver(
+        send_rendered(
             issue,
             config,
             [Subscriber("ann.lee@example.com", "Ann Lee")],
@@ -145,6 +158,10 @@ def spam_score(issue: Any, config: Any, folder: Path) -> tuple[float, list[str]]
             OutboxTransport(folder / "outbox"),
             keys=SecretKeys(["bench-key-0123456789abcdef"]),
         )
+
+
+def spam_score(issue: Any, config: Any, folder: Path) -> tuple[float, list[str]]:
+    deliver_one(issue, config, folder)
     box = mailbox.Maildir(folder / "outbox", create=False)
     (message,) = [box.get_bytes(k) for k in box.iterkeys()]
     result = subprocess.run(
@@ -189,16 +206,12 @@ def measure() -> dict[str, Any]:
     """Measure the `newsletter` package found first on sys.path (the tree under test)."""
     from newsletter import resources
     from newsletter.config import parse_config
-    from newsletter.issue import build_issue
-    from newsletter.render import render_issue
     from newsletter.sources import read_source
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         config = parse_config(resources.default_config_text() + EXTRA_CONFIG, "config.yaml", folder)
-        papers = read_source("sample", now=NOW)
-        issue = build_issue(papers, config, now=NOW, issue_id="2026-W48", use_window=False)
-        rendered = render_issue(issue, config)
+        issue, rendered = build_and_render(read_source("sample", now=NOW), config)
         summaries = email_papers(rendered.html)
         having, showing = contribution_stats(list(issue.papers), summaries)
         web = web_summaries(issue, config)

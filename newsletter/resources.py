@@ -28,6 +28,12 @@ def templates_dir() -> Path:
     return _find("templates")
 
 
+def template_dirs(override: Path | None) -> list[Path]:
+    """The folders templates load from: a config's `templates_dir` first, then the bundled one."""
+    bundled = templates_dir()
+    return [bundled] if override is None else [override, bundled]
+
+
 def sample_papers_path() -> Path:
     """The bundled Daily Papers page used by the quick start (`--papers sample`)."""
     return PACKAGE_DIR / "samples" / "daily-papers-page.txt"

@@ -19,10 +19,10 @@ sys.path.insert(0, str(ROOT))
 
 from newsletter import resources  # noqa: E402
 from newsletter.config import parse_config  # noqa: E402
-from newsletter.issue import build_issue  # noqa: E402
-from newsletter.preview_links import example_links, fill  # noqa: E402
-from newsletter.render import render_issue  # noqa: E402
+from newsletter.preview.links import example_links, fill  # noqa: E402
+from newsletter.render.renderer import render_issue  # noqa: E402
 from newsletter.sources import read_source  # noqa: E402
+from newsletter.topics.issue import build_issue  # noqa: E402
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
@@ -36,8 +36,11 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     config = parse_config(resources.default_config_text(), "config.yaml", ROOT)
-    issue = build_issue(read_source("sample", now=NOW), config, now=NOW, use_window=False)
-    html = fill(render_issue(issue, config).html, example_links(config), as_html=True)
+    papers = read_source("sample", now=NOW)
+    issue = build_issue(papers, config.issue_settings(), now=NOW, use_window=False)
+    html = fill(
+        render_issue(issue, config.render_settings()).html, example_links(config), as_html=True
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     written = []
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:

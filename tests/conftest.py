@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-SAMPLES = Path(__file__).parent / "data" / "samples"
+from tests.support.paths import SAMPLES
+from tests.support.smtp_server import SmtpServer, smtp_server
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -87,3 +88,10 @@ def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         )
     )
     return cert_path, key_path
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 for the test; it records what it receives."""
+    with smtp_server() as server:
+        yield server

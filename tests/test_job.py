@@ -10,9 +10,9 @@ import pytest
 from newsletter.config import load_config
 from newsletter.errors import NewsletterError
 from newsletter.job import is_fully_sent, run_weekly, send_issue
-from newsletter.store import Store
+from newsletter.store.state import Store
+from tests.support.paths import DATA
 
-DATA = Path(__file__).resolve().parent / "data"
 SAMPLE = str(DATA / "samples" / "daily-papers-page.txt")
 HF = str(DATA / "samples" / "hf-daily-papers-api.json")
 NOW = datetime(2026, 11, 23, 8, tzinfo=timezone.utc)
@@ -119,7 +119,7 @@ def test_an_issue_without_papers_sends_nothing_and_is_not_archived(site: Path):
 
 
 def test_a_second_send_on_the_same_state_refuses_while_one_runs(site: Path):
-    from newsletter.locks import send_lock
+    from newsletter.store.locks import send_lock
 
     config = load_config(site / "config.yaml")
     with send_lock(config), pytest.raises(NewsletterError, match="another send .* is working"):
@@ -128,7 +128,7 @@ def test_a_second_send_on_the_same_state_refuses_while_one_runs(site: Path):
 
 
 def test_preview_shows_what_the_run_would_send(site: Path):
-    from newsletter.preview import write_preview
+    from newsletter.preview.files import write_preview
 
     config = load_config(site / "config.yaml")
     before = write_preview(config, read(SAMPLE), site / "p1", now=NOW, issue_id="2026-W49")
@@ -170,10 +170,10 @@ def test_the_scheduler_waits_for_another_send_instead_of_losing_its_run(
 ):
     import threading
 
-    import newsletter.locks
-    from newsletter.locks import send_lock
+    import newsletter.store.locks
+    from newsletter.store.locks import send_lock
 
-    monkeypatch.setattr(newsletter.locks, "RETRY_SECONDS", 0.05)
+    monkeypatch.setattr(newsletter.store.locks, "RETRY_SECONDS", 0.05)
     config = load_config(site / "config.yaml")
     held, release = threading.Event(), threading.Event()
 

@@ -18,8 +18,8 @@ from xml.sax import SAXException
 
 from newsletter.errors import FetchError, SourceError
 from newsletter.models import Paper
-from newsletter.papers import make_paper
 from newsletter.sources.http import fetch
+from newsletter.sources.normalize import make_paper
 
 if TYPE_CHECKING:
     import httpx

@@ -16,7 +16,7 @@ from typing import Any
 
 from newsletter.errors import SourceError
 from newsletter.models import Paper
-from newsletter.papers import make_paper
+from newsletter.sources.normalize import make_paper
 
 log = logging.getLogger(__name__)
 
