@@ -113,6 +113,8 @@ class Section:
     topic: str
     papers: tuple[Paper, ...]  # shown in the email, best first
     more_papers: tuple[Paper, ...] = ()  # left out of the email by a cap; on the web version
+    # each paper's topic score (papers, then more_papers); empty for an issue archived without
+    scores: tuple[float, ...] = ()
 
     @property
     def total(self) -> int:
@@ -125,6 +127,13 @@ class Section:
     @property
     def all_papers(self) -> tuple[Paper, ...]:
         return self.papers + self.more_papers
+
+    def score(self, paper_id: str) -> float:
+        """The topic score that put a paper here (0.0 when unknown)."""
+        for paper, score in zip(self.all_papers, self.scores, strict=False):
+            if paper.id == paper_id:
+                return score
+        return 0.0
 
 
 def fill_caps(sizes: Sequence[int], total: int | None, per_topic: int | None = None) -> list[int]:

@@ -9,6 +9,7 @@ from newsletter.config.schema import Config
 from newsletter.config.sections import (
     SOURCE_KINDS,
     ArxivSource,
+    BrandConfig,
     DeliveryConfig,
     DkimConfig,
     FileSource,
@@ -26,6 +27,7 @@ from newsletter.config.sections import (
 __all__ = [
     "SOURCE_KINDS",
     "ArxivSource",
+    "BrandConfig",
     "Config",
     "DeliveryConfig",
     "DkimConfig",

@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, field_validator
 from newsletter.config.problems import did_you_mean, loc_path, message
 from newsletter.config.sections import (
     SOURCE_KINDS,
+    BrandConfig,
     DeliveryConfig,
     DkimConfig,
     FileSource,
@@ -40,14 +41,17 @@ class Config(_Strict):
     organisation: str = "newsletter · a self-hosted paper digest"
     # the sender's postal address for the footer (bulk mail must carry one); null: none yet
     postal_address: str | None = None
+    brand: BrandConfig = BrandConfig()
     sources: list[Any] = Field(default_factory=lambda: [{"hf_daily": {}}])
     grouping: GroupingConfig = GroupingConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     topics: list[TopicConfig]
     # rendering
     templates_dir: Path | None = None
-    max_per_topic: int | None = Field(None, ge=1)
+    # papers a topic shows in the email; the rest are one click away on the issue's web page
+    max_per_topic: int | None = Field(4, ge=1)  # null: every paper
     max_papers: int | None = Field(None, ge=1)
+    top_papers: int = Field(3, ge=0, le=10)  # the "Top of the week" block; 0 leaves it out
     size_budget_kb: int = Field(100, ge=10)
     summary_chars: int = Field(300, ge=150, le=2000)  # a summary's length before the size budget
     subject: str = "{title}: {papers}, {topics}"  # keys: title, papers, count, topics, issue_id
@@ -174,10 +178,13 @@ class Config(_Strict):
             window_days=self.window_days,
             base_url=self.base_url,
             organisation=self.organisation,
+            postal_address=self.postal_address,
+            brand=self.brand,
             subject=self.subject,
             templates_dir=templates,
             size_budget_kb=self.size_budget_kb,
             summary_chars=self.summary_chars,
+            top_papers=self.top_papers,
             topic_names=self.topic_names,
         )
 

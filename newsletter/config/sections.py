@@ -202,3 +202,42 @@ class WebConfig(_Strict):
     @classmethod
     def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(d.lower().lstrip("@").rstrip(".") for d in value)
+
+
+def _luminance(hex_colour: str) -> float:
+    """Relative luminance of an sRGB colour (WCAG 2)."""
+    channels = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+MIN_CONTRAST = 4.5  # WCAG AA for body text: the accent carries white text and is a link colour
+
+
+class BrandConfig(_Strict):
+    """How the email looks: an accent colour (header band, headings, links) and a logo."""
+
+    accent: str = "#0b5cad"  # `#rrggbb`; white text on it must stay readable
+    logo_url: str | None = None  # an https image shown in the header band (about 40 px tall)
+
+    @field_validator("accent")
+    @classmethod
+    def _accent(cls, value: str) -> str:
+        if re.fullmatch(r"#[0-9a-fA-F]{3}", value):
+            value = "#" + "".join(c * 2 for c in value[1:])
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+            raise ValueError(f"'{value}' is not a colour; write it as #rrggbb (like #0b5cad)")
+        contrast = 1.05 / (_luminance(value) + 0.05)
+        if contrast < MIN_CONTRAST:
+            raise ValueError(
+                f"'{value}' is too light for white text (contrast {contrast:.1f}:1, needs "
+                f"{MIN_CONTRAST}:1); pick a darker colour"
+            )
+        return value.lower()
+
+    @field_validator("logo_url")
+    @classmethod
+    def _logo(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https://[^\s/]+/\S*$", value):
+            raise ValueError(f"'{value}' is not an https URL (mail clients block plain http)")
+        return value

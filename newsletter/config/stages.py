@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from newsletter.config.sections import (
+        BrandConfig,
         DeliveryConfig,
         DkimConfig,
         GroupingConfig,
@@ -47,10 +48,13 @@ class RenderSettings:
     window_days: int
     base_url: str
     organisation: str
+    postal_address: str | None  # the footer's postal line
+    brand: BrandConfig  # accent colour and logo
     subject: str
     templates_dir: Path | None  # resolved; None: the bundled templates only
     size_budget_kb: int
     summary_chars: int
+    top_papers: int  # papers in the "Top of the week" block; 0 leaves it out
     topic_names: tuple[str, ...]
 
 

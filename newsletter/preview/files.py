@@ -1,9 +1,10 @@
 """`newsletter preview`: the current issue as files to look at before anyone receives it.
 
 `write_preview` renders the issue exactly as `run` would (same sources, same build, same render)
-and writes `email.html` and `email.txt` (the two MIME parts, byte for byte) and `index.html`, a
-static page that shows the email at desktop and phone widths side by side with its size against
-the budget. `preview.server` serves that folder and rebuilds on changes.
+and writes `email.html` and `email.txt` (the two MIME parts as an example subscriber gets them,
+see `newsletter.preview.links`) and `index.html`, a static page that shows the email at desktop
+and phone widths side by side with its size against the budget. `preview.server` serves that
+folder and rebuilds on changes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import jinja2
 from newsletter import resources
 from newsletter.errors import PreviewError, RenderError
 from newsletter.job import existing_store, gather_papers, plan_issue
+from newsletter.preview.links import example_links, fill
 from newsletter.render import render_issue
 
 if TYPE_CHECKING:
@@ -55,6 +57,7 @@ class PreviewResult:
     html_bytes: int
     text_bytes: int
     budget_kb: int
+    example_subscriber: str = ""  # whose links the preview shows (tokens that no server accepts)
 
     @property
     def html_kb(self) -> float:
@@ -136,9 +139,12 @@ def write_files(
     *,
     now: datetime | None = None,
 ) -> PreviewResult:
-    """Write the rendered parts and the preview page; each file appears whole or not at all."""
-    html_bytes = rendered.html.encode("utf-8")
-    text_bytes = rendered.text.encode("utf-8")
+    """Write the rendered parts, their links filled for an example subscriber, and the preview
+    page; each file appears whole or not at all."""
+    links = example_links(config, now=now)
+    html_bytes = fill(rendered.html, links, as_html=True).encode("utf-8")
+    text = fill(rendered.text, links, as_html=False)
+    text_bytes = text.encode("utf-8")
     result = PreviewResult(
         out_dir=out_dir,
         issue_id=issue.id,
@@ -151,9 +157,10 @@ def write_files(
         html_bytes=len(html_bytes),
         text_bytes=len(text_bytes),
         budget_kb=config.size_budget_kb,
+        example_subscriber=links.email,
     )
     # Render the page before touching the folder, so a template error leaves the last good preview.
-    page = render_index(config, result, rendered.text, built=now or datetime.now(timezone.utc))
+    page = render_index(config, result, text, built=now or datetime.now(timezone.utc))
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(out_dir / "email.html", html_bytes)

@@ -13,14 +13,18 @@ from urllib.parse import quote_plus
 from zoneinfo import ZoneInfo
 
 from newsletter.models import OTHER, Issue, Paper, Section
-from newsletter.render.blurbs import author_line, summarize
+from newsletter.render.blurbs import author_line
+from newsletter.render.contribution import summarize
 
 if TYPE_CHECKING:
     from newsletter.config.stages import RenderSettings
 
-# Summaries never shorten below this while fitting the size budget (whole sentences of at
-# least two thirds of it are kept, so a summary stays at 150 characters or more).
+# The size budget never lowers a summary's room below this. Summaries are whole sentences
+# (`render.contribution`): less room means fewer sentences, and the first is always whole.
 SUMMARY_FLOOR = 225
+# After the preheader: invisible characters that fill the inbox's preview line, so clients do
+# not pull in the body's first words after it (zero-width non-joiner and no-break space pairs).
+PREHEADER_SPACER = "&#847;&zwnj;&nbsp;" * 60
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 _SLUG = re.compile(r"[^a-z0-9]+")
 
@@ -62,10 +66,14 @@ def _summary(paper: Paper, limit: int) -> str:
     return summarize(paper, limit)
 
 
+def arxiv_search(title: str) -> str:
+    """An arXiv title search: where a paper without a link of its own can be found."""
+    return f"https://arxiv.org/search/?query={quote_plus(title)}&searchtype=title"
+
+
 @functools.lru_cache(maxsize=16384)
 def paper_view(paper: Paper) -> PaperView:
     """Return the fixed parts of a paper's entry (title link, byline, links)."""
-    search = f"https://arxiv.org/search/?query={quote_plus(paper.title)}&searchtype=title"
     links = [
         Link(label, url)
         for label, url in (
@@ -76,11 +84,14 @@ def paper_view(paper: Paper) -> PaperView:
         )
         if url
     ]
+    if not links:  # a paper from a page without links is still one click from its abstract
+        links = [Link("Search arXiv", arxiv_search(paper.title))]
     byline = author_line(paper.authors)
     if paper.upvotes:  # "0 upvotes" says nothing worth the space
         votes = f"{paper.upvotes:,} upvote{'' if paper.upvotes == 1 else 's'}"
         byline = f"{byline} · {votes}" if byline else votes
-    return PaperView(paper, paper.title, paper.url or paper.pdf_url or search, byline, tuple(links))
+    url = paper.url or paper.pdf_url or links[0].url
+    return PaperView(paper, paper.title, url, byline, tuple(links))
 
 
 def paper_views(papers: Sequence[Paper]) -> list[PaperView]:
@@ -99,6 +110,25 @@ def slug(name: str, taken: set[str]) -> str:
         candidate, n = f"{base}-{n}", n + 1
     taken.add(candidate)
     return candidate
+
+
+def topic_anchors(sections: Sequence[Section]) -> dict[str, str]:
+    """Each topic's anchor on the issue's web page (`#llm-reasoning`); computed from the whole
+    issue's sections, so that every variant of the email links the same place."""
+    taken: set[str] = set()
+    return {s.topic: slug(s.topic, taken) for s in sections}
+
+
+def paper_dates(
+    issue: Issue, sections: Sequence[Section] | None = None
+) -> tuple[datetime, datetime]:
+    """The first and last date of the papers (of `sections`, else the issue); the issue's window
+    when none is dated."""
+    chosen = issue.sections if sections is None else sections
+    dated = [p.published for s in chosen for p in s.all_papers if p.published is not None]
+    if not dated:
+        return issue.start, issue.end
+    return min(dated), max(dated)
 
 
 def date_range(start: datetime, end: datetime, tz: str) -> str:
@@ -155,6 +185,37 @@ def preheader(sections: Sequence[Section], total: int) -> str:
     return f"{plural(total, 'paper')} this week: {listed}{more}."
 
 
+def top_papers(sections: Sequence[Section], n: int) -> list[tuple[Paper, Section]]:
+    """The "Top of the week": the `n` best papers among those the sections show, each with its
+    section: the most upvoted where any upvotes are known, else the highest topic scores (section
+    order on ties); a paper listed under two topics counts once."""
+    seen: set[str] = set()
+    candidates: list[tuple[tuple[object, ...], Paper, Section]] = []
+    for si, section in enumerate(sections):
+        for pi, paper in enumerate(section.papers):
+            if paper.id in seen:
+                continue
+            seen.add(paper.id)
+            key = (-(paper.upvotes or 0), -section.score(paper.id), si, pi)
+            candidates.append((key, paper, section))
+    if any(p.upvotes for _, p, _ in candidates):
+        candidates = [c for c in candidates if c[1].upvotes]  # unvoted papers are no highlight
+    candidates.sort(key=lambda c: c[0])
+    return [(paper, section) for _, paper, section in candidates[:n]]
+
+
+def _paper(view: PaperView, limit: int, topic: str = "") -> dict[str, Any]:
+    return {
+        "id": view.paper.id,
+        "title": view.title,
+        "url": view.url,
+        "byline": view.byline,
+        "summary": view.summary(limit),
+        "links": view.links,
+        "topic": topic,
+    }
+
+
 def build_context(
     issue: Issue,
     sections: Sequence[Section],
@@ -162,47 +223,59 @@ def build_context(
     plan: Plan,
     links: dict[str, str],
 ) -> dict[str, Any]:
-    """Return the template context for `sections` of `issue` rendered under `plan`."""
+    """Return the template context for `sections` of `issue` rendered under `plan`.
+
+    Order and caps: the "Top of the week" block first (the best of the papers the caps show),
+    then each section's other shown papers, then "+N more in <topic>" linking that topic on the
+    issue's web page, which lists every paper.
+    """
     web_url = issue.web_url or f"{config.base_url}/issues/{issue.id}"
-    every: set[str] = set()
-    shown: set[str] = set()
-    taken: set[str] = set()
+    anchors = topic_anchors(issue.sections)
+    capped = [
+        Section(s.topic, s.all_papers[:cap], s.all_papers[cap:], s.scores)
+        for s, cap in zip(sections, plan.caps, strict=True)
+    ]
+    shown = {p.id for s in capped for p in s.papers}
+    top = top_papers(capped, config.top_papers) if len(shown) > 2 * config.top_papers else []
+    in_top = {p.id for p, _ in top}
     views = []
-    for section, cap in zip(sections, plan.caps, strict=True):
-        papers = paper_views(section.all_papers[:cap])
-        every.update(p.id for p in section.all_papers)
-        shown.update(v.paper.id for v in papers)
+    for section in capped:
+        anchor = anchors.get(section.topic) or slug(section.topic, set(anchors.values()))
+        url = f"{web_url}#{anchor}"
         views.append(
             {
                 "topic": section.topic,
-                "anchor": slug(section.topic, taken),
+                "anchor": anchor,
+                "url": url,
                 "total": section.total,
-                "more": section.total - len(papers),
-                "more_url": web_url,
+                "more": section.more,
+                "more_url": url,
+                "in_top": sum(p.id in in_top for p in section.papers),
                 "papers": [
-                    {
-                        "title": v.title,
-                        "url": v.url,
-                        "byline": v.byline,
-                        "summary": v.summary(plan.summary_chars),
-                        "links": v.links,
-                    }
-                    for v in papers
+                    _paper(paper_view(p), plan.summary_chars)
+                    for p in section.papers
+                    if p.id not in in_top
                 ],
             }
         )
+    every = {p.id for s in capped for p in s.all_papers}
     total = len(every)
     counts = {"total": total, "shown": len(shown), "web_only": total - len(shown)}
+    first, last = paper_dates(issue, sections)
     return {
         "lang": config.lang,
         "title": config.title,
         "description": config.description,
         "organisation": config.organisation,
+        "postal_address": config.postal_address,
+        "brand": {"accent": config.brand.accent, "logo_url": config.brand.logo_url},
         "base_url": config.base_url,
         "issue": {"id": issue.id, "title": issue.title},
-        "dates": date_range(issue.start, issue.end, config.timezone),
+        "dates": date_range(first, last, config.timezone),
         "subject": subject_line(config, issue, sections, total),
         "preheader": preheader(sections, total),
+        "preheader_spacer": PREHEADER_SPACER,
+        "top": [_paper(paper_view(p), plan.summary_chars, s.topic) for p, s in top],
         "sections": views,
         "counts": counts,
         "web_url": web_url,

@@ -41,7 +41,7 @@ TEXT_TEMPLATE = "email.txt"
 TEMPLATE_NAMES = (
     HTML_TEMPLATE,
     "header.mjml",
-    "toc.mjml",
+    "top.mjml",
     "section.mjml",
     "paper.mjml",
     "footer.mjml",

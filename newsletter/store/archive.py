@@ -32,6 +32,7 @@ def issue_to_row(issue: Issue) -> dict[str, Any]:
                 "topic": s.topic,
                 "papers": [p.to_dict() for p in s.papers],
                 "more_papers": [p.to_dict() for p in s.more_papers],
+                "scores": list(s.scores),
             }
             for s in issue.sections
         ],
@@ -47,6 +48,7 @@ def issue_from_row(row: Mapping[Any, Any]) -> Issue:
             topic=s["topic"],
             papers=tuple(Paper.from_dict(p) for p in s.get("papers", [])),
             more_papers=tuple(Paper.from_dict(p) for p in s.get("more_papers", [])),
+            scores=tuple(float(x) for x in s.get("scores", [])),
         )
         for s in row["sections"]
     )

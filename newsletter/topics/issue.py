@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from newsletter.models import OTHER, Issue, Paper, Section, fill_caps
-from newsletter.topics.engine import compile_topics, group
+from newsletter.topics.engine import assign_all, compile_topics
 
 if TYPE_CHECKING:
     from newsletter.config.stages import IssueSettings
@@ -42,16 +42,18 @@ def issue_id_for(now: datetime, tz: str) -> str:
     return f"{year}-W{week:02d}"
 
 
-def rank_key(paper: Paper) -> tuple[object, ...]:
-    """Sort key: upvotes high to low (unknown last), then newest first, then title, then id."""
+def rank_key(paper: Paper, score: float = 0.0, position: int = 0) -> tuple[object, ...]:
+    """Sort key: upvotes high to low (unknown last), then topic score high to low, then newest,
+    then the order the source listed them in. Never the title: ties must not read alphabetical."""
     upvotes = paper.upvotes
     published = _aware(paper.published) if paper.published else _OLDEST
     return (
         upvotes is None,
         -(upvotes or 0),
+        -score,
         paper.published is None,
         -published.timestamp() if paper.published else 0.0,
-        paper.title.casefold(),
+        position,
         paper.id,
     )
 
@@ -91,17 +93,50 @@ def make_sections(
     *,
     max_per_topic: int | None = None,
     max_papers: int | None = None,
+    scores: Mapping[tuple[str, str], float] | None = None,
 ) -> tuple[Section, ...]:
-    """Rank each topic's papers and split them into shown and web-only by the caps."""
+    """Rank each topic's papers (see `rank_key`) and split them into shown and web-only by the
+    caps. `scores` maps (topic, paper id) to the topic score that put the paper there."""
+    scores = scores or {}
     names = [name for name, papers in groups.items() if papers and name != OTHER]
     if groups.get(OTHER):
         names.append(OTHER)  # "Other" is always the last section
-    ranked = [sorted(groups[name], key=rank_key) for name in names]
+    ranked: list[list[Paper]] = []
+    for name in names:
+        order = {p.id: i for i, p in reversed(list(enumerate(groups[name])))}
+
+        def key(p: Paper, topic: str = name, where: dict[str, int] = order) -> tuple[object, ...]:
+            return rank_key(p, scores.get((topic, p.id), 0.0), where[p.id])
+
+        ranked.append(sorted(groups[name], key=key))
     caps = fill_caps([len(r) for r in ranked], max_papers, max_per_topic)
     return tuple(
-        Section(name, tuple(papers[:cap]), tuple(papers[cap:]))
+        Section(
+            name,
+            tuple(papers[:cap]),
+            tuple(papers[cap:]),
+            tuple(scores.get((name, p.id), 0.0) for p in papers),
+        )
         for name, papers, cap in zip(names, ranked, caps, strict=True)
     )
+
+
+def group_with_scores(
+    papers: Sequence[Paper], config: IssueSettings
+) -> tuple[dict[str, list[Paper]], dict[tuple[str, str], float]]:
+    """Group papers by topic (config order, Other last) with each paper's score in each topic."""
+    matcher = compile_topics(config.topic_rules, config.grouping)
+    buckets: dict[str, list[Paper]] = {t.name: [] for t in matcher.topics}
+    buckets[OTHER] = []
+    scores: dict[tuple[str, str], float] = {}
+    for paper, assignment in zip(papers, assign_all(papers, matcher), strict=True):
+        by_topic = {s.topic: s.score for s in assignment.scores}
+        for topic in assignment.topics:
+            buckets[topic].append(paper)
+            # Other has no score of its own; the closest topic's says how near it came.
+            near = assignment.runner_up.score if assignment.runner_up else 0.0
+            scores[topic, paper.id] = near if topic == OTHER else by_topic.get(topic, 0.0)
+    return {name: found for name, found in buckets.items() if found}, scores
 
 
 def count_papers(sections: Iterable[Section]) -> tuple[int, int]:
@@ -121,10 +156,14 @@ def assemble_issue(
     issue_id: str,
     start: datetime,
     end: datetime,
+    scores: Mapping[tuple[str, str], float] | None = None,
 ) -> Issue:
     """Turn grouped papers into an `Issue` (ranked, capped, counted)."""
     sections = make_sections(
-        groups, max_per_topic=config.max_per_topic, max_papers=config.max_papers
+        groups,
+        max_per_topic=config.max_per_topic,
+        max_papers=config.max_papers,
+        scores=scores,
     )
     total, shown = count_papers(sections)
     return Issue(
@@ -163,13 +202,14 @@ def build_issue(
         dated = sorted(_aware(p.published) for p in chosen if p.published is not None)
         if dated:
             start, end = dated[0], dated[-1]
-    matcher = compile_topics(config.topic_rules, config.grouping)
+    groups, scores = group_with_scores(chosen, config)
     issue = assemble_issue(
-        group(chosen, matcher),
+        groups,
         config,
         issue_id=issue_id or issue_id_for(sent, config.timezone),
         start=start,
         end=end,
+        scores=scores,
     )
     log.info(
         "issue %s: %d papers in %d sections (%d web-only)",

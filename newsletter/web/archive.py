@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from newsletter.web.feed import MEDIA_TYPE, atom_feed
 from newsletter.web.forms import HONEYPOT, SignupForm
+from newsletter.web.issue_view import archive_entries, issue_page_view
 from newsletter.web.pages import ARCHIVE_CACHE, message, page, state
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def home_page(
             "form": form or SignupForm(),
             "errors": dict(errors or {}),
             "honeypot": HONEYPOT,
-            "issues": latest or [],
+            "issues": archive_entries(latest or [], st.config.timezone),
         },
         status=status,
     )
@@ -56,7 +57,10 @@ async def issues_index(request: Request) -> Response:
     """GET /issues: every archived issue, newest first."""
     st = state(request)
     issues = await run_in_threadpool(st.store.list_issues)
-    return page(request, "issues.html", {"issues": issues}, headers=ARCHIVE_CACHE)
+    entries = archive_entries(issues, st.config.timezone)
+    return page(
+        request, "issues.html", {"issues": issues, "entries": entries}, headers=ARCHIVE_CACHE
+    )
 
 
 async def issue_page(request: Request) -> Response:
@@ -73,10 +77,11 @@ async def issue_page(request: Request) -> Response:
         )
     issue = archived.issue
     ids_in_email = {p.id for s in issue.sections for p in s.papers}
+    view = issue_page_view(issue, st.config)
     return page(
         request,
         "issue.html",
-        {"issue": issue, "in_email": ids_in_email, "archived": archived},
+        {"issue": issue, "in_email": ids_in_email, "archived": archived, "view": view},
         headers=ARCHIVE_CACHE,
     )
 

@@ -10,6 +10,8 @@ from newsletter.config import HfDailySource, load_config, parse_config
 from newsletter.errors import ConfigError
 from tests.support.paths import REPO
 
+TOPICS = "topics:\n  - name: Vision\n    keywords: [image, video]\n"
+
 
 def problems(text: str) -> list[str]:
     with pytest.raises(ConfigError) as info:
@@ -152,3 +154,25 @@ def test_postal_address_is_a_string_or_null_and_named_with_its_line():
     assert problems("title: x\npostal_address: [a, b]\n") == [
         "config.yaml: postal_address: expected a string (line 2)"
     ]
+
+
+def test_brand_defaults_and_a_short_default_email():
+    config = parse_config(TOPICS)
+    assert (config.brand.accent, config.brand.logo_url) == ("#0b5cad", None)
+    assert (config.max_per_topic, config.top_papers, config.postal_address) == (4, 3, None)
+    assert parse_config(TOPICS + "max_per_topic: null\n").max_per_topic is None
+
+
+def test_brand_problems_are_reported_with_key_line_and_fix():
+    text = TOPICS + 'brand:\n  accent: "#ffcc00"\n  logo_url: http://example.org/logo.png\n'
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+    lines = caught.value.problems
+    assert any(
+        "brand.accent: '#ffcc00' is too light for white text (contrast 1.5:1, needs 4.5:1); "
+        "pick a darker colour (line" in line
+        for line in lines
+    ), lines
+    assert any("brand.logo_url:" in line and "https" in line for line in lines), lines
+    short = parse_config(TOPICS + 'brand: {accent: "#123"}\n')
+    assert short.brand.accent == "#112233"

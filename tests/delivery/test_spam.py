@@ -28,7 +28,7 @@ from newsletter.store.state import Store
 from newsletter.topics.issue import build_issue
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
-MAX_SCORE = 1.0
+MAX_SCORE = 0.0  # nothing in the message itself counts against it
 STATUS = re.compile(r"^X-Spam-Status: \w+, score=(-?[\d.]+) .*?tests=(\S*)", re.M)
 
 
@@ -130,5 +130,7 @@ def test_the_rules_see_a_well_formed_list_message(
         "HEADER_FROM_DIFFERENT_DOMAINS",
         "MIME_HEADER_CTYPE_ONLY",
         "TVD_SPACE_RATIO",
+        # a hidden preheader in white on white reads as hidden text
+        "HTML_FONT_LOW_CONTRAST",
     }
     assert not bad & set(rules), rules

@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 
 from newsletter import resources
+from newsletter.audience.tokens import read_token
 from newsletter.config import Config, load_config, parse_config
-from newsletter.errors import NewsletterError, RenderError
+from newsletter.errors import NewsletterError, RenderError, TokenError
 from newsletter.models import Paper
 from newsletter.preview import files as preview
 from newsletter.preview import server as preview_server
+from newsletter.preview.links import EXAMPLE_SUBSCRIBER, PREVIEW_KEY, example_links, fill
 from newsletter.render.renderer import render_issue
 from newsletter.sources import read_source
 from newsletter.topics.issue import build_issue
@@ -65,8 +67,22 @@ def test_write_preview_writes_the_exact_mime_parts(
         build_issue(sample, config.issue_settings(), now=NOW, use_window=False),
         config.render_settings(),
     )
-    assert (out / "email.html").read_bytes() == expected.html.encode("utf-8")
-    assert (out / "email.txt").read_bytes() == expected.text.encode("utf-8")
+    links = example_links(config, now=NOW)
+    html = (out / "email.html").read_text(encoding="utf-8")
+    text = (out / "email.txt").read_text(encoding="utf-8")
+    # The parts as an example subscriber gets them: the same bytes with their links filled in.
+    assert html == fill(expected.html, links, as_html=True) != expected.html
+    assert text == fill(expected.text, links, as_html=False) != expected.text
+    assert "%%" not in html and "%%" not in text
+    assert f"Unsubscribe: {config.base_url}/unsubscribe?token=" in text
+    hrefs = [a.get("href") for t, a in tags(html) if t == "a"]
+    assert links.preferences in hrefs and links.unsubscribe in hrefs
+    # A real-looking token, but signed with a key no server holds: it unsubscribes no one.
+    token = links.unsubscribe.split("token=")[1]
+    assert read_token("unsubscribe", token, [PREVIEW_KEY]) == EXAMPLE_SUBSCRIBER
+    with pytest.raises(TokenError):
+        read_token("unsubscribe", token, ["a-real-server-key-0123456789"])
+    assert EXAMPLE_SUBSCRIBER in (out / "index.html").read_text(encoding="utf-8")
     assert result.html_bytes == (out / "email.html").stat().st_size
     assert result.issue_id == "2026-W48"
     assert result.paper_count == 83  # the bundled sample page, every paper given by hand
@@ -143,7 +159,8 @@ def test_index_warns_when_the_html_is_over_budget(
 
     assert result.over_budget
     page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
-    assert f"{len(rendered.html.encode()) / 1000:.1f} KB of 10 KB — over budget" in page
+    size = (tmp_path / "out" / "email.html").stat().st_size  # as a subscriber gets it
+    assert f"{size / 1000:.1f} KB of 10 KB — over budget" in page
     assert "OVER BUDGET" in preview.summary_line(result)
 
 

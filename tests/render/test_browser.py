@@ -133,6 +133,7 @@ def expected_titles(sample: Sample) -> list[str]:
 @pytest.mark.parametrize(
     ("case", "width", "scheme"),
     [
+        ("sample", 320, "light"),
         ("sample", 375, "light"),
         ("sample", 800, "light"),
         ("sample", 375, "dark"),
@@ -152,9 +153,47 @@ def test_email_fits_the_width_and_shows_every_title(
     overflow = page.evaluate("document.documentElement.scrollWidth")
     assert overflow <= width, f"horizontal scroll at {width} px: content is {overflow} px wide"
     titles = expected_titles(sample)
-    assert len(titles) == {"sample": 83, "rich": 31}[case]
+    # four a topic at most, the rest behind "+N more" links
+    assert len(titles) == {"sample": 38, "rich": 27}[case]
     problems = page.evaluate(FIND_TITLES, {"titles": titles, "width": width})
     assert not problems, "\n".join(problems)
+
+
+# Every visible piece of text: its font size, and the height and width of the whole page.
+PAGE_PROBE = """() => {
+  const sizes = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    const el = node.parentElement;
+    if (!node.textContent.trim() || !el) continue;
+    if (!el.checkVisibility({checkOpacity: true, checkVisibilityCSS: true})) continue;
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    const box = range.getBoundingClientRect();
+    if (box.width < 1 || box.height < 1) continue;
+    sizes.push([parseFloat(getComputedStyle(el).fontSize), node.textContent.trim()]);
+  }
+  return {sizes, height: document.documentElement.scrollHeight};
+}"""
+
+
+@pytest.mark.parametrize("width", [320, 375, 800])
+def test_sample_email_is_short_on_a_phone_with_no_text_under_12_px(
+    browser: Any, sample: Sample, width: int
+) -> None:
+    page = offline_page(browser, width)
+    page.goto((sample.out / "email.html").as_uri())
+    found = page.evaluate(PAGE_PROBE)
+    small = [(size, text[:40]) for size, text in found["sizes"] if size < 12]
+    assert not small, small
+    if width == 375:
+        # 15 phone screens at most (it was 33, every paper at full weight)
+        assert found["height"] <= 13_500, f"{found['height']} px tall at 375 px"
+    # What the email leaves out is counted in its "+N more" links, paper for paper.
+    mores = page.locator(".more").all_inner_texts()
+    behind = sum(int(t.split()[0].lstrip("+")) for t in mores)
+    assert len(expected_titles(sample)) + behind == sample.issue.paper_count == 83
 
 
 def test_email_is_readable_on_a_phone(browser: Any, sample: Sample) -> None:
@@ -198,7 +237,8 @@ def test_preview_page_shows_both_widths_and_the_text_tab_under_a_no_script_csp(
         tab.scroll_into_view_if_needed()
         page.wait_for_timeout(200)
         tab.click()
-        assert first in page.locator("details#text pre").inner_text()
+        shown = " ".join(page.locator("details#text pre").inner_text().split())  # unwrapped
+        assert first in shown
         assert page.locator("details#text pre").is_visible()
         shot(page, "preview-index.png")
         assert not [m for m in messages if "Content Security Policy" in m], messages

@@ -16,7 +16,7 @@ import pytest
 from newsletter import resources
 from newsletter.config import Config, parse_config
 from newsletter.models import OTHER, Issue, Paper, RenderedEmail
-from newsletter.render.blurbs import author_line, shorten
+from newsletter.render.blurbs import author_line
 from newsletter.render.context import date_range
 from newsletter.render.renderer import (
     PREFERENCES_PLACEHOLDER,
@@ -34,7 +34,9 @@ GOLDEN = GOLDEN_ROOT / "sample"
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
 EVIL = "<script>alert(1)</script> & a<b"
 KB100 = 100_000
-URL_LINE = re.compile(r"^\s*(?:https?://|%%)\S+$")
+# A line may run past 78 columns only for a URL (alone, or after its label: "PDF: https://...").
+URL_LINE = re.compile(r"^\s*(?:[A-Z][\w ]*: )?(?:https?://|%%)\S+$")
+CLOSED = re.compile(r"[.!?][\"')\]]*$")
 
 
 def default_config(extra: str = "", base_dir: Path | None = None) -> Config:
@@ -120,19 +122,43 @@ def test_sample_issue_matches_the_golden_files(name: str, update_golden: bool):
 # -- content and size --------------------------------------------------------------------------
 
 
-def test_sample_holds_every_paper_with_a_real_summary_within_100_kb(sample):
+def more_links(html: str) -> dict[str, tuple[int, str]]:
+    """Topic -> (N, link) of every "+N more in <topic> →" line."""
+    doc = lxml.html.fromstring(html)
+    out = {}
+    for el in doc.find_class("more"):
+        found = re.fullmatch(r"\+(\d+) more in (.+)\u00a0→", el.text_content())
+        assert found, el.text_content()
+        out[found[2]] = (int(found[1]), el.find("a").get("href"))
+    return out
+
+
+def test_sample_is_short_and_every_paper_is_in_it_or_one_click_away(sample):
     issue, rendered = sample
     assert issue.paper_count == 83
     assert rendered.size_bytes == len(rendered.html.encode("utf-8")) <= KB100
     shown = html_papers(rendered.html)
-    assert sorted(p["title"] for p in shown) == sorted(p.title for p in issue.papers)
+    mores = more_links(rendered.html)
+    # Four papers a topic at most, the rest behind "+N more" links to the topic on the web page.
+    assert len(shown) == rendered.papers_shown < 83
+    assert len(shown) + sum(n for n, _ in mores.values()) == 83
+    for section in issue.sections:
+        if section.total > 4:
+            assert mores[section.topic] == (
+                section.total - 4,
+                f"{issue.web_url}#{re.sub('[^a-z0-9]+', '-', section.topic.lower()).strip('-')}",
+            )
+    text = visible_text(rendered.html)
+    assert f"The best {len(shown)} of this week's 83 papers" in text
+    assert "Top of the week" in text
+    by_title = {p.title: p for p in issue.papers}
     for entry in shown:
         assert entry["href"].startswith("https://"), entry
-        assert len(entry["summary"]) >= 150, entry
-    assert rendered.web_only == 0 and rendered.papers_shown == 83
-    text = visible_text(rendered.html)
-    assert "83 papers this week" in text
-    assert "only in the web version" not in text
+        # whole sentences of the abstract, never cut
+        assert entry["summary"] and CLOSED.search(entry["summary"]), entry
+        assert "…" not in entry["summary"]
+        abstract = " ".join(by_title[entry["title"]].abstract.split())
+        assert entry["summary"].split(". ")[0] in abstract
 
 
 def test_email_shows_authors_votes_summary_and_links():
@@ -160,8 +186,8 @@ def test_email_shows_authors_votes_summary_and_links():
         "PDF": "https://arxiv.org/pdf/2611.00001",
         "Code": "https://github.com/example/repo",
     }
-    for url in links.values():
-        assert f"\n     {url}\n" in rendered.text
+    for label, url in links.items():
+        assert f"\n     {label}: {url}\n" in rendered.text
 
 
 def test_title_is_escaped_in_html_and_raw_in_text():
@@ -183,7 +209,8 @@ def test_placeholders_survive_mjml_and_premailer(sample):
     hrefs = [a.get("href") for a in doc.iter("a")]
     assert UNSUBSCRIBE_PLACEHOLDER in hrefs and PREFERENCES_PLACEHOLDER in hrefs
     text_lines = rendered.text.splitlines()
-    assert UNSUBSCRIBE_PLACEHOLDER in text_lines and PREFERENCES_PLACEHOLDER in text_lines
+    assert f"Unsubscribe: {UNSUBSCRIBE_PLACEHOLDER}" in text_lines
+    assert f"Preferences: {PREFERENCES_PLACEHOLDER}" in text_lines
 
 
 def test_footer_says_why_and_links_the_web_version_and_organisation(sample):
@@ -196,7 +223,7 @@ def test_footer_says_why_and_links_the_web_version_and_organisation(sample):
     assert links["View in browser"] == "http://localhost:8000/issues/2026-W48" == issue.web_url
 
 
-def test_subject_preheader_and_toc_name_the_biggest_topics():
+def test_subject_preheader_and_chips_name_the_topics():
     config = default_config("title: Weekly\n")
     groups = {
         "A": [paper(1)],
@@ -208,7 +235,17 @@ def test_subject_preheader_and_toc_name_the_biggest_topics():
     assert rendered.subject == "Weekly: 11 papers, B, C and more"
     assert rendered.preheader == "11 papers this week: B (3), C (2), A (1) and more."
     assert rendered.preheader in visible_text(rendered.html)
-    assert "In this issue: A (1) · B (3) · C (2) · Other (5)" in visible_text(rendered.html)
+    doc = lxml.html.fromstring(rendered.html)
+    chips = {a.text_content(): a.get("href") for a in doc.find_class("chip")}
+    web = "http://localhost:8000/issues/2026-W48"
+    assert chips == {
+        "A 1": f"{web}#a",
+        "B 3": f"{web}#b",
+        "C 2": f"{web}#c",
+        "Other 5": f"{web}#other",
+    }
+    # No jump link within the email: Gmail on iOS breaks them.
+    assert not [a for a in doc.iter("a") if (a.get("href") or "").startswith("#")]
     assert "<title>Weekly: 11 papers, B, C and more</title>" in rendered.html
 
 
@@ -242,11 +279,12 @@ def test_capped_sections_say_how_many_more_and_link_the_web_version():
     rendered = render_issue(issue, config.render_settings())
     doc = lxml.html.fromstring(rendered.html)
     (more,) = doc.find_class("more")
-    assert more.text_content() == "+12 more in Reasoning"
-    assert more.find("a").get("href") == "https://news.example.org/issues/2026-W48"
-    assert "+12 more in Reasoning:\nhttps://news.example.org/issues/2026-W48\n" in rendered.text
+    assert more.text_content() == "+12 more in Reasoning\u00a0→"
+    web = "https://news.example.org/issues/2026-W48#reasoning"
+    assert more.find("a").get("href") == web
+    assert f"+12 more in Reasoning:\n{web}\n" in rendered.text
     assert rendered.web_only == 12
-    assert "15 papers this week. This email shows 3; the other 12 are only in the web version" in (
+    assert "The best 3 of this week's 15 papers. The other 12 are one click away" in (
         visible_text(rendered.html)
     )
 
@@ -301,7 +339,7 @@ def synthetic(n: int, seed: int = 7) -> dict[str, list[Paper]]:
 
 
 def test_a_thousand_papers_stay_within_the_budget_and_say_what_is_web_only():
-    config = default_config()
+    config = default_config("max_per_topic: null\ntop_papers: 0\n")
     issue = issue_of(synthetic(1000), config)
     rendered = render_issue(issue, config.render_settings())
     assert len(rendered.html.encode("utf-8")) <= KB100
@@ -314,9 +352,9 @@ def test_a_thousand_papers_stay_within_the_budget_and_say_what_is_web_only():
     ]
     assert sum(mores) == rendered.web_only
     text = visible_text(rendered.html)
-    assert f"the other {rendered.web_only:,} are only in the web version" in text
-    # Summaries shortened before sections were capped, but never below the floor's length.
-    assert all(len(p["summary"]) >= 150 for p in shown)
+    assert f"The other {rendered.web_only:,} are one click away" in text
+    # Summaries shortened (to fewer whole sentences) before sections were capped.
+    assert all(CLOSED.search(p["summary"]) for p in shown)
     assert all(len(p["summary"]) <= 225 for p in shown)
     # Each topic keeps a fair share: no section is squeezed out by the others.
     per_section = [len(h2.getparent().find_class("paper")) for h2 in doc.find_class("topic")]
@@ -325,13 +363,15 @@ def test_a_thousand_papers_stay_within_the_budget_and_say_what_is_web_only():
 
 def test_summaries_shorten_before_any_paper_is_dropped():
     groups = synthetic(60, seed=3)
-    long_config = default_config("summary_chars: 900\n")
-    short_config = default_config("summary_chars: 225\n")
-    long_size = render_issue(issue_of(groups, long_config), long_config).size_bytes
-    short_size = render_issue(issue_of(groups, short_config), short_config).size_bytes
+    every = "max_per_topic: null\ntop_papers: 0\n"
+    long_config = default_config(every + "summary_chars: 900\n")
+    short_config = default_config(every + "summary_chars: 225\n")
+    long_size = render_issue(issue_of(groups, long_config), long_config.render_settings())
+    short_size = render_issue(issue_of(groups, short_config), short_config.render_settings())
+    long_size, short_size = long_size.size_bytes, short_size.size_bytes
     budget_kb = (long_size + short_size) // 2000 + 1  # between the two, with room to spare
     assert short_size + 2000 < budget_kb * 1000 < long_size
-    config = default_config(f"summary_chars: 900\nsize_budget_kb: {budget_kb}\n")
+    config = default_config(every + f"summary_chars: 900\nsize_budget_kb: {budget_kb}\n")
     rendered = render_issue(issue_of(groups, config), config.render_settings())
     assert rendered.size_bytes <= budget_kb * 1000
     assert rendered.web_only == 0 and len(html_papers(rendered.html)) == 60
@@ -380,18 +420,36 @@ def test_lang_comes_from_the_config():
     assert lxml.html.fromstring(rendered.html).get("lang") == "de"
 
 
-def test_text_twin_wraps_at_78_columns_with_urls_on_their_own_lines(sample):
+def test_text_twin_wraps_at_78_columns_with_labelled_links_and_a_signature(sample):
     issue, rendered = sample
     lines = rendered.text.splitlines()
     too_long = [ln for ln in lines if len(ln) > 78 and not URL_LINE.match(ln)]
     assert too_long == []
-    assert "  1. " in rendered.text and " 83 papers" not in rendered.text.splitlines()[0]
-    stripped = {ln.strip() for ln in lines}
+    assert lines[0] == "Papers of the week · 28 Apr 2026"
+    stripped = [ln.strip() for ln in lines]
     for section in issue.sections:
-        assert section.topic.upper() in stripped
+        assert f"{section.topic.upper()} ({section.total})" in stripped
     for entry in html_papers(rendered.html):
-        assert entry["href"] in stripped  # the whole URL, alone on its line
-    assert issue.web_url in stripped
+        # the whole URL after its label, never bare
+        assert f"Search arXiv: {entry['href']}" in stripped
+        assert entry["href"] not in stripped
+    assert f"View in browser: {issue.web_url}" in stripped
+    assert lines.count("-- ") == 1  # the signature line keeps its space
+
+
+def test_text_twin_has_the_html_order_and_caps(sample):
+    _, rendered = sample
+    html_titles = [p["title"] for p in html_papers(rendered.html)]
+    numbered = re.findall(r"^ *(\d+)\. (.+(?:\n {5}(?!\[)\S.*)*)", rendered.text, re.M)
+    # each numbered title (wrapped lines joined) in the same order as the HTML's cards
+    titles = [" ".join(t.split()) for _, t in numbered]
+    assert [t[: len(h)] for t, h in zip(titles, html_titles, strict=True)] == html_titles
+    assert [int(n) for n, _ in numbered] == list(range(1, len(html_titles) + 1))
+    assert "TOP OF THE WEEK" in rendered.text
+    text_more = re.findall(r"^\+(\d+) more in (.+):$", rendered.text, re.M)
+    assert {t: int(n) for n, t in text_more} == {
+        t: n for t, (n, _) in more_links(rendered.html).items()
+    }
 
 
 def test_rendering_twice_gives_identical_output(sample):
@@ -490,14 +548,6 @@ def test_check_templates_runs_the_reference_validator_on_the_rendered_mjml(tmp_p
 # -- text helpers ----------------------------------------------------------------------------------
 
 
-def test_shorten_keeps_whole_sentences_or_cuts_at_a_word():
-    text = "First sentence is here. Second one follows it. Third is the last one."
-    assert shorten(text, 200) == text
-    assert shorten(text, 50) == "First sentence is here. Second one follows it."
-    cut = shorten("word " * 100, 52)
-    assert cut.endswith("word…") and len(cut) <= 52 and "  " not in cut
-
-
 def test_author_line_ends_in_et_al_after_three():
     assert author_line(["A", "B", "C"]) == "A, B, C"
     assert author_line(["A", "B", "C", "D"]) == "A, B, C et al."
@@ -518,3 +568,30 @@ def test_date_range_reads_naturally_in_the_configured_timezone(start, end, tz, e
     a = datetime(*start, tzinfo=timezone.utc)
     b = datetime(*end, tzinfo=timezone.utc)
     assert date_range(a, b, tz) == expected
+
+
+def test_brand_colour_logo_and_postal_line_reach_the_email():
+    config = default_config(
+        'brand: {accent: "#7a1f5c", logo_url: "https://example.org/logo.png"}\n'
+        'postal_address: "ACME Papers, 1 Main Street, 12345 Town"\n'
+    )
+    rendered = render_issue(issue_of({"A": [paper(1)]}, config), config.render_settings())
+    doc = lxml.html.fromstring(rendered.html)
+    (logo,) = doc.iter("img")
+    assert logo.get("src") == "https://example.org/logo.png" and logo.get("alt")
+    assert "background:#7a1f5c" in rendered.html.replace(" ", "")  # the header band
+    assert "color:#7a1f5c" in doc.find_class("title")[0].get("style", "").replace(" ", "")
+    assert "ACME Papers, 1 Main Street, 12345 Town" in visible_text(rendered.html)
+    assert rendered.text.rstrip().endswith("ACME Papers, 1 Main Street, 12345 Town")
+
+
+def test_preheader_is_hidden_without_white_text_and_followed_by_a_spacer(sample):
+    _, rendered = sample
+    doc = lxml.html.fromstring(rendered.html)
+    hidden = next(el for el in doc.body.iter("div") if "display:none" in el.get("style", ""))
+    assert hidden.text_content().startswith(rendered.preheader)
+    style = hidden.get("style").replace(" ", "")
+    assert "display:none" in style and "color" not in style and "font-size:1px" not in style
+    # the spacer: invisible characters that keep the body out of the inbox preview line
+    assert hidden.text_content()[len(rendered.preheader) :].strip("\u034f\u200c\u00a0 ") == ""
+    assert len(hidden.text_content()) > len(rendered.preheader) + 100

@@ -125,7 +125,7 @@ def test_sections_follow_topic_order_with_other_last_and_empty_topics_left_out()
     assert issue.web_url == f"https://digest.example.org/issues/{issue.id}"
 
 
-def test_papers_rank_by_upvotes_then_date_then_title():
+def test_papers_rank_by_upvotes_then_topic_score_then_date_never_by_title():
     day = timedelta(days=1)
     papers = [
         paper(1, "B unknown votes, newer", published=NOW - day),
@@ -134,18 +134,43 @@ def test_papers_rank_by_upvotes_then_date_then_title():
         paper(4, "A unknown votes, older", published=NOW - 2 * day),
         paper(5, "Z same votes, newer", upvotes=2, published=NOW),
         paper(6, "A unknown votes, undated"),
-        paper(7, "A same as 1 but title first", published=NOW - day),
+        paper(7, "A same as 1, listed after it", published=NOW - day),
+        paper(8, "Y same votes, better score", upvotes=2, published=NOW - 3 * day),
+        paper(9, "X unknown votes, best score", published=NOW - 3 * day),
     ]
-    (section,) = make_sections({"T": papers})
+    scores = {("T", "2611.00008"): 5.0, ("T", "2611.00009"): 9.0}
+    (section,) = make_sections({"T": papers}, scores=scores)
     assert [p.id.split(".")[1] for p in section.papers] == [
         "00003",  # 50 votes
+        "00008",  # 2 votes, the best score of those
         "00005",  # 2 votes, newer
         "00002",  # 2 votes, older
-        "00007",  # unknown votes, newest day, title "A..."
-        "00001",  # same day, title "B..."
+        "00009",  # unknown votes, the best score
+        "00001",  # unknown votes, no score, newest day, listed first
+        "00007",  # same day, listed after it (not "A" before "B")
         "00004",  # older
         "00006",  # undated last
     ]
+    assert section.score("2611.00009") == 9.0 and section.score("2611.00001") == 0.0
+
+
+def test_sections_rank_the_sample_by_topic_score_without_upvotes():
+    from newsletter import resources
+    from newsletter.sources import read_source
+    from newsletter.topics.engine import compile_topics
+
+    cfg = parse_config(resources.default_config_text() + "\nmax_per_topic: null\n")
+    issue = build_issue(read_source("sample"), cfg.issue_settings(), now=NOW, use_window=False)
+    matcher = compile_topics(cfg.topic_rules, cfg.grouping)
+    for section in issue.sections:
+        if section.topic == OTHER:
+            continue
+        scores = [matcher.assign(p).score for p in section.papers]
+        if len(section.papers) > 1 and section.topic == issue.sections[0].topic:
+            titles = [p.title for p in section.papers]
+            assert titles != sorted(titles, key=str.casefold)  # not alphabetical
+        assert scores == sorted(scores, reverse=True), section.topic
+        assert [section.score(p.id) for p in section.papers] == scores
 
 
 def test_max_per_topic_moves_the_rest_to_web_only():

@@ -5,10 +5,14 @@ from __future__ import annotations
 import html
 import re
 from pathlib import Path
+from typing import Any
+from unittest.mock import ANY
 
+import lxml.html  # type: ignore[import-untyped]
 import pytest
 
-from tests.support.web import Site, make_site, sample_issue
+from newsletter.models import Paper
+from tests.support.web import T0, Site, make_site, sample_issue
 
 
 @pytest.fixture
@@ -61,6 +65,60 @@ def test_the_archive_lists_issues_and_an_unknown_one_is_a_404_page(site: Site) -
     missing = site.client.get("/issues/2020-W01")
     assert missing.status_code == 404 and "Issue not found" in missing.text
     assert site.client.get("/no/such/page").status_code == 404
+
+
+def _cards(doc: Any, card: str, title: str) -> dict[str, tuple[str, list[tuple[str, str]]]]:
+    """Title -> (title link, [(label, url)] of the links line) of every paper card."""
+    out = {}
+    for block in doc.find_class(card):
+        head = block.find_class(title)[0] if title else block.find("h3")
+        anchor = head if head.tag == "a" else head.find("a")
+        links = [(a.text_content(), a.get("href")) for a in block.find_class("links")[0].iter("a")]
+        out[" ".join(head.text_content().split())] = (anchor.get("href"), links)
+    return out
+
+
+def test_the_issue_page_links_every_paper_as_the_email_does(site: Site) -> None:
+    from newsletter.render import render_issue
+    from newsletter.topics.issue import build_issue
+
+    no_link = Paper(id="title:abc", title="A diffusion model paper from a page without links")
+    issue = build_issue(
+        [*sample_issue(site.config).papers, no_link],
+        site.config.issue_settings(),
+        now=T0,
+        use_window=False,
+    )
+    site.store.save_issue(issue)
+    web = lxml.html.fromstring(site.client.get("/issues/2026-W48").text)
+    email = lxml.html.fromstring(render_issue(issue, site.config.render_settings()).html)
+    on_web = _cards(web, "paper", "")
+    in_email = _cards(email, "paper", "title")
+    assert len(on_web) == issue.paper_count > len(in_email) > 0
+    for title, entry in in_email.items():
+        assert on_web[title] == entry  # the same title link and the same labelled links
+    search = "https://arxiv.org/search/?query=A+diffusion+model+paper+from+a+page+without+links"
+    assert on_web[no_link.title] == (f"{search}&searchtype=title", [("Search arXiv", ANY)])
+    # Every "+N more" and chip of the email lands on that topic's section of the page.
+    ids = {el.get("id") for el in web.iter("section")}
+    targets = [a.get("href") for a in email.iter("a") if "#" in (a.get("href") or "")]
+    assert targets and all(t.split("#")[1] in ids for t in targets)
+    assert all(t.startswith("http://news.test/issues/2026-W48#") for t in targets)
+
+
+def test_the_archive_links_each_issue_by_its_dates_and_paper_count(site: Site) -> None:
+    site.store.save_issue(sample_issue(site.config, "2026-W47"))
+    site.clock.advance(days=7)
+    later = sample_issue(site.config, "2026-W48")
+    site.store.save_issue(later)
+    doc = lxml.html.fromstring(site.client.get("/issues").text)
+    texts = [a.text_content() for a in doc.find_class("issues")[0].iter("a")]
+    # both built from the same papers by hand: the issue id tells them apart
+    assert texts == ["21 Nov 2026 · 10 papers (2026-W48)", "21 Nov 2026 · 10 papers (2026-W47)"]
+    assert len(set(texts)) == len(texts)
+    page = lxml.html.fromstring(site.client.get("/issues/2026-W48").text)
+    assert "21 Nov 2026 · 10 papers" in page.find_class("meta")[0].text_content()
+    assert "21 Nov 2026 – 21 Nov 2026" not in site.client.get("/issues").text
 
 
 def test_the_feed_is_atom_that_feedparser_reads_without_errors(site: Site) -> None:
