@@ -176,6 +176,10 @@ class DeliveryConfig(_Strict):
     transport: Literal["outbox", "smtp"] = "outbox"
     outbox: str = "outbox/"  # a Maildir folder, relative to the config file
     max_consecutive_errors: int = Field(20, ge=1)  # then the run stops; a rerun resumes
+    # how long one run keeps retrying deferred messages (4xx, greylisting) before it leaves them
+    # to a later run; postgrey, the common greylister, waits 5 minutes
+    retry_minutes: float = Field(15, ge=0, le=1440)
+    max_attempts: int = Field(5, ge=1, le=100)  # tries per subscriber and issue, across runs
     smtp: SmtpConfig = SmtpConfig()
 
 

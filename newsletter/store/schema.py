@@ -105,6 +105,7 @@ class IssueSummary:
     created_at: datetime
     counts: dict[str, int]
     ledger: dict[str, int]  # rows per ledger status (all statuses present)
+    to_retry: int = 0  # of the pending rows, those tried and failed for now (a rerun retries)
 
 
 @dataclass(frozen=True, slots=True)

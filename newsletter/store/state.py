@@ -320,11 +320,17 @@ class Store:
         per_status = sa.select(ledger.c.issue_id, ledger.c.status, sa.func.count()).group_by(
             ledger.c.issue_id, ledger.c.status
         )
+        retry = (
+            sa.select(ledger.c.issue_id, sa.func.count())
+            .where(ledger.c.status == "pending", ledger.c.last_error.is_not(None))
+            .group_by(ledger.c.issue_id)
+        )
         with self.db.read() as conn:
             rows = conn.execute(query).all()
             counts: dict[str, dict[str, int]] = {}
             for issue_id, status, n in conn.execute(per_status):
                 counts.setdefault(issue_id, dict.fromkeys(LEDGER_STATUSES, 0))[status] = n
+            to_retry = {issue_id: int(n) for issue_id, n in conn.execute(retry)}
         return [
             IssueSummary(
                 r.id,
@@ -334,6 +340,7 @@ class Store:
                 r.created_at,
                 dict(r.counts),
                 counts.get(r.id, dict.fromkeys(LEDGER_STATUSES, 0)),
+                to_retry.get(r.id, 0),
             )
             for r in rows
         ]
