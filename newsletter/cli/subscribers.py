@@ -61,6 +61,33 @@ def subscribers_remove(email: str, config_path: str | None) -> None:
     counts(audience.remove(config, email))
 
 
+@subscribers.command("unbounce")
+@click.argument("emails", nargs=-1, metavar="[EMAIL]...")
+@config_option
+@click.option(
+    "--reply",
+    metavar="TEXT",
+    help="Every bounce whose recorded server reply contains TEXT (like 5.1.8).",
+)
+def subscribers_unbounce(
+    emails: tuple[str, ...], config_path: str | None, reply: str | None
+) -> None:
+    """Lift bounce suppressions made in error: of EMAIL..., or of every bounce matching --reply.
+
+    `newsletter subscribers list` shows each suppression's reason and the server's reply.
+    Unsubscribes are never lifted here.
+    """
+    from newsletter.cli import audience
+
+    if not emails and reply is None:
+        raise click.UsageError("give EMAIL... or --reply TEXT")
+    config = load_config(config_path)
+    lifted, line = audience.unbounce(config, emails, reply)
+    for email in lifted:
+        click.echo(email)
+    counts(line)
+
+
 @subscribers.command("import")
 @click.argument("path", type=click.Path(dir_okay=False))
 @config_option

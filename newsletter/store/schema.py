@@ -109,6 +109,16 @@ class IssueSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class Suppression:
+    """Why mail to an address stopped: the reason, when, and what was said (a server's reply)."""
+
+    email: str
+    reason: str  # unsubscribed | bounced | complained | removed
+    at: datetime
+    detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class LedgerRow:
     issue_id: str
     email: str

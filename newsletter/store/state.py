@@ -35,6 +35,7 @@ from newsletter.store.schema import (
     IssueSummary,
     LedgerRow,
     StoredSubscriber,
+    Suppression,
     check_value,
     email_key,
     issues,
@@ -56,6 +57,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoredSubscriber",
+    "Suppression",
     "state_url",
 ]
 
@@ -274,11 +276,30 @@ class Store:
         with self.db.read() as conn:
             return set(conn.execute(sa.select(suppressions.c.email)).scalars())
 
-    def suppression_reasons(self) -> dict[str, str]:
-        """Every suppressed address with the reason it was suppressed."""
-        query = sa.select(suppressions.c.email, suppressions.c.reason)
+    def suppressions(self) -> dict[str, Suppression]:
+        """Every suppression by address: its reason, when, and the reply or note behind it."""
+        query = sa.select(suppressions).order_by(suppressions.c.email)
         with self.db.read() as conn:
-            return {email: reason for email, reason in conn.execute(query)}
+            return {row.email: Suppression(**row._mapping) for row in conn.execute(query)}
+
+    def lift_bounces(self, emails: Iterable[str]) -> int:
+        """Lift the bounce suppressions of `emails` in one transaction; return how many.
+
+        Only a suppression the program made (`bounced`) is lifted here: an unsubscribe is the
+        person's own choice, and only they (or `subscribers add`) undo it.
+        """
+        keys = sorted({email_key(e) for e in emails})
+        if not keys:
+            return 0
+        with self.db.write() as conn:
+            result = conn.execute(
+                suppressions.delete().where(
+                    suppressions.c.email.in_(keys), suppressions.c.reason == "bounced"
+                )
+            )
+            lifted = int(result.rowcount)
+        log.info("lifted %d bounce suppression(s)", lifted)
+        return lifted
 
     def clear_suppression(self, email: str) -> bool:
         """Lift a suppression (someone subscribed again, explicitly); return True if one was."""

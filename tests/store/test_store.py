@@ -324,6 +324,17 @@ def test_rows_to_retry_are_pending_rows_with_an_error(store):
     assert store.ledger.to_retry("W") == 1
 
 
+def test_only_bounce_suppressions_are_lifted_and_each_keeps_its_reply(store, clock):
+    store.suppress("a@example.org", "bounced", "RCPT: 550 5.1.8 sender rejected")
+    store.suppress("b@example.org", "unsubscribed", "one-click unsubscribe")
+    why = store.suppressions()
+    assert why["a@example.org"].detail == "RCPT: 550 5.1.8 sender rejected"
+    assert (why["b@example.org"].reason, why["b@example.org"].at) == ("unsubscribed", T0)
+    assert store.lift_bounces(["A@example.org", "b@example.org", "c@example.org"]) == 1
+    assert store.suppressed_set() == {"b@example.org"}
+    assert store.lift_bounces([]) == 0
+
+
 @pytest.mark.parametrize("target", ["file", "sqlite://"])
 def test_sent_marks_record_what_mark_sent_records(tmp_path, clock, target):
     where = tmp_path / "marks.db" if target == "file" else target  # sqlite://: in memory
