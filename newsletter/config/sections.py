@@ -109,6 +109,9 @@ class ScheduleConfig(_Strict):
     timezone: str | None = None  # IANA name; default: the top-level `timezone`
     misfire_grace_hours: float = Field(6.0, ge=0)  # a run missed by less than this still happens
     every_seconds: int | None = Field(None, ge=1)  # instead of `cron`: for trials and tests
+    # a run that leaves rows pending runs again after this long, doubling each time (at most a
+    # day apart), until everyone has the issue or the next fire comes
+    retry_after_minutes: float = Field(30, gt=0)
 
     @field_validator("cron")
     @classmethod
