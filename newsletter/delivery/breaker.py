@@ -9,8 +9,8 @@ says what to fix. The rows it refused stay pending, so a rerun after the fix sen
 attempt is not counted against them. A refusal that stays alone (one message rejected as spam)
 fails its row for good when the run ends, without suppressing anyone.
 
-This is Postfix's stance towards a destination that refuses every session (it stops trying it
-and keeps the mail queued) applied to our one relay.
+This is Postfix's dead-destination throttle (after failed sessions its queue manager stops
+trying a destination and keeps the mail queued) applied to refusals about us from our one relay.
 """
 
 from __future__ import annotations

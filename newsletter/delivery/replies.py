@@ -4,8 +4,8 @@ Only a reply that says the recipient's mailbox does not exist is a hard bounce t
 the address: the enhanced status codes (RFC 3463) X.1.1, X.1.2, X.1.3, X.1.6 and X.1.10, or,
 from a server that gives no specific code, a 550/551/553 to RCPT whose text says so ("user
 unknown", "no such user", "mailbox unavailable", "does not exist"). This is listmonk's rule (one
-hard bounce blocklists, soft bounces never do) with the hard/soft line drawn the way Mailman 3's
-bounce processor and RFC 3463 draw it:
+hard bounce blocklists, soft bounces never do) and Mailman 3's (only a permanent failure counts
+as a bounce, a temporary one is ignored), with the line drawn by RFC 3463's codes:
 
 - 4xx, and X.2.2 "mailbox full" even with a 5xx code, are deferrals: tried again later.
 - A refusal about our sender (X.1.7, X.1.8, a refused MAIL), the relay's policy (X.7.x), the
