@@ -283,21 +283,11 @@ class Store:
             return {row.email: Suppression(**row._mapping) for row in conn.execute(query)}
 
     def lift_bounces(self, emails: Iterable[str]) -> int:
-        """Lift the bounce suppressions of `emails` in one transaction; return how many.
-
-        Only a suppression the program made (`bounced`) is lifted here: an unsubscribe is the
-        person's own choice, and only they (or `subscribers add`) undo it.
-        """
+        """Lift the bounce suppressions (no other reason) of `emails` at once; return how many."""
         keys = sorted({email_key(e) for e in emails})
-        if not keys:
-            return 0
+        bounced = suppressions.c.email.in_(keys) & (suppressions.c.reason == "bounced")
         with self.db.write() as conn:
-            result = conn.execute(
-                suppressions.delete().where(
-                    suppressions.c.email.in_(keys), suppressions.c.reason == "bounced"
-                )
-            )
-            lifted = int(result.rowcount)
+            lifted = int(conn.execute(suppressions.delete().where(bounced)).rowcount)
         log.info("lifted %d bounce suppression(s)", lifted)
         return lifted
 
