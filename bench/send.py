@@ -161,22 +161,22 @@ def smtp_sink() -> Iterator[tuple[int, int]]:
 def child_deliver(port: int, n: int, connections: int, dkim: bool) -> dict[str, float]:
     """Deliver to n generated subscribers (in this process); return the numbers."""
     from newsletter.audience.tokens import SecretKeys
-    from newsletter.delivery.send import deliver
     from newsletter.delivery.smtp import SmtpTransport
+    from newsletter.job import send_rendered
     from newsletter.store.state import Store
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         config = bench_config(port, connections, folder, dkim)
-        issue = sample_issue(config.render_settings())
+        issue = sample_issue(config)
         started = time.perf_counter()
         usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu = usage.ru_utime + usage.ru_stime
         with Store.open(folder / "state.db") as store:
-            report = deliver(
+            report = send_rendered(
                 issue,
                 config,
-                audience(issue, n),
+                list(audience(issue, n)),
                 store,
                 SmtpTransport(config.delivery.smtp),
                 keys=SecretKeys([KEY]),
@@ -211,7 +211,7 @@ def sample_message(port: int, connections: int) -> bytes:
 
     with tempfile.TemporaryDirectory() as tmp:
         config = bench_config(port, connections, Path(tmp), False)
-    issue = sample_issue(config.render_settings())
+    issue = sample_issue(config)
     template = build_template(
         render_issue(issue, config.render_settings()), config.mail_settings(), issue.id
     )
@@ -231,7 +231,7 @@ def personalise_cost(port: int, connections: int, n: int = 5000) -> float:
 
     with tempfile.TemporaryDirectory() as tmp:
         config = bench_config(port, connections, Path(tmp), False)
-    issue = sample_issue(config.render_settings())
+    issue = sample_issue(config)
     template = build_template(
         render_issue(issue, config.render_settings()), config.mail_settings(), issue.id
     )
@@ -277,7 +277,7 @@ def naive(port: int, n: int, connections: int) -> dict[str, float]:
     keys = SecretKeys([KEY])
     with tempfile.TemporaryDirectory() as tmp:
         config = bench_config(port, connections, Path(tmp), False)
-    issue = sample_issue(config.render_settings())
+    issue = sample_issue(config)
     subs = list(audience(issue, n))
     build = 0.0
     started = time.perf_counter()

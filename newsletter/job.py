@@ -62,7 +62,7 @@ class RunResult:
     @property
     def ok(self) -> bool:
         r = self.report
-        return r is None or (not r.stopped_early and r.failed == 0)
+        return r is None or (not r.stopped_early and r.failed == 0 and r.pending == 0)
 
     def summary(self) -> str:
         """The one line of counts every run ends with."""

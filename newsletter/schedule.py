@@ -3,6 +3,9 @@
 APScheduler's defaults are wrong for a weekly send: `misfire_grace_time` of 1 s silently skips a
 run when the machine was asleep or restarting. We set a grace of hours, `coalesce=True` and
 `max_instances=1`, catch up on start, and hold an OS lock so that one scheduler drives one state.
+A run that ends with rows still pending (deferred past its retry time, or stopped by the circuit
+breaker) is run again for the same issue after `schedule.retry_after_minutes`, doubling each
+time, as long as that comes before the next weekly fire: Postfix's deferred queue, for the run.
 """
 
 from __future__ import annotations
@@ -33,6 +36,34 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOB_ID = "weekly-issue"
+RETRY_ID = "retry-pending"
+MAX_RETRY_DELAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What one scheduled run did: its counts line, its issue and the rows it left pending."""
+
+    line: str
+    issue_id: str | None = None
+    pending: int = 0
+
+
+def retry_delay(config: Config, retries: int) -> timedelta:
+    """How long after the `retries`-th retry (0: the run itself) a run with rows pending is
+    run again: `schedule.retry_after_minutes`, doubling each time, at most a day."""
+    minutes = config.schedule.retry_after_minutes * 2 ** min(retries, 20)
+    return min(timedelta(minutes=minutes), MAX_RETRY_DELAY)
+
+
+def plan_retry(
+    config: Config, retries: int, now: datetime, next_fire: datetime | None
+) -> datetime | None:
+    """When to run a send with rows still pending again; None when the next fire comes first."""
+    when = now + retry_delay(config, retries)
+    if next_fire is not None and when >= next_fire:
+        return None
+    return when
 
 
 def schedule_timezone(config: Config) -> ZoneInfo:
@@ -148,14 +179,26 @@ def _hours(delta: timedelta) -> str:
     return f"{delta.total_seconds() / 3600:.1f} h"
 
 
+def _delay(delta: timedelta) -> str:
+    seconds = max(0.0, delta.total_seconds())
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+Job = Callable[[threading.Event, str | None], JobOutcome]
+
+
 def run_scheduler(
     config: Config,
-    job: Callable[[threading.Event], str],
+    job: Job,
     is_fully_sent: Callable[[str], bool],
     *,
     now: Callable[[], datetime] | None = None,
 ) -> None:
-    """Run the weekly job until SIGINT/SIGTERM; `job(stop)` sends and returns its counts line."""
+    """Run the weekly job until SIGINT/SIGTERM.
+
+    `job(stop, issue_id)` sends this week's issue (or, for a retry, the issue named) and says
+    what it did; a run that leaves rows pending is retried before the next fire.
+    """
     tz = schedule_timezone(config)
     clock = now or (lambda: datetime.now(tz))
     trigger = make_trigger(config)
@@ -163,12 +206,45 @@ def run_scheduler(
     stop = threading.Event()
     one_at_a_time = threading.Lock()
 
-    def fire() -> None:
+    def fire(issue_id: str | None = None, retries: int = 0) -> None:
         with one_at_a_time:
             if stop.is_set():
                 return
-            line = job(stop)
-            (log.error if line.startswith("failed: ") else log.info)("run: %s", line)
+            outcome = job(stop, issue_id)
+            (log.error if outcome.line.startswith("failed: ") else log.info)(
+                "run: %s", outcome.line
+            )
+            if outcome.pending and outcome.issue_id and not stop.is_set():
+                retry_later(outcome, retries)
+
+    def retry_later(outcome: JobOutcome, retries: int) -> None:
+        at = plan_retry(config, retries, clock(), weekly.next_run_time)
+        if at is None:
+            log.warning(
+                "issue %s: %d still pending; the next run comes before another retry would: "
+                "send them with `newsletter send %s`",
+                outcome.issue_id,
+                outcome.pending,
+                outcome.issue_id,
+            )
+            return
+        scheduler.add_job(
+            fire,
+            "date",
+            run_date=at,
+            args=(outcome.issue_id, retries + 1),
+            id=RETRY_ID,
+            name="retry of a run with rows pending",
+            replace_existing=True,
+        )
+        log.info(
+            "issue %s: %d still pending; retry %d at %s (in %s)",
+            outcome.issue_id,
+            outcome.pending,
+            retries + 1,
+            at.isoformat(timespec="seconds"),
+            _delay(at - clock()),
+        )
 
     with scheduler_lock(lock_path(config, "schedule")):
         scheduler = BlockingScheduler(
@@ -224,12 +300,13 @@ def upcoming(config: Config, count: int, now: datetime | None = None) -> list[da
 def run_forever(config: Config) -> None:
     """`newsletter schedule`: the weekly `run`, on the configured schedule, until stopped."""
 
-    def job(stop: threading.Event) -> str:
+    def job(stop: threading.Event, issue_id: str | None) -> JobOutcome:
         try:
-            result = run_weekly(config, stop=stop, wait_for_send=True)
+            result = run_weekly(config, stop=stop, wait_for_send=True, issue_id=issue_id)
         except NewsletterError as e:
             # one line, as the CLI would print it; the scheduler keeps going for next week
-            return f"failed: {e}"
-        return result.summary()
+            return JobOutcome(f"failed: {e}")
+        pending = result.report.pending if result.report is not None else 0
+        return JobOutcome(result.summary(), result.issue.id, pending)
 
     run_scheduler(config, job, lambda issue_id: is_fully_sent(config, issue_id))

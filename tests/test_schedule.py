@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -19,6 +20,8 @@ from newsletter.schedule import (
     fire_times,
     last_fire_time,
     make_trigger,
+    plan_retry,
+    retry_delay,
 )
 from newsletter.store.locks import scheduler_lock
 from tests.support.paths import REPO, SAMPLES
@@ -303,3 +306,54 @@ def test_sigterm_during_a_send_finishes_the_message_and_a_restart_resumes(
     stop(again)
     counts = smtp.handler.counts()
     assert len(counts) == 30 and set(counts.values()) == {1}  # everyone exactly once
+
+
+def test_a_run_with_rows_pending_is_retried_with_backoff_before_the_next_fire():
+    c = config("{cron: '0 8 * * mon', retry_after_minutes: 30}")
+    assert [retry_delay(c, n) for n in range(4)] == [
+        timedelta(minutes=m) for m in (30, 60, 120, 240)
+    ]
+    assert retry_delay(c, 12) == timedelta(days=1)  # at most a day apart
+    now = datetime(2026, 11, 23, 8, 20, tzinfo=UTC)  # a Monday's run just ended
+    next_fire = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    assert plan_retry(c, 0, now, next_fire) == now + timedelta(minutes=30)
+    assert plan_retry(c, 3, now, next_fire) == now + timedelta(hours=4)
+    # the week is nearly over: the next fire comes first, no retry
+    late = datetime(2026, 11, 30, 7, 45, tzinfo=UTC)
+    assert plan_retry(c, 0, late, next_fire) is None
+
+
+def test_retry_after_minutes_is_validated():
+    with pytest.raises(ConfigError) as info:
+        config("{retry_after_minutes: 0}")
+    assert info.value.problems == [
+        "config.yaml: schedule.retry_after_minutes: input should be greater than 0 (line 1)"
+    ]
+
+
+def test_scheduled_run_that_leaves_rows_pending_is_retried_and_finishes_before_next_week(
+    tmp_path: Path, smtp: SmtpServer
+):
+    # a daily fire whose last time is within the grace: the scheduler catches it up at start
+    (tmp_path / "config.yaml").write_text(
+        f"sources: [{{file: {SAMPLE}}}]\n"
+        "window_days: 366\n"
+        "schedule: {cron: '0 8 * * *', misfire_grace_hours: 24, retry_after_minutes: 0.01}\n"
+        "sender: {address: digest@papers.example.org}\n"
+        "delivery: {transport: smtp, max_consecutive_errors: 2, smtp: "
+        f"{{host: 127.0.0.1, port: {smtp.port}, security: none, connections: 1}}}}\n"
+    )
+    (tmp_path / "subscribers.yaml").write_text(
+        "".join(f"- email: reader{i:02d}@example.org\n" for i in range(3))
+    )
+    # the relay refuses the first four messages: the run stops early, and so does its retry
+    smtp.handler.faults.mail = ["451 4.3.2 System not accepting network messages"] * 4
+    proc = start_scheduler(tmp_path)
+    wait_until(lambda: len(smtp.handler.received) >= 3, proc)
+    err = stop(proc)
+    assert smtp.handler.counts() == Counter({f"reader{i:02d}@example.org": 1 for i in range(3)})
+    runs = [line for line in err.splitlines() if "newsletter.schedule: run: issue" in line]
+    assert len(runs) == 3 and all("stopped early: 2 errors in a row" in r for r in runs[:2])
+    assert "3 still pending; retry 1 at " in err and "(in 0.6 s)" in err
+    assert "retry 2 at " in err and "(in 1.2 s)" in err
+    assert "3 sent, 0 failed" in runs[2] and "retry 3" not in err  # done: no more retries

@@ -13,7 +13,7 @@ from newsletter.audience import audience, load_subscribers, make_subscriber, nor
 from newsletter.cli.output import table
 from newsletter.errors import NotFoundError, SubscribersError
 from newsletter.models import Subscriber
-from newsletter.store import Store
+from newsletter.store import Store, Suppression
 
 if TYPE_CHECKING:
     from newsletter.config import Config
@@ -29,6 +29,8 @@ class AudienceRow:
     status: str  # confirmed | pending (the hand-written file counts as confirmed)
     suppressed: str | None  # the suppression reason, if any
     receives: bool  # in the audience of the next send
+    suppressed_at: str | None = None  # when (ISO 8601, UTC)
+    suppressed_detail: str | None = None  # the server's reply to a bounce, or another note
 
 
 def audience_rows(
@@ -41,7 +43,7 @@ def audience_rows(
     listed = load_subscribers(subscribers or config.subscribers_path, config.topic_names)
     with Store.from_config(config) as store:
         stored = store.stored_subscribers()
-        suppressed = store.suppression_reasons()
+        suppressed = store.suppressions()
         receiving = {s.email for s in audience(listed.subscribers, store)}
     rows: dict[str, AudienceRow] = {}
     for sub in listed.subscribers:
@@ -50,16 +52,19 @@ def audience_rows(
         sub = record.subscriber
         if record.status == "confirmed" or sub.email not in rows:
             rows[sub.email] = _row(sub, record.status, suppressed, receiving)
-    for email, reason in suppressed.items():
+    for email, why in suppressed.items():
         if email not in rows:
-            rows[email] = AudienceRow(email, None, "-", None, "-", "-", reason, False)
+            rows[email] = AudienceRow(
+                email, None, "-", None, "-", "-", why.reason, False, *_when_and_why(why)
+            )
     return sorted(rows.values(), key=lambda r: r.email), listed.problems
 
 
 def _row(
-    sub: Subscriber, status: str, suppressed: dict[str, str], receiving: set[str]
+    sub: Subscriber, status: str, suppressed: dict[str, Suppression], receiving: set[str]
 ) -> AudienceRow:
     topics = None if sub.topics is None else sorted(sub.topics)
+    why = suppressed.get(sub.email)
     return AudienceRow(
         sub.email,
         sub.name,
@@ -67,9 +72,14 @@ def _row(
         topics,
         sub.format,
         status,
-        suppressed.get(sub.email),
+        why.reason if why else None,
         sub.email in receiving,
+        *_when_and_why(why),
     )
+
+
+def _when_and_why(why: Suppression | None) -> tuple[str | None, str | None]:
+    return (why.at.isoformat(timespec="seconds"), why.detail) if why else (None, None)
 
 
 def rows_json(rows: Sequence[AudienceRow]) -> str:
@@ -88,7 +98,17 @@ def rows_table(rows: Sequence[AudienceRow]) -> str:
         )
         for r in rows
     ]
-    return table(("email", "source", "status", "suppressed", "format", "topics"), body, flex=5)
+    text = table(("email", "source", "status", "suppressed", "format", "topics"), body, flex=5)
+    stopped = [r for r in rows if r.suppressed]
+    if not stopped:
+        return text
+    why = [
+        (r.email, r.suppressed or "", (r.suppressed_at or "")[:10], r.suppressed_detail or "")
+        for r in stopped
+    ]
+    return f"{text}\n\nsuppressed, and why:\n" + table(
+        ("email", "reason", "since", "server reply or note"), why, flex=3
+    )
 
 
 def counts_line(rows: Sequence[AudienceRow]) -> str:
@@ -159,3 +179,40 @@ def remove(config: Config, email: str) -> str:
     with Store.from_config(config) as store:
         store.suppress(address, "removed", "newsletter subscribers remove")
     return f"subscribers: {address} removed (suppressed)"
+
+
+def unbounce(config: Config, emails: Sequence[str], reply: str | None) -> tuple[list[str], str]:
+    """Lift bounce suppressions: of `emails`, or of every bounce whose reply contains `reply`.
+
+    Return the addresses lifted and the counts line. Nothing is lifted unless every address
+    given is suppressed as a bounce (an unsubscribe is the person's choice, never lifted here).
+    """
+    with Store.from_config(config) as store:
+        suppressed = store.suppressions()
+        wanted = [_address(e) for e in emails]
+        if reply is not None:
+            needle = reply.casefold()
+            wanted += [
+                s.email
+                for s in suppressed.values()
+                if s.reason == "bounced" and needle in (s.detail or "").casefold()
+            ]
+        for email in wanted:
+            why = suppressed.get(email)
+            if why is None:
+                raise SubscribersError(f"{email} is not suppressed; nothing to lift")
+            if why.reason != "bounced":
+                raise SubscribersError(
+                    f"{email} is suppressed because {why.reason}, not bounced; only the person "
+                    "can subscribe again (the web form), or `newsletter subscribers add` it"
+                )
+        lifted = sorted(set(wanted))
+        store.lift_bounces(lifted)
+    return lifted, f"unbounce: {len(lifted)} bounce suppression(s) lifted"
+
+
+def _address(raw: str) -> str:
+    try:
+        return normalize_email(raw)
+    except ValueError as e:
+        raise SubscribersError(f"'{raw}' is not a valid address: {e}") from e

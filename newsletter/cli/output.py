@@ -113,11 +113,27 @@ def issues_json(archived: Sequence[IssueSummary]) -> str:
             "start": s.start.isoformat(),
             "end": s.end.isoformat(),
             "papers": s.counts.get("paper_count", 0),
-            "ledger": dict(s.ledger),
+            "ledger": dict(s.ledger),  # "failed" is for good; "pending" includes "to_retry"
+            "to_retry": s.to_retry,
         }
         for s in archived
     ]
     return json.dumps(items, ensure_ascii=False, indent=2)
+
+
+def ledger_line(ledger: dict[str, int], to_retry: int) -> str:
+    """`20 sent, 1 failed for good, 3 to retry, 2 pending`: which failures a rerun retries."""
+    parts = [f"{ledger.get('sent', 0)} sent"] if ledger.get("sent") else []
+    if ledger.get("failed"):
+        parts.append(f"{ledger['failed']} failed for good")
+    if to_retry:
+        parts.append(f"{to_retry} to retry")
+    untried = ledger.get("pending", 0) - to_retry
+    if untried > 0:
+        parts.append(f"{untried} pending")
+    if ledger.get("skipped"):
+        parts.append(f"{ledger['skipped']} skipped")
+    return ", ".join(parts) or "not sent"
 
 
 def issues_table(archived: Sequence[IssueSummary]) -> str:
@@ -126,7 +142,7 @@ def issues_table(archived: Sequence[IssueSummary]) -> str:
             s.id,
             f"{s.start:%Y-%m-%d}..{s.end:%Y-%m-%d}",
             str(s.counts.get("paper_count", 0)),
-            ", ".join(f"{n} {status}" for status, n in sorted(s.ledger.items()) if n) or "not sent",
+            ledger_line(s.ledger, s.to_retry),
         )
         for s in archived
     ]

@@ -28,6 +28,7 @@ from newsletter.cli.options import (
         "newsletter subscribers add ann@example.org --topics 'LLM Reasoning'",
         "newsletter subscribers remove ann@example.org",
         "newsletter subscribers import list.csv",
+        "newsletter subscribers unbounce --reply 5.1.8",
     ),
 )
 def subscribers() -> None:
@@ -111,6 +112,39 @@ def subscribers_remove(email: str, config_path: str | None) -> None:
 
     config = load_config(config_path)
     counts(audience.remove(config, email))
+
+
+@subscribers.command(
+    "unbounce",
+    epilog=examples(
+        "newsletter subscribers unbounce ann@example.org",
+        "newsletter subscribers unbounce --reply 5.1.8",
+    ),
+)
+@click.argument("emails", nargs=-1, metavar="[EMAIL]...")
+@config_option
+@click.option(
+    "--reply",
+    metavar="TEXT",
+    help="Every bounce whose recorded server reply contains TEXT (like 5.1.8).",
+)
+def subscribers_unbounce(
+    emails: tuple[str, ...], config_path: str | None, reply: str | None
+) -> None:
+    """Lift bounce suppressions made in error (see `list` for why).
+
+    `newsletter subscribers list` shows each suppression's reason and the server's reply.
+    Unsubscribes are never lifted here.
+    """
+    from newsletter.cli import audience
+
+    if not emails and reply is None:
+        raise click.UsageError("give EMAIL... or --reply TEXT")
+    config = load_config(config_path)
+    lifted, line = audience.unbounce(config, emails, reply)
+    for email in lifted:
+        click.echo(email)
+    counts(line)
 
 
 @subscribers.command(

@@ -201,6 +201,8 @@ class Config(_Strict):
             unsubscribe_mailto=self.unsubscribe_mailto,
             send_empty=self.send_empty,
             max_consecutive_errors=self.delivery.max_consecutive_errors,
+            retry_minutes=self.delivery.retry_minutes,
+            max_attempts=self.delivery.max_attempts,
             dkim=dkim,
         )
 

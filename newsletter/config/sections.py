@@ -109,6 +109,9 @@ class ScheduleConfig(_Strict):
     timezone: str | None = None  # IANA name; default: the top-level `timezone`
     misfire_grace_hours: float = Field(6.0, ge=0)  # a run missed by less than this still happens
     every_seconds: int | None = Field(None, ge=1)  # instead of `cron`: for trials and tests
+    # a run that leaves rows pending runs again after this long, doubling each time (at most a
+    # day apart), until everyone has the issue or the next fire comes
+    retry_after_minutes: float = Field(30, gt=0)
 
     @field_validator("cron")
     @classmethod
@@ -177,6 +180,10 @@ class DeliveryConfig(_Strict):
     transport: Literal["outbox", "smtp"] = "outbox"
     outbox: str = "outbox/"  # a Maildir folder, relative to the config file
     max_consecutive_errors: int = Field(20, ge=1)  # then the run stops; a rerun resumes
+    # how long one run keeps retrying deferred messages (4xx, greylisting) before it leaves them
+    # to a later run; postgrey, the common greylister, waits 5 minutes
+    retry_minutes: float = Field(15, ge=0, le=1440)
+    max_attempts: int = Field(5, ge=1, le=100)  # tries per subscriber and issue, across runs
     smtp: SmtpConfig = SmtpConfig()
 
 

@@ -69,6 +69,8 @@ class MailSettings:
     unsubscribe_mailto: str | None
     send_empty: bool
     max_consecutive_errors: int
+    retry_minutes: float  # how long one run retries deferred messages
+    max_attempts: int  # tries per subscriber and issue, across runs
     dkim: DkimConfig | None  # `key_path` resolved
 
 

@@ -1,30 +1,38 @@
 """Send an issue to its audience through the ledger, so a crash or a rerun resumes.
 
 The whole audience is written to the ledger first (`plan.enqueue`); then every row still pending
-is sent, and
-marked sent (one commit) as soon as the server accepts it, before the sending thread takes its
-next message. A rerun therefore re-sends at most one message per sending thread (one per
-connection) that was in flight when a run died.
+is sent, and marked sent (one commit) as soon as the server accepts it, before the sending
+thread takes its next message. A rerun therefore re-sends at most one message per sending thread
+(one per connection) that was in flight when a run died.
 Each variant (topic selection x format) arrives rendered and is serialised once; a subscriber's
 message is the variant's bytes with their links filled in (see `newsletter.delivery.message`).
+
+What a refusal does (`replies.classify` decides which it is):
+- deferred (4xx, greylisting, a full mailbox, a connection lost, a final reply that never came):
+  tried again in this run with backoff for up to `retry_minutes`, then left pending for a later
+  run; every try counts, and a row is given up (failed) after `max_attempts` tries in all;
+- the recipient's mailbox does not exist: failed and suppressed (a hard bounce);
+- about our side or the message: held by the circuit breaker (`breaker.py`), which stops the
+  run if the same refusal repeats for several recipients, else failed without suppressing.
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from newsletter.audience.tokens import SecretKeys, make_token
+from newsletter.delivery.breaker import BREAKER_RECIPIENTS, CircuitBreaker
 from newsletter.delivery.dkim import DkimSigner
 from newsletter.delivery.message import Format, Links, MessageTemplate, build_template
 from newsletter.delivery.plan import Batch, Selection, variant_label
 from newsletter.delivery.transport import Outgoing, SendResult
+from newsletter.delivery.work import Item, RetryPolicy, Work
 from newsletter.errors import MessageError, TransportError
 
 if TYPE_CHECKING:
@@ -39,13 +47,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how late a temporarily refused message is tried again within one run."""
-
-    attempts: int = 5  # tries per message in one run; a rerun starts again
-    backoff: float = 2.0  # seconds before the first retry, doubling each time
-    max_backoff: float = 120.0
+__all__ = ["BREAKER_RECIPIENTS", "DeliveryReport", "RetryPolicy", "deliver"]
 
 
 @dataclass
@@ -53,13 +55,14 @@ class DeliveryReport:
     """What one `deliver` call did; `stopped_early` means the caller should exit non-zero."""
 
     sent: int = 0
-    failed: int = 0  # refused for good, or still refused after the retries (left pending)
+    failed: int = 0  # refused for good (a permanent refusal, or given up after max_attempts)
     suppressed: int = 0  # hard bounces, now on the suppression list
     skipped: int = 0
     stopped_early: bool = False
     already_sent: int = 0  # sent by an earlier run of the same issue
     failed_before: int = 0  # refused for good in an earlier run (not tried again)
-    pending: int = 0  # rows left for a rerun
+    pending: int = 0  # rows left for a rerun (the `to_retry` ones and any never tried)
+    to_retry: int = 0  # pending rows tried and refused for now: a later run tries them again
     variants: int = 0  # variants rendered in this run
     seconds: float = 0.0
     reason: str = ""  # why the run stopped early
@@ -70,60 +73,11 @@ class DeliveryReport:
         line += f"{self.skipped} skipped"
         line += f", {self.already_sent} sent before" if self.already_sent else ""
         line += f", {self.failed_before} failed before" if self.failed_before else ""
-        line += f", {self.pending} pending" if self.pending else ""
+        line += f", {self.to_retry} to retry" if self.to_retry else ""
+        untried = self.pending - self.to_retry
+        line += f", {untried} pending" if untried > 0 else ""
         line += f" in {self.seconds:.1f} s"
         return line + (f"; stopped early: {self.reason}" if self.stopped_early else "")
-
-
-@dataclass(order=True)
-class _Item:
-    due: float
-    seq: int
-    email: str = field(compare=False)
-    name: str | None = field(compare=False)
-    template: MessageTemplate = field(compare=False)
-    tries: int = field(default=0, compare=False)
-    unanswered: bool = field(default=False, compare=False)  # sent once without a final reply
-
-
-class _Work:
-    """Hand out rows to the sending threads: fresh rows, then retries when they are due."""
-
-    def __init__(self, items: Iterator[_Item]) -> None:
-        self._items = items
-        self._retries: list[_Item] = []
-        self._in_flight = 0
-        self._cond = threading.Condition()
-        self.stopped = False
-
-    def take(self) -> _Item | None:
-        with self._cond:
-            while not self.stopped:
-                now = time.monotonic()
-                if self._retries and self._retries[0].due <= now:
-                    self._in_flight += 1
-                    return heapq.heappop(self._retries)
-                item = next(self._items, None)
-                if item is not None:
-                    self._in_flight += 1
-                    return item
-                if not self._retries and not self._in_flight:
-                    return None
-                wait = self._retries[0].due - now if self._retries else None
-                self._cond.wait(wait)
-            return None
-
-    def done(self, retry: _Item | None = None) -> None:
-        with self._cond:
-            self._in_flight -= 1
-            if retry is not None and not self.stopped:
-                heapq.heappush(self._retries, retry)
-            self._cond.notify_all()
-
-    def stop(self) -> None:
-        with self._cond:
-            self.stopped = True
-            self._cond.notify_all()
 
 
 class _Run:
@@ -150,7 +104,9 @@ class _Run:
         self.ledger_lock = threading.Lock()  # one writer: SQLite would make the others spin
         self.seq = itertools.count()
         self.consecutive_errors = self.done = self.total = 0
-        self.work: _Work | None = None
+        self.deadline = time.monotonic() + config.retry_minutes * 60  # no in-run retry after it
+        self.breaker = CircuitBreaker(0)  # sized once the rows to send are counted
+        self.work: Work | None = None
         self.marks: SentMarks | None = None  # open while the threads send
         self.error: BaseException | None = None
 
@@ -168,7 +124,7 @@ class _Run:
 
     # -- rows ---------------------------------------------------------------------------------
 
-    def items(self, audience: Mapping[str, tuple[Subscriber, Selection]]) -> Iterator[_Item]:
+    def items(self, audience: Mapping[str, tuple[Subscriber, Selection]]) -> Iterator[Item]:
         """Yield the rows to send; mark rows that have nothing to send as skipped on the way."""
         for row in self.store.ledger.pending_rows(self.issue.id):
             entry = audience.get(row.email)
@@ -179,14 +135,21 @@ class _Run:
             if sel == () and not self.config.send_empty:
                 self._skip(row.email, "none of the chosen topics has papers this week")
                 continue
+            if row.attempts >= self.config.max_attempts:  # the limit was lowered since
+                self._give_up(row.email, row.attempts, row.last_error or "")
+                continue
             template = self.template(sel, "text" if sub.format == "text" else "html")
-            yield _Item(0.0, next(self.seq), sub.email, sub.name, template)
+            yield Item(0.0, next(self.seq), sub.email, sub.name, template, row.attempts)
 
     def _skip(self, email: str, reason: str) -> None:
         with self.ledger_lock:
             self.store.ledger.mark_skipped(self.issue.id, email, reason)
             self.report.skipped += 1
             self._advance()
+
+    def _give_up(self, email: str, attempts: int, error: str) -> None:
+        with self.ledger_lock:
+            self._give_up_now(email, attempts, error, tried=False)
 
     def _advance(self) -> None:
         self.done += 1
@@ -195,7 +158,7 @@ class _Run:
 
     # -- sending ------------------------------------------------------------------------------
 
-    def message(self, item: _Item) -> tuple[str, Outgoing]:
+    def message(self, item: Item) -> tuple[str, Outgoing]:
         email = item.email
         links = Links(
             f"{self.base}/unsubscribe?token={make_token('unsubscribe', email, self.keys)}",
@@ -218,7 +181,7 @@ class _Run:
             self.error = self.error or e
             self.work.stop()
 
-    def _send(self, item: _Item) -> _Item | None:
+    def _send(self, item: Item) -> Item | None:
         try:
             mid, data = self.message(item)
         except MessageError as e:
@@ -226,17 +189,18 @@ class _Run:
         try:
             result = self.transport.send_message(self.sender, item.email, data)
         except TransportError as e:
-            # Nothing will go through: keep the row pending and end the run.
+            # Nothing will go through, and not for this recipient's sake: keep the row pending
+            # without counting a try, and end the run.
             with self.ledger_lock:
-                self.store.ledger.mark_failed(self.issue.id, item.email, str(e), permanent=False)
+                self.store.ledger.note_error(self.issue.id, item.email, str(e))
             self._stop(str(e))
             return None
         return self._record(item, result, mid)
 
-    def _record(self, item: _Item, result: SendResult, mid: str | None) -> _Item | None:
+    def _record(self, item: Item, result: SendResult, mid: str | None) -> Item | None:
         """Write a send's outcome to the ledger; return the item again if it should be retried."""
-        issue_id, email = self.issue.id, item.email
-        again: _Item | None = None
+        email = item.email
+        again: Item | None = None
         stop = ""
         with self.ledger_lock:
             if result.status == "sent":
@@ -246,46 +210,91 @@ class _Run:
                 self.consecutive_errors = 0
                 self._advance()
                 return None
-            self.consecutive_errors += 1
-            if result.status == "unknown" and item.unanswered:
-                # a second copy without a reply: it may have arrived twice; stop here
-                result = SendResult("fail", f"{result.detail}, twice; it may have arrived")
-            elif result.status == "unknown":
-                item.unanswered = True  # one more copy, at most one possible duplicate
             if result.status in ("retry", "unknown"):
-                item.tries += 1
-                self.store.ledger.mark_failed(issue_id, email, result.detail, permanent=False)
-                if item.tries < self.retry.attempts:
-                    delay = min(self.retry.backoff * 2 ** (item.tries - 1), self.retry.max_backoff)
-                    item.due = time.monotonic() + delay
-                    again = item
-                    log.info("%s: %s; retry in %.1f s", email, result.detail, delay)
-                else:
-                    self.report.failed += 1
-                    self._advance()
-                    log.warning("%s: %s; left pending for a rerun", email, result.detail)
-            else:
-                self.store.ledger.mark_failed(issue_id, email, result.detail, permanent=True)
+                again = self._deferred(item, result)
+                # a deferral of this recipient is no sign of trouble; a refusing or vanishing
+                # server is (Postfix judges a destination dead by its sessions, not its 4xx)
+                counts = result.code in (None, 421) or result.detail.startswith("MAIL:")
+            elif result.status == "fail" and result.code is not None:
+                # a server's refusal that is not about the mailbox: the breaker decides
+                stop = self.breaker.hold(email, result) or ""
+                log.info("%s: %s (held: a refusal about our side)", email, result.detail)
+                self._advance()
+                counts = False  # the breaker counts these
+            else:  # a hard bounce, or a message that could not be made or sent at all
+                self.store.ledger.mark_failed(self.issue.id, email, result.detail, permanent=True)
                 self.report.failed += 1
                 if result.status == "bounce":
                     self.store.suppress(email, "bounced", result.detail)
                     self.report.suppressed += 1
                 log.warning("%s: %s (%s)", email, result.detail, result.status)
                 self._advance()
-            limit = self.config.max_consecutive_errors
-            if self.consecutive_errors >= limit:
-                stop = f"{limit} errors in a row, the last: {result.detail}"
+                counts = True
+            if counts:
+                self.consecutive_errors += 1
+                limit = self.config.max_consecutive_errors
+                if self.consecutive_errors >= limit:
+                    stop = f"{limit} errors in a row, the last: {result.detail}"
         if stop:  # outside the ledger lock: the row feeder takes the locks the other way round
-            self._stop(stop)
+            self._stop(stop, loud=not self.breaker.tripped)
         return again
 
-    def _stop(self, reason: str) -> None:
+    def _deferred(self, item: Item, result: SendResult) -> Item | None:
+        """Count a failed try; retry it in this run, leave it to a later one, or give it up."""
+        item.tries += 1
+        attempts = item.attempts + item.tries
+        detail, again_now = result.detail, True
+        if result.status == "unknown":
+            detail += "; it may have arrived"
+            # one more copy in this run at most; another run may send it again (Postfix too
+            # retries a message whose end went unanswered, RFC 1047): one duplicate per try
+            again_now = not item.unanswered
+            item.unanswered = True
+        if attempts >= self.config.max_attempts:
+            self._give_up_now(item.email, attempts, detail)
+            return None
+        self.store.ledger.mark_failed(self.issue.id, item.email, detail, permanent=False)
+        delay = self.retry.delay(item.tries)
+        due = time.monotonic() + delay
+        if again_now and due <= self.deadline:
+            item.due = due
+            log.info("%s: %s; retry in %.1f s", item.email, detail, delay)
+            return item
+        log.warning(
+            "%s: %s; left for a later run (%d of %d attempts)",
+            item.email,
+            detail,
+            attempts,
+            self.config.max_attempts,
+        )
+        self._advance()
+        return None
+
+    def _give_up_now(self, email: str, attempts: int, detail: str, *, tried: bool = True) -> None:
+        error = f"gave up after {attempts} attempts: {detail}"
+        self.store.ledger.mark_failed(self.issue.id, email, error, permanent=True, tried=tried)
+        self.report.failed += 1
+        log.warning("%s: %s", email, error)
+        self._advance()
+
+    def settle(self) -> None:
+        """End the rows the breaker held: pending again (it tripped) or failed for good."""
+        keep, fail = self.breaker.settle(stopped=self.report.stopped_early)
+        with self.ledger_lock:
+            for email, detail in keep:
+                self.store.ledger.note_error(self.issue.id, email, detail)
+            for email, detail in fail:
+                self.store.ledger.mark_failed(self.issue.id, email, detail, permanent=True)
+                self.report.failed += 1
+                log.warning("%s: %s (refused, not suppressed)", email, detail)
+
+    def _stop(self, reason: str, *, loud: bool = True) -> None:
         with self.ledger_lock:
             first = not self.report.stopped_early
             self.report.stopped_early = True
             self.report.reason = self.report.reason or reason
-        if first:
-            log.error("delivery of %s stops: %s", self.issue.id, reason)
+        if first:  # the breaker's line is the run's counts line: said once, not twice
+            (log.error if loud else log.info)("delivery of %s stops: %s", self.issue.id, reason)
         if self.work is not None:
             self.work.stop()
 
@@ -326,6 +335,7 @@ def deliver(
     run = _Run(issue, config, store, transport, keys, variants, retry or RetryPolicy(), progress)
     before = store.ledger.counts(issue.id)
     run.total = before["pending"]
+    run.breaker = CircuitBreaker(run.total)
     run.report.already_sent = before["sent"]
     run.report.failed_before = before["failed"]
     log.info(
@@ -336,7 +346,7 @@ def deliver(
         run.total,
         before["sent"],
     )
-    run.work = _Work(run.items(by_email))
+    run.work = Work(run.items(by_email))
     if progress is not None:
         progress(0, run.total)
     if run.total and stop is not None and stop.is_set():
@@ -366,8 +376,10 @@ def deliver(
                 transport.close()
     if run.error is not None:
         raise run.error
+    run.settle()
     after = store.ledger.counts(issue.id)
     run.report.pending = after["pending"]
+    run.report.to_retry = store.ledger.to_retry(issue.id) if after["pending"] else 0
     run.report.seconds = time.perf_counter() - started
     log.info("deliver %s: %s", issue.id, run.report.summary())
     return run.report

@@ -6,10 +6,10 @@ connection is reused for many messages; one that the server drops is replaced on
 When the server offers PIPELINING, MAIL, RCPT and DATA go out in one write and the body in a
 second, so a message costs two round trips; the body arrives already dot-stuffed (`Outgoing.wire`).
 
-Replies become a `SendResult`: 4xx and lost connections are `retry`, a 5xx for the recipient is
-`bounce` (unless it is a policy refusal such as "relay denied", which is about us, not the
-address), a 5xx for the message is `fail`. The password comes from the environment variable the
-config names and never appears in a log line or an error.
+Replies become a `SendResult` (`newsletter.delivery.replies.classify`): 4xx and lost connections
+are `retry`, a 5xx saying the recipient's mailbox does not exist is `bounce`, any other 5xx (our
+sender, the relay's policy, the message) is `fail`. The password comes from the environment
+variable the config names and never appears in a log line or an error.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from newsletter.delivery.replies import classify
 from newsletter.delivery.transport import Outgoing, SendResult, Transport, dot_stuff
 from newsletter.errors import TransportError
 
@@ -34,17 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
 _PLAIN_ADDR = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
-
-
-# what servers without enhanced status codes say when the mailbox itself is the problem
-_NO_MAILBOX = re.compile(
-    r"user unknown|unknown user|no such (user|mailbox|recipient)|mailbox (unavailable|not found|"
-    r"does not exist|disabled)|recipient (unknown|rejected|address rejected)|invalid recipient|"
-    r"does not exist|address rejected|undeliverable address",
-    re.IGNORECASE,
-)
 
 
 class _ConnectionLost(Exception):
@@ -54,26 +45,6 @@ class _ConnectionLost(Exception):
 def _reply(code: int, message: bytes | str) -> str:
     text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
     return f"{code} {' '.join(text.split())}"[:300]
-
-
-def _classify_refusal(code: int, message: bytes, stage: str) -> SendResult:
-    """Turn a refusal of MAIL, RCPT or DATA into what delivery should do."""
-    detail = f"{stage}: {_reply(code, message)}"
-    if code < 500:
-        return SendResult("retry", detail, code)
-    text = message.decode("utf-8", "replace").strip()
-    enhanced = _ENHANCED.match(text)
-    subject = enhanced.group(2) if enhanced else None
-    if stage == "MAIL" or (stage == "RCPT" and subject == "7"):
-        # The sender or relay is refused ("relay access denied", "sender rejected"): not the
-        # recipient's fault, so keep the row pending and let the error limit stop the run.
-        return SendResult("retry", detail, code)
-    if subject in ("1", "2") or (stage == "RCPT" and subject is None and _NO_MAILBOX.search(text)):
-        # the mailbox does not exist or cannot take mail (X.1.x, X.2.x): a hard bounce
-        return SendResult("bounce", detail, code)
-    # anything else refuses this message, not the address (a 550 "relay not permitted" without
-    # an enhanced code must not suppress a real subscriber)
-    return SendResult("fail", detail, code)
 
 
 class RateLimit:
@@ -304,7 +275,7 @@ class SmtpTransport(Transport):
         else:
             if stage == "DATA" and code == 250:
                 return SendResult("sent", _reply(code, reply), code)
-            result = _classify_refusal(code, reply, stage)
+            result = classify(stage, code, reply)
         if code != 421:
             try:
                 conn.rset()  # ready for the next message

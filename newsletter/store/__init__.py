@@ -1,7 +1,13 @@
 """The state: subscriptions, suppressions, the send ledger, the issue archive, and locks."""
 
 from newsletter.store.locks import lock_path, scheduler_lock, send_lock
-from newsletter.store.schema import ArchivedIssue, IssueSummary, LedgerRow, StoredSubscriber
+from newsletter.store.schema import (
+    ArchivedIssue,
+    IssueSummary,
+    LedgerRow,
+    StoredSubscriber,
+    Suppression,
+)
 from newsletter.store.state import Store, state_url
 
 __all__ = [
@@ -10,6 +16,7 @@ __all__ = [
     "LedgerRow",
     "Store",
     "StoredSubscriber",
+    "Suppression",
     "lock_path",
     "scheduler_lock",
     "send_lock",

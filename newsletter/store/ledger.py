@@ -132,10 +132,25 @@ class Ledger:
         """Return a `mark_sent` for one issue's send, fast on SQLite; close it when done."""
         return SentMarks(self, issue_id)
 
-    def mark_failed(self, issue_id: str, email: str, error: str, *, permanent: bool) -> None:
-        """Record a failed try: a permanent one ends the row, a temporary one leaves it pending."""
+    def mark_failed(
+        self, issue_id: str, email: str, error: str, *, permanent: bool, tried: bool = True
+    ) -> None:
+        """Record a failed try: a permanent one ends the row, a temporary one leaves it pending.
+
+        `tried=False` ends a row without counting a try (given up before one was made).
+        """
         status = "failed" if permanent else "pending"
-        self._mark(issue_id, email, status=status, last_error=error[:_MAX_ERROR_CHARS])
+        self._mark(
+            issue_id, email, status=status, last_error=error[:_MAX_ERROR_CHARS], attempt=tried
+        )
+
+    def note_error(self, issue_id: str, email: str, error: str) -> None:
+        """Record why a pending row was not sent, without counting a try against it.
+
+        For a refusal about our side (the sender, the size, the login): the row stays pending
+        for a rerun after the fix, with its attempts as they were.
+        """
+        self._mark(issue_id, email, last_error=error[:_MAX_ERROR_CHARS], attempt=False)
 
     def mark_skipped(self, issue_id: str, email: str, reason: str) -> None:
         """Take a row out of the send without trying (e.g. suppressed since it was enqueued)."""
@@ -168,6 +183,16 @@ class Ledger:
             changed = result.rowcount
         if changed == 0:
             log.warning("ledger %s: %s is not pending; left unchanged", issue_id, email)
+
+    def to_retry(self, issue_id: str) -> int:
+        """Pending rows that were tried and failed for now: a later run tries them again."""
+        query = sa.select(sa.func.count()).where(
+            ledger.c.issue_id == issue_id,
+            ledger.c.status == "pending",
+            ledger.c.last_error.is_not(None),
+        )
+        with self.db.read() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def counts(self, issue_id: str) -> dict[str, int]:
         """Rows per status for one issue (every status present, zero if none)."""

@@ -105,6 +105,17 @@ class IssueSummary:
     created_at: datetime
     counts: dict[str, int]
     ledger: dict[str, int]  # rows per ledger status (all statuses present)
+    to_retry: int = 0  # of the pending rows, those tried and failed for now (a rerun retries)
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """Why mail to an address stopped: the reason, when, and what was said (a server's reply)."""
+
+    email: str
+    reason: str  # unsubscribed | bounced | complained | removed
+    at: datetime
+    detail: str | None
 
 
 @dataclass(frozen=True, slots=True)

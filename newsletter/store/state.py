@@ -35,6 +35,7 @@ from newsletter.store.schema import (
     IssueSummary,
     LedgerRow,
     StoredSubscriber,
+    Suppression,
     check_value,
     email_key,
     issues,
@@ -56,6 +57,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoredSubscriber",
+    "Suppression",
     "state_url",
 ]
 
@@ -274,11 +276,20 @@ class Store:
         with self.db.read() as conn:
             return set(conn.execute(sa.select(suppressions.c.email)).scalars())
 
-    def suppression_reasons(self) -> dict[str, str]:
-        """Every suppressed address with the reason it was suppressed."""
-        query = sa.select(suppressions.c.email, suppressions.c.reason)
+    def suppressions(self) -> dict[str, Suppression]:
+        """Every suppression by address: its reason, when, and the reply or note behind it."""
+        query = sa.select(suppressions).order_by(suppressions.c.email)
         with self.db.read() as conn:
-            return {email: reason for email, reason in conn.execute(query)}
+            return {row.email: Suppression(**row._mapping) for row in conn.execute(query)}
+
+    def lift_bounces(self, emails: Iterable[str]) -> int:
+        """Lift the bounce suppressions (no other reason) of `emails` at once; return how many."""
+        keys = sorted({email_key(e) for e in emails})
+        bounced = suppressions.c.email.in_(keys) & (suppressions.c.reason == "bounced")
+        with self.db.write() as conn:
+            lifted = int(conn.execute(suppressions.delete().where(bounced)).rowcount)
+        log.info("lifted %d bounce suppression(s)", lifted)
+        return lifted
 
     def clear_suppression(self, email: str) -> bool:
         """Lift a suppression (someone subscribed again, explicitly); return True if one was."""
@@ -320,11 +331,17 @@ class Store:
         per_status = sa.select(ledger.c.issue_id, ledger.c.status, sa.func.count()).group_by(
             ledger.c.issue_id, ledger.c.status
         )
+        retry = (
+            sa.select(ledger.c.issue_id, sa.func.count())
+            .where(ledger.c.status == "pending", ledger.c.last_error.is_not(None))
+            .group_by(ledger.c.issue_id)
+        )
         with self.db.read() as conn:
             rows = conn.execute(query).all()
             counts: dict[str, dict[str, int]] = {}
             for issue_id, status, n in conn.execute(per_status):
                 counts.setdefault(issue_id, dict.fromkeys(LEDGER_STATUSES, 0))[status] = n
+            to_retry = {issue_id: int(n) for issue_id, n in conn.execute(retry)}
         return [
             IssueSummary(
                 r.id,
@@ -334,6 +351,7 @@ class Store:
                 r.created_at,
                 dict(r.counts),
                 counts.get(r.id, dict.fromkeys(LEDGER_STATUSES, 0)),
+                to_retry.get(r.id, 0),
             )
             for r in rows
         ]

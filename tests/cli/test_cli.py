@@ -279,3 +279,100 @@ def test_sigterm_during_run_finishes_in_flight_and_a_rerun_completes(site: Path,
     assert f"{25 - first} sent, 0 failed" in again.stderr
     assert set(smtp.handler.counts().values()) == {1}
     assert len(smtp.handler.counts()) == 25
+
+
+def test_a_relay_refusing_our_sender_stops_run_with_one_line_and_suppresses_no_one(
+    site: Path, smtp: SmtpServer
+):
+    sample = str(DATA / "samples" / "daily-papers-page.txt")
+    (site / "subscribers.yaml").write_text(
+        "".join(f"- email: r{i:02d}@example.org\n" for i in range(25))
+    )
+    (site / "config.yaml").write_text(
+        "sender: {address: digest@papers.example.org}\n"
+        "delivery: {transport: smtp, smtp: "
+        f"{{host: 127.0.0.1, port: {smtp.port}, security: none, connections: 2}}}}\n"
+    )
+    reply = "550 5.1.8 <digest@papers.example.org>: Sender address rejected: Domain not found"
+    smtp.handler.faults.rcpt_all = reply
+    first = cli_in(site, "run", "--papers", sample)
+    assert first.returncode == 1
+    assert first.stderr.count(reply) == 1, first.stderr  # one line says it, and it is the last
+    last = first.stderr.strip().splitlines()[-1]
+    assert last.startswith("run: issue ") and "0 sent, 0 failed, 0 suppressed" in last
+    assert f'"RCPT: {reply}"' in last and "set sender.address" in last
+    assert not any(row["suppressed"] for row in listed(site).values())
+    [issue] = json.loads(cli_in(site, "issues", "--format", "json").stdout)
+    assert (issue["ledger"]["pending"], issue["ledger"]["failed"]) == (25, 0)
+
+    smtp.handler.faults.rcpt_all = None  # the sender's domain is fixed
+    again = cli_in(site, "run", "--papers", sample)
+    assert again.returncode == 0, again.stderr
+    assert "25 sent, 0 failed, 0 suppressed" in again.stderr
+    assert set(smtp.handler.counts().values()) == {1} and len(smtp.handler.counts()) == 25
+
+
+def test_issues_says_which_failures_are_permanent_and_which_are_retried(
+    site: Path, smtp: SmtpServer
+):
+    sample = str(DATA / "samples" / "daily-papers-page.txt")
+    (site / "subscribers.yaml").write_text(
+        "- email: gone@example.org\n- email: grey@example.org\n- email: ok@example.org\n"
+    )
+    (site / "config.yaml").write_text(
+        "delivery: {transport: smtp, retry_minutes: 0, smtp: "
+        f"{{host: 127.0.0.1, port: {smtp.port}, security: none, connections: 1}}}}\n"
+    )
+    smtp.handler.faults.rcpt = {
+        "gone@example.org": ["550 5.1.1 <gone@example.org>: Recipient address rejected"],
+        "grey@example.org": ["450 4.2.0 <grey@example.org>: Greylisted"],
+    }
+    first = cli_in(site, "run", "--papers", sample, "--issue-id", "2026-W48")
+    assert first.returncode == 1  # not everyone has it yet
+    last = first.stderr.strip().splitlines()[-1]
+    assert "1 sent, 1 failed, 1 suppressed, 0 skipped, 1 to retry" in last
+    table = cli_in(site, "issues")
+    assert "1 sent, 1 failed for good, 1 to retry" in table.stdout
+    [row] = json.loads(cli_in(site, "issues", "--format", "json").stdout)
+    assert (row["ledger"]["failed"], row["ledger"]["pending"], row["to_retry"]) == (1, 1, 1)
+
+    again = cli_in(site, "send", "2026-W48")  # the greylist has passed
+    assert again.returncode == 0, again.stderr
+    assert "1 sent, 0 failed, 0 suppressed, 0 skipped, 1 sent before, 1 failed before" in (
+        again.stderr
+    )
+    assert "2 sent, 1 failed for good" in cli_in(site, "issues").stdout
+
+
+def test_subscribers_list_shows_why_and_a_wrong_bounce_can_be_lifted(site: Path):
+    from newsletter.store import Store
+
+    with Store.open(site / "newsletter.db") as store:  # what an earlier version did
+        store.suppress("alice@example.org", "bounced", "RCPT: 550 5.1.8 Sender address rejected")
+        store.suppress("bob@example.com", "bounced", "RCPT: 550 5.1.8 Sender address rejected")
+        store.suppress("dead@example.org", "bounced", "RCPT: 550 5.1.1 User unknown")
+        store.suppress("left@example.org", "unsubscribed", "one-click unsubscribe")
+    table = cli_in(site, "subscribers", "list")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    why = next(line for line in lines if line.startswith("alice@example.org") and "5.1.8" in line)
+    assert "bounced" in why and "RCPT: 550 5.1.8 Sender address rejected" in why
+    rows = listed(site)
+    assert rows["dead@example.org"]["suppressed_detail"] == "RCPT: 550 5.1.1 User unknown"
+
+    refused = cli_in(site, "subscribers", "unbounce", "left@example.org")
+    assert refused.returncode == 1
+    assert "left@example.org is suppressed because unsubscribed, not bounced" in refused.stderr
+    assert listed(site)["left@example.org"]["suppressed"] == "unsubscribed"
+
+    lifted = cli_in(site, "subscribers", "unbounce", "--reply", "5.1.8")
+    assert lifted.returncode == 0, lifted.stderr
+    assert lifted.stderr.strip().splitlines()[-1] == "unbounce: 2 bounce suppression(s) lifted"
+    rows = listed(site)
+    assert rows["alice@example.org"]["receives"] and rows["bob@example.com"]["receives"]
+    assert rows["dead@example.org"]["suppressed"] == "bounced"
+
+    one = cli_in(site, "subscribers", "unbounce", "DEAD@example.org")
+    assert one.returncode == 0 and "dead@example.org" in one.stdout
+    nothing = cli_in(site, "subscribers", "unbounce", "nobody@example.org")
+    assert nothing.returncode == 1 and "nobody@example.org is not suppressed" in nothing.stderr

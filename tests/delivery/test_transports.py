@@ -112,11 +112,11 @@ def test_smtp_delivers_bytes_intact_over_reused_connections(smtp: SmtpServer) ->
     [
         ("rcpt", "450 4.2.1 Mailbox busy, try later", "retry"),
         ("rcpt", "550 5.1.1 No such user", "bounce"),
-        ("rcpt", "554 5.7.1 Relay access denied", "retry"),  # about us, not the address
+        ("rcpt", "554 5.7.1 Relay access denied", "fail"),  # about us, not the address
         ("data", "451 4.3.0 Try again", "retry"),
         ("data", "554 5.7.1 Message rejected as spam", "fail"),
         ("data", "550 5.1.1 Unknown recipient", "bounce"),
-        ("mail", "553 5.7.1 Sender refused", "retry"),
+        ("mail", "553 5.7.1 Sender refused", "fail"),  # our sender: fail, suppress no one
     ],
 )
 @pytest.mark.parametrize("pipelining", [True, False])
@@ -497,7 +497,7 @@ def test_smtp_an_unsendable_address_fails_alone_and_the_connection_stays_usable(
         ("550 5.1.1 <r@example.com>: Recipient address rejected", "bounce"),
         ("550 User unknown", "bounce"),  # no enhanced code, but it names the mailbox
         ("550 relay not permitted", "fail"),  # Exim's default: the message, not the address
-        ("554 5.7.1 Relay access denied", "retry"),  # the relay refuses us: stop, keep pending
+        ("554 5.7.1 Relay access denied", "fail"),  # the relay refuses us, not the address
     ],
 )
 def test_smtp_a_5xx_to_rcpt_suppresses_only_when_the_mailbox_is_the_problem(
@@ -519,3 +519,64 @@ def test_smtp_421_to_mail_on_an_idle_connection_reconnects_at_once(smtp: SmtpSer
     assert second.ok, second.detail
     assert smtp.handler.connections == 2
     assert smtp.handler.counts() == {"a@example.com": 1, "b@example.com": 1}
+
+
+@pytest.mark.parametrize(
+    ("reply", "status"),
+    [
+        # the recipient's mailbox does not exist: a hard bounce
+        ("550 5.1.1 <r@example.com>: Recipient address rejected: User unknown", "bounce"),
+        ("550 5.1.2 Host unknown", "bounce"),
+        ("553 5.1.3 Bad destination mailbox address syntax", "bounce"),
+        ("550 5.1.6 Mailbox has moved", "bounce"),
+        ("550 5.1.10 RESOLVER.ADR.RecipientNotFound; not found", "bounce"),
+        ("550 User unknown", "bounce"),
+        ("550 No such user here", "bounce"),
+        ("550 Requested action not taken: mailbox unavailable", "bounce"),
+        ("551 The mailbox does not exist", "bounce"),
+        ("553 sorry, that user does not exist", "bounce"),
+        ("550 5.0.0 <r@example.com>... User unknown", "bounce"),  # an unspecific code: the text
+        # a full mailbox is temporary: retried, never suppressed
+        ("552 5.2.2 <r@example.com>: Mailbox full", "retry"),
+        ("452 4.2.2 Mailbox full", "retry"),
+        ("450 4.2.0 <r@example.com>: Recipient address rejected: Greylisted", "retry"),
+        # about our sender, the relay's policy, the message or the system: fail, suppress no one
+        ("550 5.1.7 Invalid sender mailbox syntax", "fail"),
+        ("550 5.1.8 <digest@example.org>: Sender address rejected: Domain not found", "fail"),
+        ("552 5.2.3 Message size exceeds fixed maximum message size", "fail"),
+        ("552 5.3.4 Message size exceeds fixed limit", "fail"),
+        ("554 5.4.4 Unable to route", "fail"),
+        ("500 5.5.2 Syntax error", "fail"),
+        ("554 5.6.0 Message content rejected", "fail"),
+        ("550 5.7.1 Client host rejected: cannot find your hostname", "fail"),
+        ("550 5.7.26 Unauthenticated email is not accepted (DMARC)", "fail"),
+        ("550 Sender address rejected: Domain not found", "fail"),  # no code, not the mailbox
+        ("553 Sender domain does not exist", "fail"),
+        ("550 relay not permitted", "fail"),
+    ],
+)
+def test_only_a_reply_that_the_mailbox_does_not_exist_is_a_hard_bounce(
+    reply: str, status: str, smtp: SmtpServer
+) -> None:
+    smtp.handler.faults.rcpt = {"r@example.com": [reply]}
+    with SmtpTransport(smtp_settings(smtp.port)) as transport:
+        result = transport.send(SENDER, "r@example.com", message("r@example.com"))
+    assert (result.status, result.detail) == (status, f"RCPT: {reply}")
+
+
+@pytest.mark.parametrize(
+    ("reply", "status"),
+    [
+        ("552 5.2.3 Message size exceeds fixed maximum message size", "fail"),
+        ("552 5.2.2 Mailbox full", "retry"),
+        ("550 5.1.1 Unknown recipient", "bounce"),  # one recipient per message: it is theirs
+        ("550 Requested action not taken: mailbox unavailable", "fail"),  # no code after DATA
+    ],
+)
+def test_a_refusal_after_the_body_is_classified_by_the_same_rule(
+    reply: str, status: str, smtp: SmtpServer
+) -> None:
+    smtp.handler.faults.data = {"r@example.com": [reply]}
+    with SmtpTransport(smtp_settings(smtp.port)) as transport:
+        result = transport.send(SENDER, "r@example.com", message("r@example.com"))
+    assert (result.status, result.detail) == (status, f"DATA: {reply}")

@@ -306,6 +306,35 @@ def test_ledger_status_transitions(store, clock):
     assert [r.email for r in store.ledger.pending_rows("W", max_attempts=2)] == ["e@example.org"]
 
 
+def test_rows_to_retry_are_pending_rows_with_an_error(store):
+    store.ledger.enqueue("W", [(f"{n}@example.org", "html:all") for n in "abcd"])
+    store.ledger.mark_failed("W", "a@example.org", "450 4.2.0 greylisted", permanent=False)
+    store.ledger.note_error("W", "b@example.org", "RCPT: 550 5.1.8 sender rejected")
+    store.ledger.mark_failed("W", "c@example.org", "gave up", permanent=True, tried=False)
+    rows = {r.email: r for r in store.ledger.rows("W")}
+    assert (rows["a@example.org"].attempts, rows["b@example.org"].attempts) == (1, 0)
+    assert rows["b@example.org"].last_error == "RCPT: 550 5.1.8 sender rejected"
+    assert (rows["c@example.org"].status, rows["c@example.org"].attempts) == ("failed", 0)
+    assert store.ledger.to_retry("W") == 2  # a and b; d was never tried
+    assert store.list_issues() == []  # only archived issues are listed
+    store.save_issue(make_issue("W"))
+    (listed,) = store.list_issues()
+    assert (listed.ledger["pending"], listed.to_retry) == (3, 2)
+    store.ledger.mark_sent("W", "a@example.org", "<a@mail>")
+    assert store.ledger.to_retry("W") == 1
+
+
+def test_only_bounce_suppressions_are_lifted_and_each_keeps_its_reply(store, clock):
+    store.suppress("a@example.org", "bounced", "RCPT: 550 5.1.8 sender rejected")
+    store.suppress("b@example.org", "unsubscribed", "one-click unsubscribe")
+    why = store.suppressions()
+    assert why["a@example.org"].detail == "RCPT: 550 5.1.8 sender rejected"
+    assert (why["b@example.org"].reason, why["b@example.org"].at) == ("unsubscribed", T0)
+    assert store.lift_bounces(["A@example.org", "b@example.org", "c@example.org"]) == 1
+    assert store.suppressed_set() == {"b@example.org"}
+    assert store.lift_bounces([]) == 0
+
+
 @pytest.mark.parametrize("target", ["file", "sqlite://"])
 def test_sent_marks_record_what_mark_sent_records(tmp_path, clock, target):
     where = tmp_path / "marks.db" if target == "file" else target  # sqlite://: in memory

@@ -1,8 +1,11 @@
 """A real SMTP server on 127.0.0.1 for tests (aiosmtpd), with faults a test can inject.
 
 `SmtpServer` runs aiosmtpd in its own thread on a free port and records every accepted message.
-Faults: scripted replies per recipient for RCPT and DATA (`4xx` then accept, or `5xx`), a
-connection drop without a reply on every Nth DATA or Nth MAIL, and a delay before each DATA reply.
+Faults: scripted replies per recipient for RCPT and DATA (`4xx` then accept, or `5xx`), one
+reply to every RCPT (a relay refusing our sender), a size limit (a relay refusing our size),
+greylisting (`450 4.2.0` to an address until some seconds after its first try), a connection
+drop without a reply on every Nth DATA or Nth MAIL or after the body for chosen recipients, and a
+delay before each DATA reply.
 The server offers PIPELINING (RFC 2920), as Postfix does; `smtp_server(pipelining=False)` does not.
 """
 
@@ -12,6 +15,7 @@ import asyncio
 import socket
 import ssl
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +42,11 @@ class Faults:
     drop_every: int | None = None  # close the connection instead of answering every Nth DATA
     drop_mail_every: int | None = None  # the same for every Nth MAIL (before any message data)
     delay: float = 0.0  # seconds before answering DATA
+    rcpt_all: str | None = None  # the reply to every RCPT (after any scripted one)
+    max_size: int | None = None  # refuse a message larger than this many bytes after its body
+    size_reply: str = "552 5.2.3 Message size exceeds fixed maximum message size"
+    greylist: float | None = None  # refuse an address until this many seconds after its first try
+    drop_after_body: dict[str, int] = field(default_factory=dict)  # address -> times to cut
 
 
 class Handler:
@@ -54,6 +63,8 @@ class Handler:
         self.lock = threading.Lock()
         self.auth: tuple[str, str] | None = None  # (username, password) the server accepts
         self.auth_attempts: list[str] = []
+        self.rcpt_commands: Counter[str] = Counter()  # RCPT commands per address
+        self._first_seen: dict[str, float] = {}  # greylisting: when an address was first tried
 
     def _pop(self, script: dict[str, list[str]], address: str) -> str | None:
         with self.lock:
@@ -93,11 +104,23 @@ class Handler:
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
-        reply = self._pop(self.faults.rcpt, address)
+        with self.lock:
+            self.rcpt_commands[address] += 1
+        reply = self._pop(self.faults.rcpt, address) or self.faults.rcpt_all or self._grey(address)
         if reply:
             return reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
+
+    def _grey(self, address: str) -> str | None:
+        """Greylisting as postgrey does it: refuse an address until its delay has passed."""
+        if self.faults.greylist is None:
+            return None
+        with self.lock:
+            first = self._first_seen.setdefault(address, time.monotonic())
+        if time.monotonic() - first >= self.faults.greylist:
+            return None
+        return f"450 4.2.0 <{address}>: Recipient address rejected: Greylisted, see postgrey"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.faults.delay:
@@ -105,6 +128,10 @@ class Handler:
         with self.lock:
             self.data_commands += 1
             drop = bool(self.faults.drop_every) and self.data_commands % self.faults.drop_every == 0
+            cuts = self.faults.drop_after_body.get(envelope.rcpt_tos[0], 0)
+            if cuts and not drop:
+                self.faults.drop_after_body[envelope.rcpt_tos[0]] = cuts - 1
+                drop = True
         if drop:
             with self.lock:
                 self.dropped += 1
@@ -114,6 +141,9 @@ class Handler:
         reply = self._pop(self.faults.data, rcpt)
         if reply:
             return reply
+        limit = self.faults.max_size
+        if limit is not None and len(envelope.original_content or b"") > limit:
+            return self.faults.size_reply
         with self.lock:
             for to in envelope.rcpt_tos:
                 self.received.append(

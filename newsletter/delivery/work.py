@@ -1,0 +1,86 @@
+"""The rows of one send as the sending threads take them: fresh rows, then retries when due.
+
+A deferred row (greylisting, a 4xx, a connection lost) comes back into the queue with a due
+time; the threads send fresh rows meanwhile and wait only when nothing else is left, so a
+deferral holds up no one (Postfix's active and deferred queues, within one run).
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from newsletter.delivery.message import MessageTemplate
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How soon a deferred message is tried again within one run: `backoff` seconds, doubling
+    each time up to `max_backoff`. How long a run keeps retrying is `delivery.retry_minutes`,
+    how many tries a row gets across runs `delivery.max_attempts`."""
+
+    backoff: float = 60.0
+    max_backoff: float = 480.0
+
+    def delay(self, tries: int) -> float:
+        """Seconds to wait after the `tries`-th failed try of this run (1 for the first)."""
+        return float(min(self.backoff * 2 ** (tries - 1), self.max_backoff))
+
+
+@dataclass(order=True)
+class Item:
+    """One row on its way: who, which variant, and how its tries went in this run."""
+
+    due: float
+    seq: int
+    email: str = field(compare=False)
+    name: str | None = field(compare=False)
+    template: MessageTemplate = field(compare=False)
+    attempts: int = field(default=0, compare=False)  # tries recorded by earlier runs
+    tries: int = field(default=0, compare=False)  # failed tries in this run
+    unanswered: bool = field(default=False, compare=False)  # sent once without a final reply
+
+
+class Work:
+    """Hand out rows to the sending threads: retries that are due first, then fresh rows."""
+
+    def __init__(self, items: Iterator[Item]) -> None:
+        self._items = items
+        self._retries: list[Item] = []
+        self._in_flight = 0
+        self._cond = threading.Condition()
+        self.stopped = False
+
+    def take(self) -> Item | None:
+        """The next row to send; None when there is none left (or the run stops)."""
+        with self._cond:
+            while not self.stopped:
+                now = time.monotonic()
+                if self._retries and self._retries[0].due <= now:
+                    self._in_flight += 1
+                    return heapq.heappop(self._retries)
+                item = next(self._items, None)
+                if item is not None:
+                    self._in_flight += 1
+                    return item
+                if not self._retries and not self._in_flight:
+                    return None
+                wait = self._retries[0].due - now if self._retries else None
+                self._cond.wait(wait)
+            return None
+
+    def done(self, retry: Item | None = None) -> None:
+        """A thread finished its row; `retry` puts it back to be sent again when due."""
+        with self._cond:
+            self._in_flight -= 1
+            if retry is not None and not self.stopped:
+                heapq.heappush(self._retries, retry)
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        with self._cond:
+            self.stopped = True
+            self._cond.notify_all()
