@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime, timezone
 from email import message_from_bytes
+from email.message import Message
 from email.policy import default
 from pathlib import Path
 
@@ -196,3 +199,71 @@ def test_the_scheduler_waits_for_another_send_instead_of_losing_its_run(
         threading.Timer(0.2, stop.set).start()
         with pytest.raises(NewsletterError, match="another send"):
             run_weekly(config, [SAMPLE], now=NOW, wait_for_send=True, stop=stop)
+
+
+# -- hostile papers: control characters and links that are not http(s) ----------------------------
+
+
+def hostile_hf_api(folder: Path) -> Path:
+    """The HF API sample with the reproductions of the hardening report folded in."""
+    items = json.loads(Path(HF).read_text(encoding="utf-8"))
+    items[0]["paper"]["title"] += "\b(revised)"
+    items[1]["paper"]["ai_summary"] = "A summary with a NUL\x00 and an ESC\x1b[31m in it."
+    items[2]["paper"]["authors"][0]["name"] = "Ada\x1b Lovelace"
+    items[3]["paper"]["projectPage"] = "javascript:alert(document.domain)//"
+    items[4]["paper"]["githubRepo"] = "data:text/html,<script>alert(1)</script>"
+    path = folder / "hostile-api.json"
+    path.write_text(json.dumps(items), encoding="utf-8")
+    return path
+
+
+def hrefs_and_text(message: Message) -> tuple[list[str], str]:
+    html = message.get_body(("html",))
+    text = message.get_body(("plain",))
+    links = re.findall(r'href="([^"]*)"', html.get_content()) if html is not None else []
+    return links, text.get_content() if text is not None else ""
+
+
+def test_control_characters_in_a_paper_no_longer_block_the_week(
+    site: Path, caplog: pytest.LogCaptureFixture
+):
+    config = load_config(site / "config.yaml")
+    result = run_weekly(config, [str(hostile_hf_api(site))], now=NOW)
+    assert (result.report.sent, result.report.failed) == (3, 0)
+    messages = outbox(site)
+    alice = next(m for m in messages if m["To"] == "alice@example.org")
+    _, text = hrefs_and_text(alice)
+    title = json.loads(Path(HF).read_text(encoding="utf-8"))[0]["paper"]["title"]
+    assert " ".join(f"{title}(revised)".split()) in " ".join(text.split())
+    assert "A summary with a NUL and an ESC[31m in it." in " ".join(text.split())
+    for message in messages:
+        for part in message.walk():
+            if part.get_content_maintype() == "text":
+                assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", part.get_content())
+
+
+def test_only_http_links_from_sources_reach_the_email(site: Path, caplog: pytest.LogCaptureFixture):
+    papers = site / "papers.json"
+    papers.write_text(
+        json.dumps(
+            [
+                {"title": "Plain javascript", "url": "javascript:alert(4)"},
+                {"title": "A data link", "url": "data:text/html,<b>x</b>", "code_url": "ftp://x"},
+                {"title": "Fine", "url": "https://example.org/fine"},
+            ]
+        ),
+        encoding="utf-8",
+    )
+    config = load_config(site / "config.yaml")
+    result = run_weekly(config, [str(papers), str(hostile_hf_api(site))], now=NOW)
+    assert result.report.sent == 3
+    for message in outbox(site):
+        links, text = hrefs_and_text(message)
+        assert all(link.startswith(("https://", "http://", "#")) for link in links), links
+        assert "javascript:" not in text and "data:" not in text
+    alice = next(m for m in outbox(site) if m["To"] == "alice@example.org")
+    assert "https://example.org/fine" in hrefs_and_text(alice)[0]
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    for title in ("Plain javascript", "A data link"):
+        assert any(f"'{title}'" in line and "only http and https" in line for line in warned)
+    assert any("project_url" in line and "javascript:" in line for line in warned), warned
