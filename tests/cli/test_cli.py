@@ -85,6 +85,25 @@ def test_papers_of_a_missing_file_is_one_line_and_nonzero(tmp_path: Path):
     assert result.stderr.count("\n") == 1 and "missing.json" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [("hostname", b"vm\n"), ("ls", b"\x7fELF\x02\x01\x01\x00\x00\x00" + bytes(range(256)))],
+)
+def test_papers_refuses_a_file_in_no_known_format_in_one_line(
+    tmp_path: Path, name: str, data: bytes
+):
+    # `newsletter papers /etc/hostname` once listed a paper called "vm" and exited 0
+    path = tmp_path / name
+    path.write_bytes(data)
+    result = run("papers", str(path))
+    assert result.returncode != 0 and result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    line = result.stderr
+    assert str(path) in line and "no format this program reads" in line
+    for accepted in ("Daily Papers page text", "Daily Papers API", "arXiv", "JSON Lines", "YAML"):
+        assert accepted in line, line
+
+
 def test_topics_assign_json_has_the_documented_fields():
     result = run(
         "topics", "assign", str(DATA / "samples" / "hf-daily-papers-api.json"), "--format", "json"
