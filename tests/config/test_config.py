@@ -139,3 +139,10 @@ def test_default_config_is_valid_and_has_8_to_14_topics():
     config = parse_config((REPO / "config.yaml").read_text())
     assert 8 <= len(config.topics) <= 14
     assert [t.name for t in config.topic_rules] == [t["name"] for t in data["topics"]]
+
+
+def test_blocked_domains_are_kept_in_their_idna_form_and_a_bad_one_is_named():
+    config = parse_config("web:\n  blocked_domains: [Bücher.Example, mailinator.com.]\n")
+    assert config.web.blocked_domains == ("xn--bcher-kva.example", "mailinator.com")
+    with pytest.raises(ConfigError, match=r"web\.blocked_domains: .*'bad domain!' is not a domain"):
+        parse_config("web:\n  blocked_domains: ['bad domain!']\n")

@@ -139,6 +139,16 @@ def test_a_blocked_domain_is_refused_with_a_form_error(tmp_path: Path) -> None:
     assert len(site.mails()) == 1
 
 
+def test_a_blocked_unicode_domain_matches_the_addresses_of_that_domain(tmp_path: Path) -> None:
+    # addresses are kept in their IDNA form (xn--bcher-kva.example); the list must be too
+    site = make_site(tmp_path, "web:\n  blocked_domains: [bücher.example, '@Bücher.example.net']\n")
+    for address in ("x@bücher.example", "x@xn--bcher-kva.example", "x@eu.BÜCHER.example.net"):
+        answer = sign_up(site, address)
+        assert answer.status_code == 400, address
+        assert "Sign-ups from this email domain are not accepted" in answer.text
+    assert site.mails() == []
+
+
 def test_an_invalid_address_shows_a_form_error(site: Site) -> None:
     answer = sign_up(site, "not-an-address", name="Ada")
     assert answer.status_code == 400
