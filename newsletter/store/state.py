@@ -25,7 +25,13 @@ from newsletter.errors import StoreError
 from newsletter.models import Issue, Subscriber
 from newsletter.store import migrations
 from newsletter.store.archive import issue_from_row, issue_to_row
-from newsletter.store.database import Database, state_url, tune_sqlite, url_and_label
+from newsletter.store.database import (
+    Database,
+    state_folder,
+    state_url,
+    tune_sqlite,
+    url_and_label,
+)
 from newsletter.store.ledger import Ledger
 from newsletter.store.schema import (
     LEDGER_STATUSES,
@@ -88,13 +94,18 @@ class Store:
 
     @classmethod
     def open(cls, target: str | Path | sa.URL, *, clock: Callable[[], datetime] = _utcnow) -> Store:
-        """Open (creating if needed) and migrate the state database at a path or URL."""
+        """Open (creating the file if needed) and migrate the state database at a path or URL.
+
+        A SQLite file's folder must exist: `from_config` makes the default state's folder only.
+        """
         url, label = url_and_label(target)
         backend = url.get_backend_name()
         if backend not in ("sqlite", "postgresql"):
             raise StoreError(f"{label}: {backend} is not supported; use SQLite or PostgreSQL")
         if backend == "sqlite" and url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(url.database).parent
+            if not folder.is_dir():
+                raise StoreError(f"{label}: no such folder {folder}; create it first")
         # a web process keeps connections for hours: test one before use on a server database
         options = {"pool_pre_ping": True} if backend == "postgresql" else {}
         try:
@@ -123,6 +134,7 @@ class Store:
     @classmethod
     def from_config(cls, config: Config) -> Store:
         """Open the store named by `state:` in the config."""
+        state_folder(config)
         return cls.open(state_url(config))
 
     def close(self) -> None:

@@ -404,6 +404,33 @@ def test_open_errors_name_the_database_without_its_password(tmp_path):
         Store.open(tmp_path / "dir.db")
 
 
-def test_a_fresh_store_in_a_new_folder(tmp_path: Path):
-    with Store.open(tmp_path / "deep" / "er" / "state.db") as s:
+def test_a_fresh_store_in_an_existing_folder(tmp_path: Path):
+    with Store.open(tmp_path / "state.db") as s:
         assert s.ledger.counts("W") == {"pending": 0, "sent": 0, "failed": 0, "skipped": 0}
+
+
+@pytest.mark.parametrize("form", ["url", "path"])
+def test_a_configured_state_folder_that_does_not_exist_is_named_and_never_created(
+    tmp_path: Path, form: str
+):
+    from newsletter.store import send_lock
+
+    missing = tmp_path / "nonexistent" / "dir"
+    state = f"sqlite:///{missing}/x.db" if form == "url" else str(missing / "x.db")
+    config = parse_config(f"state: '{state}'\n", base_dir=tmp_path)
+    for opening in (lambda: Store.from_config(config), lambda: send_lock(config).__enter__()):
+        with pytest.raises(StoreError) as info:
+            opening()
+        line = str(info.value)
+        assert line.startswith("config.yaml: state: ") and str(missing) in line, line
+        assert "create the folder" in line and "\n" not in line
+    with pytest.raises(StoreError, match="no such folder"):
+        Store.open(missing / "x.db")
+    assert not (tmp_path / "nonexistent").exists()
+
+
+def test_the_default_state_folder_is_made_when_missing(tmp_path: Path):
+    config = parse_config("{}\n", base_dir=tmp_path / "fresh")
+    with Store.from_config(config) as s:
+        assert s.schema_version == migrations.LATEST
+    assert (tmp_path / "fresh" / "newsletter.db").is_file()
