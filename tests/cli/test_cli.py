@@ -104,6 +104,45 @@ def test_papers_refuses_a_file_in_no_known_format_in_one_line(
         assert accepted in line, line
 
 
+def test_the_quick_start_leaves_git_status_clean(tmp_path: Path):
+    # a checkout where the quick start ran: its state, lock files and outbox are all ignored
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / ".gitignore").write_bytes((REPO / ".gitignore").read_bytes())
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    for args in (["init", "-q"], ["add", ".gitignore"], ["commit", "-qm", "ignore"]):
+        subprocess.run([*git, *args], cwd=checkout, check=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "NEWSLETTER_SECRET_KEY": "quick-start-key-0123456",
+    }
+    env.pop("NEWSLETTER_CONFIG", None)
+    for command in (["run"], ["preview"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "newsletter", *command, "--papers", "sample"]
+            + (
+                ["--subscribers", str(REPO / "subscribers.example.yaml")]
+                if command == ["run"]
+                else []
+            ),
+            cwd=checkout,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+    assert (checkout / "newsletter.db").is_file() and (checkout / "outbox" / "new").is_dir()
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored=no"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+    )
+    assert status.stdout == "", status.stdout
+
+
 def test_topics_assign_json_has_the_documented_fields():
     result = run(
         "topics", "assign", str(DATA / "samples" / "hf-daily-papers-api.json"), "--format", "json"
