@@ -15,6 +15,7 @@ from newsletter.errors import NewsletterError
 from newsletter.job import is_fully_sent, run_weekly, send_issue
 from newsletter.store.state import Store
 from tests.support.paths import DATA
+from tests.support.smtp_server import SmtpServer
 
 SAMPLE = str(DATA / "samples" / "daily-papers-page.txt")
 HF = str(DATA / "samples" / "hf-daily-papers-api.json")
@@ -267,3 +268,77 @@ def test_only_http_links_from_sources_reach_the_email(site: Path, caplog: pytest
     for title in ("Plain javascript", "A data link"):
         assert any(f"'{title}'" in line and "only http and https" in line for line in warned)
     assert any("project_url" in line and "javascript:" in line for line in warned), warned
+
+
+# -- a run checks what it can before it writes anything --------------------------------------------
+
+
+def nothing_written(config) -> None:
+    """The archive, the ledger and the papers recorded as sent are as a fresh state has them."""
+    with Store.from_config(config) as store:
+        assert store.list_issues() == []
+        assert store.sent_paper_ids() == set()
+        assert store.ledger.counts("2026-W48") == dict.fromkeys(
+            ("pending", "sent", "failed", "skipped"), 0
+        )
+
+
+BREAKAGES = {
+    "no key": ("", "NEWSLETTER_SECRET_KEY is not set"),
+    "broken template": ("templates_dir: tpl\n", r"paper\.mjml:1: .*"),
+    "MJML that does not compile": ("templates_dir: mj\n", r"MJML does not compile"),
+    "a header that cannot be written": (
+        "unsubscribe_mailto: 'leave here@example.org'\n",
+        r"unsubscribe_mailto 'leave here@example\.org': not a usable address",
+    ),
+}
+
+
+@pytest.mark.parametrize("breakage", list(BREAKAGES))
+def test_a_run_that_cannot_send_writes_nothing(
+    site: Path, monkeypatch: pytest.MonkeyPatch, breakage: str
+):
+    extra, message = BREAKAGES[breakage]
+    (site / "tpl").mkdir()
+    (site / "tpl" / "paper.mjml").write_text("{% if %}\n")
+    (site / "mj").mkdir()
+    (site / "mj" / "section.mjml").write_text("<mj-section><mj-column>\n")
+    if breakage == "no key":
+        monkeypatch.delenv("NEWSLETTER_SECRET_KEY")
+    with (site / "config.yaml").open("a") as f:
+        f.write(extra)
+    config = load_config(site / "config.yaml")
+    with pytest.raises(NewsletterError, match=message):
+        run_weekly(config, [SAMPLE], now=NOW)
+    nothing_written(config)
+    assert not (site / "out").exists()
+
+
+def test_after_a_failed_run_the_next_one_builds_the_issue_anew(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("NEWSLETTER_SECRET_KEY")
+    config = load_config(site / "config.yaml")
+    with pytest.raises(NewsletterError):
+        run_weekly(config, [SAMPLE], now=NOW)
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "test-secret-key-for-links")
+    result = run_weekly(config, [HF], now=NOW)  # other papers: a new issue, not a resumed one
+    assert not result.reused and result.issue.paper_count == 30
+    assert result.report.sent == 3
+
+
+def test_a_run_over_smtp_warns_about_links_mail_providers_refuse(
+    site: Path, smtp: SmtpServer, caplog: pytest.LogCaptureFixture
+):
+    (site / "config.yaml").write_text(
+        "sender: {address: digest@papers.example.org}\n"
+        f"delivery: {{transport: smtp, smtp: {{host: 127.0.0.1, port: {smtp.port}, "
+        "security: none}}\n"
+    )
+    config = load_config(site / "config.yaml")
+    result = run_weekly(config, [SAMPLE], now=NOW)
+    assert result.report.sent == 3  # a warning, not a stop
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("base_url: http://localhost:8000 is not https" in w for w in warned), warned
+    assert any("is a loopback address" in w for w in warned), warned
+    assert any("organisation: the footer shows no postal address" in w for w in warned)

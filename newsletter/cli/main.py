@@ -126,13 +126,19 @@ def topics_explain(paper_id: str, sources: tuple[str, ...], config_path: str | N
 @click.option("--smtp", is_flag=True, help="Also connect to the SMTP server, start TLS and log in.")
 def check(config_path: str | None, smtp: bool) -> None:
     """Validate the config, sources, templates and subscribers; report every problem."""
-    from newsletter.cli.checks import run_checks
+    from newsletter.cli.checks import run_checks, setup_warnings
 
     config = load_config(config_path)
     problems = run_checks(config, smtp=smtp)
+    warnings = setup_warnings(config)
     for line in problems:
         click.echo(f"error: {line}", err=True)
-    counts(f"check: {len(problems)} problem(s) in {config.path or 'bundled config'}")
+    for line in warnings:
+        click.echo(f"warning: {line}", err=True)
+    counts(
+        f"check: {len(problems)} problem(s), {len(warnings)} warning(s) in "
+        f"{config.path or 'bundled config'}"
+    )
     if problems:
         sys.exit(1)
 

@@ -43,6 +43,14 @@ class TopicConfig(_Strict):
     require: StrList = ()
     description: str = ""
 
+    @field_validator("name")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        # topic names go into the subject line (`{topics}`): a line break would start a header
+        if re.search(r"[\x00-\x1f\x7f]", value):
+            raise ValueError("a topic name must be one line without control characters")
+        return value
+
     def to_topic(self) -> Topic:
         return Topic(self.name, self.keywords, self.exclude, self.require, self.description)
 

@@ -215,6 +215,29 @@ def listed(site: Path) -> dict[str, dict]:
     return {row["email"]: row for row in json.loads(result.stdout)}
 
 
+def test_run_with_a_missing_papers_file_names_it_first_and_writes_nothing(site: Path):
+    (site / "subscribers.yaml").unlink()  # and nobody to send to yet: the file is named first
+    result = cli_in(site, "run", "--papers", "missing.json")
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("error: ") and "missing.json: no such file" in lines[0], lines
+    assert "nobody to send to" not in result.stderr
+    issues = cli_in(site, "issues", "--format", "json")
+    assert issues.returncode == 0 and json.loads(issues.stdout) == []
+
+
+def test_a_failed_run_leaves_newsletter_issues_empty(site: Path):
+    (site / "tpl").mkdir()
+    (site / "tpl" / "email.txt").write_text("{{ title }\n")
+    with (site / "config.yaml").open("a") as f:
+        f.write("templates_dir: tpl\n")
+    result = cli_in(site, "run", "--papers", "sample")
+    assert result.returncode != 0 and "email.txt" in result.stderr
+    issues = cli_in(site, "issues", "--format", "json")
+    assert issues.returncode == 0 and json.loads(issues.stdout) == []
+    assert not (site / "out").exists()
+
+
 def test_subscribers_add_remove_and_list(site: Path):
     hand_written = (site / "subscribers.yaml").read_text()
     assert set(listed(site)) == {"alice@example.org", "bob@example.com"}
