@@ -1,5 +1,8 @@
 """The state store: subscriptions, suppressions, the send ledger and the issue archive.
 
+Beside them: `recipients` (the opaque ids in links), `signups` (sign-up requests waiting for
+confirmation) and `mail_queue` (the confirmation emails the web side has still to send).
+
 SQLAlchemy Core over one SQLite file by default (WAL, `synchronous=NORMAL`, a busy timeout), or
 a PostgreSQL URL. The schema comes from `newsletter.store.migrations`, applied when the store opens.
 
@@ -33,6 +36,8 @@ from newsletter.store.database import (
     url_and_label,
 )
 from newsletter.store.ledger import Ledger
+from newsletter.store.mail_queue import MailQueue
+from newsletter.store.recipients import Recipients
 from newsletter.store.schema import (
     LEDGER_STATUSES,
     SUBSCRIBER_STATUSES,
@@ -49,6 +54,7 @@ from newsletter.store.schema import (
     subscribers,
     suppressions,
 )
+from newsletter.store.signups import Signups
 
 if TYPE_CHECKING:
     from newsletter.config import Config
@@ -76,6 +82,9 @@ class Store:
     def __init__(self, engine: sa.Engine, label: str, clock: Callable[[], datetime]) -> None:
         self.db = Database(engine, label, clock)
         self.ledger = Ledger(self.db)  # one row per issue and recipient
+        self.recipients = Recipients(self.db)  # the opaque id each address's links carry
+        self.signups = Signups(self.db)  # web sign-ups waiting for their confirmation
+        self.mail_queue = MailQueue(self.db)  # confirmation emails waiting to go out
 
     @property
     def engine(self) -> sa.Engine:
