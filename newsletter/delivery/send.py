@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from newsletter.audience.tokens import SecretKeys, make_token
+from newsletter.audience.tokens import SecretKeys, TokenMaker
 from newsletter.delivery.dkim import DkimSigner
 from newsletter.delivery.message import Format, Links, MessageTemplate, build_template
 from newsletter.delivery.plan import Batch, Selection, variant_label
@@ -142,6 +142,8 @@ class _Run:
     ) -> None:
         self.issue, self.config, self.store, self.transport = issue, config, store, transport
         self.keys, self.variants, self.retry, self.progress = keys, variants, retry, progress
+        self.tokens = TokenMaker(keys)  # built once: a message's two links sign with it
+        self.ids: Mapping[str, str] = {}  # address -> the opaque id its links carry
         self.report = DeliveryReport(variants=len(variants))
         self.signer = DkimSigner.from_settings(config.dkim)
         self.sender = config.sender.address
@@ -196,10 +198,10 @@ class _Run:
     # -- sending ------------------------------------------------------------------------------
 
     def message(self, item: _Item) -> tuple[str, Outgoing]:
-        email = item.email
+        email, rid = item.email, self.ids[item.email]
         links = Links(
-            f"{self.base}/unsubscribe?token={make_token('unsubscribe', email, self.keys)}",
-            f"{self.base}/preferences?token={make_token('preferences', email, self.keys)}",
+            f"{self.base}/unsubscribe?token={self.tokens.make('unsubscribe', rid)}",
+            f"{self.base}/preferences?token={self.tokens.make('preferences', rid)}",
         )
         mid = item.template.message_id(email)
         out = item.template.outgoing(email, item.name, links, mid)
@@ -336,6 +338,7 @@ def deliver(
         run.total,
         before["sent"],
     )
+    run.ids = store.recipients.ids(by_email)  # links carry an opaque id, never the address
     run.work = _Work(run.items(by_email))
     if progress is not None:
         progress(0, run.total)

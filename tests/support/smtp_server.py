@@ -2,7 +2,8 @@
 
 `SmtpServer` runs aiosmtpd in its own thread on a free port and records every accepted message.
 Faults: scripted replies per recipient for RCPT and DATA (`4xx` then accept, or `5xx`), a
-connection drop without a reply on every Nth DATA or Nth MAIL, and a delay before each DATA reply.
+connection drop without a reply on every Nth DATA or Nth MAIL, a delay before each DATA reply,
+and a hung relay that takes the whole message and never answers it (`hang`).
 The server offers PIPELINING (RFC 2920), as Postfix does; `smtp_server(pipelining=False)` does not.
 """
 
@@ -38,6 +39,7 @@ class Faults:
     drop_every: int | None = None  # close the connection instead of answering every Nth DATA
     drop_mail_every: int | None = None  # the same for every Nth MAIL (before any message data)
     delay: float = 0.0  # seconds before answering DATA
+    hang: bool = False  # take the message, then never answer (until the server stops)
 
 
 class Handler:
@@ -47,6 +49,7 @@ class Handler:
         self.faults = Faults()
         self.received: list[Received] = []
         self.dropped = 0
+        self.hung = 0  # messages taken and never answered
         self.connections = 0
         self.data_commands = 0
         self.mail_commands = 0
@@ -100,6 +103,10 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.faults.hang:
+            with self.lock:
+                self.hung += 1
+            await asyncio.Event().wait()  # stopping the server cancels this
         if self.faults.delay:
             await asyncio.sleep(self.faults.delay)
         with self.lock:
