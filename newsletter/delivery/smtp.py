@@ -116,8 +116,7 @@ class SmtpTransport(Transport):
         final_reply_timeout: float | None = None,
     ) -> None:
         self.settings = settings
-        # how long the reply to the end of a message is awaited (RFC 5321's 10 minutes unless
-        # the caller has its own bound, as the web side's confirmation emails do)
+        # the wait for the reply to a message's end: RFC 5321's 10 minutes unless bounded lower
         self.final_reply_timeout = final_reply_timeout or FINAL_REPLY_TIMEOUT
         self.concurrency = settings.connections
         self.where = f"smtp {settings.host}:{settings.port}"
@@ -322,11 +321,7 @@ Answer = tuple[str, int, bytes]  # the stage that answered last or refused, its 
 
 
 def _pipelined(
-    conn: smtplib.SMTP,
-    envelope_from: str,
-    rcpt: str,
-    wire: Sequence[bytes],
-    final: float,
+    conn: smtplib.SMTP, envelope_from: str, rcpt: str, wire: Sequence[bytes], final: float
 ) -> Answer:
     """Send MAIL, RCPT and DATA in one write (RFC 2920), then the body: two round trips."""
     stage = "MAIL"
@@ -352,11 +347,7 @@ def _pipelined(
 
 
 def _lockstep(
-    conn: smtplib.SMTP,
-    envelope_from: str,
-    rcpt: str,
-    wire: Sequence[bytes],
-    final: float,
+    conn: smtplib.SMTP, envelope_from: str, rcpt: str, wire: Sequence[bytes], final: float
 ) -> Answer:
     """Send MAIL, RCPT, DATA and the body, each after the reply to the one before."""
     stage = "MAIL"
