@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 
 SMTP_TIMEOUT = 20.0  # seconds per SMTP command for a confirmation
 FINAL_REPLY_TIMEOUT = 60.0  # a confirmation is small, and a second copy does no harm
-LEASE = timedelta(minutes=10)  # longer than one batch can take: connect, send, wait the reply
-BATCH = 20  # rows claimed at a time
+LEASE = timedelta(minutes=10)  # far longer than one email can take: connect, send, wait the reply
+BATCH = 1  # rows claimed at a time: one, so a hung relay never outlasts the lease of the next
 FIRST_BACKOFF = 60.0
 MAX_BACKOFF = 4000.0
 IDLE_POLL = 30.0  # an idle worker still looks for rows that another process queued
