@@ -213,6 +213,7 @@ def hostile_hf_api(folder: Path) -> Path:
     items[2]["paper"]["authors"][0]["name"] = "Ada\x1b Lovelace"
     items[3]["paper"]["projectPage"] = "javascript:alert(document.domain)//"
     items[4]["paper"]["githubRepo"] = "data:text/html,<script>alert(1)</script>"
+    items[5]["paper"]["githubRepo"] = "https://github.com/\x1bexample/co\x00de"
     path = folder / "hostile-api.json"
     path.write_text(json.dumps(items), encoding="utf-8")
     return path
@@ -237,6 +238,7 @@ def test_control_characters_in_a_paper_no_longer_block_the_week(
     title = json.loads(Path(HF).read_text(encoding="utf-8"))[0]["paper"]["title"]
     assert " ".join(f"{title}(revised)".split()) in " ".join(text.split())
     assert "A summary with a NUL and an ESC[31m in it." in " ".join(text.split())
+    assert "https://github.com/example/code" in text
     for message in messages:
         for part in message.walk():
             if part.get_content_maintype() == "text":
