@@ -338,7 +338,8 @@ def deliver(
         run.total,
         before["sent"],
     )
-    run.ids = store.recipients.ids(by_email)  # links carry an opaque id, never the address
+    if run.total:  # links carry an opaque id, never the address
+        run.ids = store.recipients.ids(by_email)
     run.work = _Work(run.items(by_email))
     if progress is not None:
         progress(0, run.total)
