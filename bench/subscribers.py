@@ -138,6 +138,13 @@ def bench_store(folder: Path, n: int, marks: int, file_subscribers: list[Any]) -
         seconds, added = timed(lambda: store.ledger.enqueue("2026-W48", pairs))
         assert added == 0
         row("enqueue again (resume: every row already there)", seconds)
+        emails = [e for e, _ in pairs]
+        seconds, ids = timed(lambda: store.recipients.ids(emails))
+        assert len(ids) == len(emails)
+        row(f"recipient ids for {len(emails):,} addresses (first send: made)", seconds)
+        seconds, again = timed(lambda: store.recipients.ids(emails), runs=3)
+        assert again == ids
+        row("recipient ids again (later sends: read)", seconds)
         seconds, pending = timed(lambda: list(store.ledger.pending_rows("2026-W48")))
         row(f"pending_rows: read {len(pending):,} rows in chunks of 1000", seconds)
 

@@ -26,6 +26,14 @@ class ConfigError(NewsletterError):
         super().__init__("\n".join(self.problems))
 
 
+class PreflightError(NewsletterError):
+    """A check before a run failed, so the run wrote nothing; one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
 class SecretKeyError(NewsletterError):
     """`NEWSLETTER_SECRET_KEY` is missing or unusable, so no link can be signed."""
 

@@ -26,9 +26,11 @@ from newsletter.delivery import (
     deliver,
     enqueue,
     make_transport,
+    selections_of,
 )
 from newsletter.errors import NotFoundError
 from newsletter.models import Issue, Paper, RenderedEmail, Subscriber
+from newsletter.preflight import preflight
 from newsletter.render import render_issue
 from newsletter.sources import load_papers, read_sources
 from newsletter.store import Store, send_lock
@@ -126,6 +128,19 @@ def prepare_issue(
     save: bool = True,
 ) -> tuple[Issue, bool]:
     """Reuse this week's issue from the archive, or build, archive and record a new one."""
+    issue, reused = _plan(config, store, papers, issue_id, now)
+    if save and not reused and issue.paper_count:
+        store.save_issue(issue, record_papers=True)
+    return issue, reused
+
+
+def _plan(
+    config: Config,
+    store: Store,
+    papers: Sequence[str] | None,
+    issue_id: str | None,
+    now: datetime | None,
+) -> tuple[Issue, bool]:
     issue, reused = plan_issue(
         config,
         store,
@@ -137,8 +152,6 @@ def prepare_issue(
     if reused:
         ignored = " (--papers ignored: give --issue-id for a new issue)" if papers else ""
         log.warning("issue %s is in the archive: resuming it%s", issue.id, ignored)
-    elif save and issue.paper_count:
-        store.save_issue(issue, record_papers=True)
     return issue, reused
 
 
@@ -156,21 +169,34 @@ def run_weekly(
 ) -> RunResult:
     """Build (or resume) this week's issue and deliver it to everyone not yet sent it.
 
-    Another send on the same state makes this one refuse at once, or, with `wait_for_send` (the
-    scheduler), wait for it to end (until `stop` is set).
+    Everything that can be checked is checked first (`newsletter.preflight`), and a new issue
+    is rendered before it is archived: a run that fails on the way leaves the archive, the
+    ledger and the papers sent before as they were. Another send on the same state makes this
+    one refuse at once, or, with `wait_for_send` (the scheduler), wait for it to end (until
+    `stop` is set).
     """
-    _check_subscribers_file(subscribers)
+    keys = preflight(config, papers=papers or (), subscribers=subscribers)
     waiting = (stop or threading.Event()) if wait_for_send else None
     with send_lock(config, wait=waiting), Store.from_config(config) as store:
         # the audience first: a broken subscribers file must fail before anything is archived
         people, problems = _audience(config, store, subscribers)
-        issue, reused = prepare_issue(
-            config, store, papers, issue_id=issue_id, now=now, save=not dry_run
-        )
+        issue, reused = _plan(config, store, papers, issue_id, now)
         if issue.paper_count == 0 and not config.send_empty:
             log.warning("issue %s has no papers: nothing to send (send_empty is off)", issue.id)
             return RunResult(issue, reused, 0, None, empty=True)
-        return _deliver(config, store, issue, reused, people, problems, dry_run, progress, stop)
+        if dry_run:
+            return RunResult(issue, reused, len(people), None, problems, _outbox(config))
+        variants: dict[Selection, RenderedEmail] = {}
+        if not reused:
+            # rendered before the issue is archived: a paper that cannot be rendered stops the
+            # run with nothing written, not with an archived issue that nobody got
+            needed = selections_of(issue, people, send_empty=config.send_empty)
+            variants = render_variants(issue, config, needed)
+            if issue.paper_count:
+                store.save_issue(issue, record_papers=True)
+        return _deliver(
+            config, store, issue, reused, people, problems, keys, progress, stop, variants
+        )
 
 
 def send_issue(
@@ -182,7 +208,7 @@ def send_issue(
     stop: threading.Event | None = None,
 ) -> RunResult:
     """Resume the delivery of an archived issue."""
-    _check_subscribers_file(subscribers)
+    keys = preflight(config, subscribers=subscribers)
     with send_lock(config), Store.from_config(config) as store:
         archived = store.get_issue(issue_id)
         if archived is None:
@@ -193,13 +219,7 @@ def send_issue(
             )
         people, problems = _audience(config, store, subscribers)
         issue = archived.issue
-        return _deliver(config, store, issue, True, people, problems, False, progress, stop)
-
-
-def _check_subscribers_file(subscribers: str | Path | None) -> None:
-    # before anything is archived: a typo in --subscribers must not send the issue to nobody
-    if subscribers is not None and not Path(subscribers).is_file():
-        raise NotFoundError(f"{subscribers}: no such subscribers file; check --subscribers")
+        return _deliver(config, store, issue, True, people, problems, keys, progress, stop)
 
 
 def _audience(
@@ -263,6 +283,11 @@ def send_rendered(
     )
 
 
+def _outbox(config: Config) -> Path | None:
+    transport = config.transport_settings()
+    return transport.outbox if config.delivery.transport == "outbox" else None
+
+
 def _deliver(
     config: Config,
     store: Store,
@@ -270,24 +295,23 @@ def _deliver(
     reused: bool,
     people: list[Subscriber],
     problems: tuple[str, ...],
-    dry_run: bool,
+    keys: SecretKeys,
     progress: Progress | None,
     stop: threading.Event | None,
+    variants: Mapping[Selection, RenderedEmail] | None = None,
 ) -> RunResult:
-    transport_settings = config.transport_settings()
-    outbox = transport_settings.outbox if config.delivery.transport == "outbox" else None
-    if dry_run:
-        return RunResult(issue, reused, len(people), None, problems, outbox)
     report = send_rendered(
         issue,
         config,
         people,
         store,
-        make_transport(transport_settings),
+        make_transport(config.transport_settings()),
+        keys=keys,
         progress=progress,
         stop=stop,
+        variants=variants,
     )
-    return RunResult(issue, reused, len(people), report, problems, outbox)
+    return RunResult(issue, reused, len(people), report, problems, _outbox(config))
 
 
 def is_fully_sent(config: Config, issue_id: str) -> bool:

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime, timezone
 from email import message_from_bytes
+from email.message import Message
 from email.policy import default
 from pathlib import Path
 
@@ -12,6 +15,7 @@ from newsletter.errors import NewsletterError
 from newsletter.job import is_fully_sent, run_weekly, send_issue
 from newsletter.store.state import Store
 from tests.support.paths import DATA
+from tests.support.smtp_server import SmtpServer
 
 SAMPLE = str(DATA / "samples" / "daily-papers-page.txt")
 HF = str(DATA / "samples" / "hf-daily-papers-api.json")
@@ -196,3 +200,151 @@ def test_the_scheduler_waits_for_another_send_instead_of_losing_its_run(
         threading.Timer(0.2, stop.set).start()
         with pytest.raises(NewsletterError, match="another send"):
             run_weekly(config, [SAMPLE], now=NOW, wait_for_send=True, stop=stop)
+
+
+# -- hostile papers: control characters and links that are not http(s) ----------------------------
+
+
+def hostile_hf_api(folder: Path) -> Path:
+    """The HF API sample with the reproductions of the hardening report folded in."""
+    items = json.loads(Path(HF).read_text(encoding="utf-8"))
+    items[0]["paper"]["title"] += "\b(revised)"
+    items[1]["paper"]["ai_summary"] = "A summary with a NUL\x00 and an ESC\x1b[31m in it."
+    items[2]["paper"]["authors"][0]["name"] = "Ada\x1b Lovelace"
+    items[3]["paper"]["projectPage"] = "javascript:alert(document.domain)//"
+    items[4]["paper"]["githubRepo"] = "data:text/html,<script>alert(1)</script>"
+    items[5]["paper"]["githubRepo"] = "https://github.com/\x1bexample/co\x00de"
+    path = folder / "hostile-api.json"
+    path.write_text(json.dumps(items), encoding="utf-8")
+    return path
+
+
+def hrefs_and_text(message: Message) -> tuple[list[str], str]:
+    html = message.get_body(("html",))
+    text = message.get_body(("plain",))
+    links = re.findall(r'href="([^"]*)"', html.get_content()) if html is not None else []
+    return links, text.get_content() if text is not None else ""
+
+
+def test_control_characters_in_a_paper_no_longer_block_the_week(
+    site: Path, caplog: pytest.LogCaptureFixture
+):
+    # every paper in the email (no per-topic cap), so each hostile one is read back
+    (site / "config.yaml").write_text(
+        (site / "config.yaml").read_text() + "max_per_topic: null\nmax_papers: null\n"
+    )
+    config = load_config(site / "config.yaml")
+    result = run_weekly(config, [str(hostile_hf_api(site))], now=NOW)
+    assert (result.report.sent, result.report.failed) == (3, 0)
+    messages = outbox(site)
+    alice = next(m for m in messages if m["To"] == "alice@example.org")
+    _, text = hrefs_and_text(alice)
+    title = json.loads(Path(HF).read_text(encoding="utf-8"))[0]["paper"]["title"]
+    assert " ".join(f"{title}(revised)".split()) in " ".join(text.split())
+    assert "A summary with a NUL and an ESC[31m in it." in " ".join(text.split())
+    assert "https://github.com/example/code" in text
+    for message in messages:
+        for part in message.walk():
+            if part.get_content_maintype() == "text":
+                assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", part.get_content())
+
+
+def test_only_http_links_from_sources_reach_the_email(site: Path, caplog: pytest.LogCaptureFixture):
+    papers = site / "papers.json"
+    papers.write_text(
+        json.dumps(
+            [
+                {"title": "Plain javascript", "url": "javascript:alert(4)"},
+                {"title": "A data link", "url": "data:text/html,<b>x</b>", "code_url": "ftp://x"},
+                {"title": "Fine", "url": "https://example.org/fine"},
+            ]
+        ),
+        encoding="utf-8",
+    )
+    config = load_config(site / "config.yaml")
+    result = run_weekly(config, [str(papers), str(hostile_hf_api(site))], now=NOW)
+    assert result.report.sent == 3
+    for message in outbox(site):
+        links, text = hrefs_and_text(message)
+        assert all(link.startswith(("https://", "http://", "#")) for link in links), links
+        assert "javascript:" not in text and "data:" not in text
+    alice = next(m for m in outbox(site) if m["To"] == "alice@example.org")
+    assert "https://example.org/fine" in hrefs_and_text(alice)[0]
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    for title in ("Plain javascript", "A data link"):
+        assert any(f"'{title}'" in line and "only http and https" in line for line in warned)
+    assert any("project_url" in line and "javascript:" in line for line in warned), warned
+
+
+# -- a run checks what it can before it writes anything --------------------------------------------
+
+
+def nothing_written(config) -> None:
+    """The archive, the ledger and the papers recorded as sent are as a fresh state has them."""
+    with Store.from_config(config) as store:
+        assert store.list_issues() == []
+        assert store.sent_paper_ids() == set()
+        assert store.ledger.counts("2026-W48") == dict.fromkeys(
+            ("pending", "sent", "failed", "skipped"), 0
+        )
+
+
+BREAKAGES = {
+    "no key": ("", "NEWSLETTER_SECRET_KEY is not set"),
+    "broken template": ("templates_dir: tpl\n", r"paper\.mjml:1: .*"),
+    "MJML that does not compile": ("templates_dir: mj\n", r"MJML does not compile"),
+    "a header that cannot be written": (
+        "unsubscribe_mailto: 'leave here@example.org'\n",
+        r"unsubscribe_mailto 'leave here@example\.org': not a usable address",
+    ),
+}
+
+
+@pytest.mark.parametrize("breakage", list(BREAKAGES))
+def test_a_run_that_cannot_send_writes_nothing(
+    site: Path, monkeypatch: pytest.MonkeyPatch, breakage: str
+):
+    extra, message = BREAKAGES[breakage]
+    (site / "tpl").mkdir()
+    (site / "tpl" / "paper.mjml").write_text("{% if %}\n")
+    (site / "mj").mkdir()
+    (site / "mj" / "section.mjml").write_text("<mj-section><mj-column>\n")
+    if breakage == "no key":
+        monkeypatch.delenv("NEWSLETTER_SECRET_KEY")
+    with (site / "config.yaml").open("a") as f:
+        f.write(extra)
+    config = load_config(site / "config.yaml")
+    with pytest.raises(NewsletterError, match=message):
+        run_weekly(config, [SAMPLE], now=NOW)
+    nothing_written(config)
+    assert not (site / "out").exists()
+
+
+def test_after_a_failed_run_the_next_one_builds_the_issue_anew(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("NEWSLETTER_SECRET_KEY")
+    config = load_config(site / "config.yaml")
+    with pytest.raises(NewsletterError):
+        run_weekly(config, [SAMPLE], now=NOW)
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "test-secret-key-for-links")
+    result = run_weekly(config, [HF], now=NOW)  # other papers: a new issue, not a resumed one
+    assert not result.reused and result.issue.paper_count == 30
+    assert result.report.sent == 3
+
+
+def test_a_run_over_smtp_warns_about_links_mail_providers_refuse(
+    site: Path, smtp: SmtpServer, caplog: pytest.LogCaptureFixture
+):
+    (site / "config.yaml").write_text(
+        "sender: {address: digest@papers.example.org}\n"
+        f"delivery: {{transport: smtp, smtp: {{host: 127.0.0.1, port: {smtp.port}, "
+        "security: none}}\n"
+    )
+    config = load_config(site / "config.yaml")
+    result = run_weekly(config, [SAMPLE], now=NOW)
+    assert result.report.sent == 3  # a warning, not a stop
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("base_url: http://localhost:8000 is not https" in w for w in warned), warned
+    assert any("is a loopback address" in w for w in warned), warned
+    assert any("postal_address: the footer shows no postal address" in w for w in warned)

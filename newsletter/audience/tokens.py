@@ -4,6 +4,11 @@ Each purpose signs with its own salt, so a token made for one purpose never veri
 (a confirm link cannot be replayed as an unsubscribe link). The secret comes from the
 `NEWSLETTER_SECRET_KEY` environment variable: several comma-separated keys, newest first, let a key
 be rotated without breaking links already sent (the newest signs, all of them verify).
+
+What a token signs is opaque: a recipient id for unsubscribe and preference links, a sign-up
+request id for confirm links (see `newsletter.store.recipients`, `newsletter.store.signups`).
+Links made before signed the address itself; `is_address` tells those apart, so they still work.
+A token is signed, not encrypted: whatever it carries can be read by anyone who sees the link.
 """
 
 from __future__ import annotations
@@ -103,15 +108,43 @@ def _serializer(
     )
 
 
+def is_address(value: str) -> bool:
+    """True for what a link made before recipient ids signed: the address itself."""
+    return "@" in value
+
+
+class TokenMaker:
+    """Make and read tokens with serializers built once: a send makes two for every message."""
+
+    def __init__(
+        self, keys: SecretKeys | Sequence[str], *, clock: Callable[[], float] | None = None
+    ) -> None:
+        self._serializers = {purpose: _serializer(purpose, keys, clock) for purpose in MAX_AGE}
+
+    def make(self, purpose: Purpose, value: str) -> str:
+        """Sign `value` (an opaque id) for one purpose with the newest key; URL-safe."""
+        return str(self._serializers[purpose].dumps(value))
+
+    def read(self, purpose: Purpose, token: str, max_age: int | None = None) -> str:
+        """Return what a token signs, or raise `TokenError` (bad or expired).
+
+        `max_age` (seconds) defaults to the purpose's `MAX_AGE`; unsubscribe tokens never
+        expire, whatever is passed, because an unsubscribe link must work in any email ever sent.
+        """
+        if purpose not in self._serializers:
+            raise ValueError(f"unknown token purpose {purpose!r}; use one of {', '.join(MAX_AGE)}")
+        return _loads(self._serializers[purpose], purpose, token, max_age)
+
+
 def make_token(
     purpose: Purpose,
-    email: str,
+    value: str,
     keys: SecretKeys | Sequence[str],
     *,
     clock: Callable[[], float] | None = None,
 ) -> str:
-    """Sign `email` for one purpose with the newest key; the result is URL-safe."""
-    return str(_serializer(purpose, keys, clock).dumps(email))
+    """Sign `value` for one purpose with the newest key; the result is URL-safe."""
+    return str(_serializer(purpose, keys, clock).dumps(value))
 
 
 def read_token(
@@ -122,15 +155,16 @@ def read_token(
     *,
     clock: Callable[[], float] | None = None,
 ) -> str:
-    """Return the address a token was made for, or raise `TokenError` (bad or expired).
+    """Return what a token signs, or raise `TokenError` (bad or expired); see `TokenMaker.read`."""
+    return _loads(_serializer(purpose, keys, clock), purpose, token, max_age)
 
-    `max_age` (seconds) defaults to the purpose's `MAX_AGE`; unsubscribe tokens never expire,
-    whatever is passed, because an unsubscribe link must work in any email ever sent.
-    """
+
+def _loads(
+    serializer: URLSafeTimedSerializer, purpose: str, token: str, max_age: int | None
+) -> str:
     limit = max_age if max_age is not None else MAX_AGE.get(purpose)
     if purpose == "unsubscribe":
         limit = None
-    serializer = _serializer(purpose, keys, clock)
     try:
         value = serializer.loads(token, max_age=limit)
     except SignatureExpired as e:
@@ -144,6 +178,6 @@ def read_token(
             "something else)",
             kind="bad",
         ) from e
-    if not isinstance(value, str) or "@" not in value:
-        raise TokenError(f"this {purpose} link is not valid (it holds no address)", kind="bad")
+    if not isinstance(value, str) or not value:
+        raise TokenError(f"this {purpose} link is not valid (it names no one)", kind="bad")
     return value

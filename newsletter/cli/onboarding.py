@@ -78,16 +78,19 @@ def check(
     (with --smtp: reached, logged in, and its SIZE limit above the largest message) and a long
     secret key. It exits non-zero while a must-have fails or could not be checked.
     """
-    from newsletter.cli.checks import run_checks
+    from newsletter.cli.checks import run_checks, setup_warnings
 
     config = load_config(config_path)
     given = Path(subscribers_path) if subscribers_path else None
     problems = run_checks(config, smtp=smtp and not production, subscribers=given)
+    warnings = setup_warnings(config)
     for line in problems:
         click.echo(f"error: {line}", err=True)
+    for line in warnings:
+        click.echo(f"warning: {line}", err=True)
     where = config.path or "bundled config"
     if not production:
-        counts(f"check: {len(problems)} problem(s) in {where}")
+        counts(f"check: {len(problems)} problem(s), {len(warnings)} warning(s) in {where}")
         sys.exit(1 if problems else 0)
     from newsletter.cli import readiness
     from newsletter.delivery.dns_records import resolver_lookup

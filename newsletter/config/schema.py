@@ -91,7 +91,7 @@ class Config(_Strict):
             raise ValueError(f"unknown key {{{unknown[0]}}}; use {', '.join(sorted(allowed))}")
         return value
 
-    @field_validator("list_id", "unsubscribe_mailto")
+    @field_validator("title", "subject", "list_id", "unsubscribe_mailto")
     @classmethod
     def _header_safe(cls, value: str | None) -> str | None:
         if value is not None and re.search(r"[\x00-\x1f\x7f]", value):

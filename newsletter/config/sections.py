@@ -43,6 +43,14 @@ class TopicConfig(_Strict):
     require: StrList = ()
     description: str = ""
 
+    @field_validator("name")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        # topic names go into the subject line (`{topics}`): a line break would start a header
+        if re.search(r"[\x00-\x1f\x7f]", value):
+            raise ValueError("a topic name must be one line without control characters")
+        return value
+
     def to_topic(self) -> Topic:
         return Topic(self.name, self.keywords, self.exclude, self.require, self.description)
 
@@ -208,7 +216,24 @@ class WebConfig(_Strict):
     @field_validator("blocked_domains")
     @classmethod
     def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(d.lower().lstrip("@").rstrip(".") for d in value)
+        """Each domain in the IDNA form addresses are stored in (`bücher.example` is kept as
+        `xn--bcher-kva.example`), so that the list matches them."""
+        if not value:
+            return value
+        # loaded only for a config with a blocklist: most commands never need it
+        from email_validator import EmailNotValidError, validate_email
+
+        out = []
+        for raw in value:
+            domain = raw.lstrip("@").rstrip(".")
+            try:
+                valid = validate_email(
+                    f"postmaster@{domain}", check_deliverability=False, allow_smtputf8=False
+                )
+            except EmailNotValidError as e:
+                raise ValueError(f"'{raw}' is not a domain ({e})") from e
+            out.append((valid.ascii_domain or valid.domain).lower())
+        return tuple(out)
 
 
 def _luminance(hex_colour: str) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from newsletter.delivery.outbox import OutboxTransport
-from newsletter.delivery.plan import Batch, Selection, enqueue
+from newsletter.delivery.plan import Batch, Selection, enqueue, selections_of
 from newsletter.delivery.send import DeliveryReport, RetryPolicy, deliver
 from newsletter.delivery.smtp import SmtpTransport
 from newsletter.delivery.transport import SendResult, Transport
@@ -23,6 +23,7 @@ __all__ = [
     "deliver",
     "enqueue",
     "make_transport",
+    "selections_of",
 ]
 
 

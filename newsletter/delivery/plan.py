@@ -43,6 +43,18 @@ def variant_label(sel: Selection, fmt: str) -> str:
     return f"{fmt}:{digest}"
 
 
+def selections_of(
+    issue: Issue, audience: Iterable[Subscriber], *, send_empty: bool
+) -> tuple[Selection, ...]:
+    """Every selection the audience needs rendered, in first-seen order (before any ledger)."""
+    needed: dict[Selection, None] = {}
+    for sub in audience:
+        sel = selection(issue, sub.topics)
+        if sel != () or send_empty:
+            needed.setdefault(sel)
+    return tuple(needed)
+
+
 @dataclass(frozen=True)
 class Batch:
     """The audience of one issue as the ledger holds it, and the selections still to render."""

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from newsletter.audience.tokens import SecretKeys, make_token
+from newsletter.audience.tokens import SecretKeys, TokenMaker
 from newsletter.delivery.breaker import BREAKER_RECIPIENTS, CircuitBreaker
 from newsletter.delivery.dkim import DkimSigner
 from newsletter.delivery.message import Format, Links, MessageTemplate, build_template
@@ -96,6 +96,8 @@ class _Run:
     ) -> None:
         self.issue, self.config, self.store, self.transport = issue, config, store, transport
         self.keys, self.variants, self.retry, self.progress = keys, variants, retry, progress
+        self.tokens = TokenMaker(keys)  # built once: a message's two links sign with it
+        self.ids: Mapping[str, str] = {}  # address -> the opaque id its links carry
         self.report = DeliveryReport(variants=len(variants))
         self.signer = DkimSigner.from_settings(config.dkim)
         self.sender = config.sender.address
@@ -159,10 +161,10 @@ class _Run:
     # -- sending ------------------------------------------------------------------------------
 
     def message(self, item: Item) -> tuple[str, Outgoing]:
-        email = item.email
+        email, rid = item.email, self.ids[item.email]
         links = Links(
-            f"{self.base}/unsubscribe?token={make_token('unsubscribe', email, self.keys)}",
-            f"{self.base}/preferences?token={make_token('preferences', email, self.keys)}",
+            f"{self.base}/unsubscribe?token={self.tokens.make('unsubscribe', rid)}",
+            f"{self.base}/preferences?token={self.tokens.make('preferences', rid)}",
         )
         mid = item.template.message_id(email)
         out = item.template.outgoing(email, item.name, links, mid)
@@ -346,6 +348,8 @@ def deliver(
         run.total,
         before["sent"],
     )
+    if run.total:  # links carry an opaque id, never the address
+        run.ids = store.recipients.ids(by_email)
     run.work = Work(run.items(by_email))
     if progress is not None:
         progress(0, run.total)

@@ -84,8 +84,11 @@ class SmtpTransport(Transport):
         *,
         ssl_context: ssl.SSLContext | None = None,
         environ: dict[str, str] | None = None,
+        final_reply_timeout: float | None = None,
     ) -> None:
         self.settings = settings
+        # the wait for the reply to a message's end: RFC 5321's 10 minutes unless bounded lower
+        self.final_reply_timeout = final_reply_timeout or FINAL_REPLY_TIMEOUT
         self.concurrency = settings.connections
         self.where = f"smtp {settings.host}:{settings.port}"
         self._context = ssl_context
@@ -264,11 +267,12 @@ class SmtpTransport(Transport):
     def _transaction(
         self, conn: smtplib.SMTP, envelope_from: str, rcpt: str, wire: Sequence[bytes]
     ) -> SendResult:
+        final = self.final_reply_timeout
         try:
             if "pipelining" in conn.esmtp_features and _plain(envelope_from, rcpt):
-                stage, code, reply = _pipelined(conn, envelope_from, rcpt, wire)
+                stage, code, reply = _pipelined(conn, envelope_from, rcpt, wire, final)
             else:
-                stage, code, reply = _lockstep(conn, envelope_from, rcpt, wire)
+                stage, code, reply = _lockstep(conn, envelope_from, rcpt, wire, final)
         except ValueError as e:  # an address smtplib cannot send: refused for good
             result = SendResult("fail", str(e))
             code = 0  # MAIL may have been accepted already: reset below, as for any refusal
@@ -287,7 +291,9 @@ class SmtpTransport(Transport):
 Answer = tuple[str, int, bytes]  # the stage that answered last or refused, its code and text
 
 
-def _pipelined(conn: smtplib.SMTP, envelope_from: str, rcpt: str, wire: Sequence[bytes]) -> Answer:
+def _pipelined(
+    conn: smtplib.SMTP, envelope_from: str, rcpt: str, wire: Sequence[bytes], final: float
+) -> Answer:
     """Send MAIL, RCPT and DATA in one write (RFC 2920), then the body: two round trips."""
     stage = "MAIL"
     try:
@@ -304,14 +310,16 @@ def _pipelined(conn: smtplib.SMTP, envelope_from: str, rcpt: str, wire: Sequence
             if code == 354:
                 # With MAIL or RCPT refused the server should have refused DATA too; if it
                 # asks for data anyway, end the data at once, empty, and report the refusal.
-                code, reply = _body(conn, wire if refused is None else ())
+                code, reply = _body(conn, wire if refused is None else (), final)
     except OSError as e:  # smtplib's errors (disconnects included) are OSErrors
         # Before MAIL was answered nothing was sent: an idle connection the server closed.
         raise _ConnectionLost("idle" if stage == "MAIL" else stage) from e
     return refused or (stage, code, reply)
 
 
-def _lockstep(conn: smtplib.SMTP, envelope_from: str, rcpt: str, wire: Sequence[bytes]) -> Answer:
+def _lockstep(
+    conn: smtplib.SMTP, envelope_from: str, rcpt: str, wire: Sequence[bytes], final: float
+) -> Answer:
     """Send MAIL, RCPT, DATA and the body, each after the reply to the one before."""
     stage = "MAIL"
     try:
@@ -324,7 +332,7 @@ def _lockstep(conn: smtplib.SMTP, envelope_from: str, rcpt: str, wire: Sequence[
                 conn.putcmd("data")
                 code, reply = conn.getreply()
                 if code == 354:
-                    code, reply = _body(conn, wire)
+                    code, reply = _body(conn, wire, final)
     except OSError as e:
         raise _ConnectionLost("idle" if stage == "MAIL" else stage) from e
     except ValueError as e:  # smtplib refuses a line break in an address: name the command
@@ -349,7 +357,7 @@ class _ReplyLost(Exception):
     """The message and its end mark went out, but no reply came back: it may have arrived."""
 
 
-def _body(conn: smtplib.SMTP, wire: Sequence[bytes]) -> tuple[int, bytes]:
+def _body(conn: smtplib.SMTP, wire: Sequence[bytes], final: float) -> tuple[int, bytes]:
     """Send the dot-stuffed message and its end mark in one write; return the server's reply."""
     end = b".\r\n" if not wire or wire[-1].endswith(b"\r\n") else b"\r\n.\r\n"
     conn.send(b"".join((*wire, end)))
@@ -357,7 +365,7 @@ def _body(conn: smtplib.SMTP, wire: Sequence[bytes]) -> tuple[int, bytes]:
     before = sock.gettimeout() if sock is not None else None
     try:
         if sock is not None and before is not None:
-            sock.settimeout(max(before, FINAL_REPLY_TIMEOUT))
+            sock.settimeout(max(before, final))
         return conn.getreply()
     except OSError as e:
         raise _ReplyLost(str(e) or type(e).__name__) from e

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from html import escape
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, urlsplit
 from zoneinfo import ZoneInfo
 
 from newsletter.models import OTHER, Issue, Paper, Section
@@ -71,18 +71,25 @@ def arxiv_search(title: str) -> str:
     return f"https://arxiv.org/search/?query={quote_plus(title)}&searchtype=title"
 
 
+def _http(url: str | None) -> str | None:
+    # Sources keep only http(s) links (`sources.normalize`); a paper archived by an older version
+    # may still hold another kind, and no `javascript:` link may reach an email.
+    return url if url and urlsplit(url).scheme.lower() in ("http", "https") else None
+
+
 @functools.lru_cache(maxsize=16384)
 def paper_view(paper: Paper) -> PaperView:
     """Return the fixed parts of a paper's entry (title link, byline, links)."""
+    url, pdf_url = _http(paper.url), _http(paper.pdf_url)
     links = [
-        Link(label, url)
-        for label, url in (
-            ("Abstract", paper.url),
-            ("PDF", paper.pdf_url),
-            ("Code", paper.code_url),
-            ("Project", paper.project_url),
+        Link(label, link)
+        for label, link in (
+            ("Abstract", url),
+            ("PDF", pdf_url),
+            ("Code", _http(paper.code_url)),
+            ("Project", _http(paper.project_url)),
         )
-        if url
+        if link
     ]
     if not links:  # a paper from a page without links is still one click from its abstract
         links = [Link("Search arXiv", arxiv_search(paper.title))]
@@ -90,8 +97,7 @@ def paper_view(paper: Paper) -> PaperView:
     if paper.upvotes:  # "0 upvotes" says nothing worth the space
         votes = f"{paper.upvotes:,} upvote{'' if paper.upvotes == 1 else 's'}"
         byline = f"{byline} · {votes}" if byline else votes
-    url = paper.url or paper.pdf_url or links[0].url
-    return PaperView(paper, paper.title, url, byline, tuple(links))
+    return PaperView(paper, paper.title, url or pdf_url or links[0].url, byline, tuple(links))
 
 
 def paper_views(papers: Sequence[Paper]) -> list[PaperView]:

@@ -7,6 +7,7 @@ clips longer messages): summaries shorten first, then sections are capped with "
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
@@ -23,6 +24,7 @@ from newsletter.models import (
     PREFERENCES_PLACEHOLDER,
     UNSUBSCRIBE_PLACEHOLDER,
     Issue,
+    Paper,
     RenderedEmail,
     Section,
 )
@@ -184,7 +186,10 @@ def render_issue(
         passes.append(_render_pass(env, issue, sections, config, plan))
         return passes[-1]
 
-    chosen = fit(attempt, sections, config)
+    try:
+        chosen = fit(attempt, sections, config)
+    except RenderError as e:
+        raise _blame(env, issue, sections, config, e) from e
     context = build_context(issue, sections, config, chosen.plan, _links())
     t0 = time.perf_counter()
     text = _text(env, context)
@@ -217,6 +222,74 @@ def render_issue(
 
 def _text(env: jinja2.Environment, context: dict[str, Any]) -> str:
     return tidy_text(_jinja(env, TEXT_TEMPLATE, context))
+
+
+# -- when a render fails: which paper, which field -----------------------------------------------
+
+# What each field becomes to see whether it is the one that breaks a paper's render.
+_PLAIN_FIELDS: dict[str, Any] = {
+    "title": "A title",
+    "authors": (),
+    "abstract": "",
+    "summary": None,
+    "url": None,
+    "pdf_url": None,
+    "code_url": None,
+    "project_url": None,
+}
+
+
+def _blame(
+    env: jinja2.Environment,
+    issue: Issue,
+    sections: Sequence[Section],
+    config: RenderSettings,
+    error: RenderError,
+) -> RenderError:
+    """Name the paper and field that make a render fail; `error` itself when it is the template.
+
+    Only on the failure path: halves of the papers are rendered until one paper is left (a few
+    renders), then that paper with one field at a time made plain.
+    """
+    topic = sections[0].topic if sections else "Topic"
+
+    def renders(papers: Sequence[Paper]) -> bool:
+        plan = Plan(config.summary_chars, (len(papers),))
+        try:
+            _render_pass(env, issue, (Section(topic, tuple(papers)),), config, plan)
+        except RenderError:
+            return False
+        return True
+
+    if not renders([Paper(id="title:check", title="A plain paper")]):
+        return error  # even a plain paper fails: the template is the problem
+    papers = list({p.id: p for s in sections for p in s.all_papers}.values())
+    while len(papers) > 1:
+        half = len(papers) // 2
+        if not renders(papers[:half]):
+            papers = papers[:half]
+        elif not renders(papers[half:]):
+            papers = papers[half:]
+        else:
+            return error  # only the papers together fail: nothing to blame on one
+    if not papers or renders(papers):
+        return error
+    paper = papers[0]
+    field = next(
+        (
+            name
+            for name, plain in _PLAIN_FIELDS.items()
+            if renders([dataclasses.replace(paper, **{name: plain})])
+        ),
+        None,
+    )
+    title = paper.title if len(paper.title) <= 60 else paper.title[:59] + "…"
+    why = error.__cause__ or error
+    what = f"its {field}" if field else "it"
+    return RenderError(
+        f"paper {paper.id} {title!r}: {what} cannot go into the email ({why}); "
+        "correct the paper in its source or leave it out"
+    )
 
 
 # -- checking templates ---------------------------------------------------------------------------

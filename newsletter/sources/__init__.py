@@ -33,6 +33,11 @@ _PROLOG = re.compile(rb"^(?:\s+|<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>]*>)*", re.DOTA
 _ROOT = re.compile(rb"<\s*([A-Za-z_][\w.:-]*)")
 _FEED_ROOTS = {b"feed", b"rss", b"rdf"}
 _LIST_START = re.compile(r"^(?:- |-$|---|papers:)", re.MULTILINE)
+ACCEPTED = (
+    "Daily Papers page text (title and abstract blocks), a Daily Papers API response (JSON), "
+    "an arXiv RSS, Atom or API feed (XML), or a JSON, JSON Lines or YAML list of papers with "
+    "`title`"
+)
 
 
 def detect_kind(data: bytes, name: str) -> str:
@@ -46,15 +51,16 @@ def detect_kind(data: bytes, name: str) -> str:
         return _json_kind(body)
     if name.lower().endswith((".json", ".jsonl", ".yaml", ".yml")):
         return "papers"
+    text = body[:65536].decode("utf-8", "replace")
     first = next(
-        (
-            ln
-            for ln in body[:4096].decode("utf-8", "replace").splitlines()
-            if ln.strip() and not ln.lstrip().startswith("#")
-        ),
-        "",
+        (ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), ""
     )
-    return "papers" if _LIST_START.match(first) else "hf_page"
+    if _LIST_START.match(first):
+        return "papers"
+    # a NUL means a binary file; text that is not UTF-8 gets its own message from the parser
+    if b"\x00" not in body[:65536] and hf_page.looks_like_page(text):
+        return "hf_page"
+    raise SourceError(f"{name}: no format this program reads; give {ACCEPTED} (or force --kind)")
 
 
 def _xml_kind(body: bytes, name: str) -> str:

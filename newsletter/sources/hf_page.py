@@ -71,6 +71,15 @@ def parse_date_line(line: str, today: date) -> date | None:
     return None
 
 
+def looks_like_page(text: str) -> bool:
+    """True when text reads as a saved Daily Papers page: the page's header or date line, or at
+    least a title block and an abstract block (a one-line file like `/etc/hostname` is not)."""
+    blocks = [block for _, block in _blocks(text[:65536].lstrip("\ufeff"))]
+    if len(blocks) >= 2:
+        return True
+    return any(b.replace(" ", "").casefold() in HEADER_LINES or _DATE_LINE.match(b) for b in blocks)
+
+
 def _blocks(text: str) -> list[tuple[int, str]]:
     """Split text into (first line number, block) pairs on blank lines."""
     out: list[tuple[int, str]] = []

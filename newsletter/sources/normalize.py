@@ -1,7 +1,11 @@
 """One place where papers are made: text normalisation, stable ids, deduplication.
 
 Every source builds its papers with `make_paper`, so whitespace, unicode, ids, dates and derived
-arXiv links are handled the same way whatever the paper came from.
+arXiv links are handled the same way whatever the paper came from. Third-party data is not
+trusted: control characters are stripped (one backspace in a title once stopped a whole week's
+email, since MJML, XML and mail headers cannot carry it), over-long fields are cut, and only
+http(s) links are kept (a `javascript:` link must never reach an email). Each change is logged
+with the paper it touched.
 """
 
 from __future__ import annotations
@@ -20,6 +24,21 @@ from newsletter.models import Paper
 log = logging.getLogger(__name__)
 
 _SPACE = re.compile(r"\s+")
+# C0 and C1 control characters (but the whitespace ones: tab, line breaks, which become spaces
+# below), and the code points XML cannot carry: the noncharacters. A lone surrogate (a broken
+# `\ud800` escape in JSON) cannot even be encoded as UTF-8: it becomes U+FFFD.
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\ufdd0-\ufdef\ufffe\uffff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# In a link every whitespace or control character goes, as a browser drops tab and newline
+# inside a URL (WHATWG URL): `java\tscript:` must be read as the `javascript:` it becomes.
+_LINK_JUNK = re.compile("[\x00-\x1f\x7f-\x9f\ufdd0-\ufdef\ufffe\uffff]")
+LINK_SCHEMES = ("http", "https")
+# Caps on what one paper may bring: far above real papers (an arXiv abstract has at most 1,920
+# characters), low enough that one bad record cannot fill the email or the archive.
+MAX_CHARS = {"title": 500, "abstract": 10_000, "summary": 2_000, "author": 200}
+MAX_AUTHORS = 500
+MAX_CATEGORIES = 50
+MAX_LINK = 2_000  # browsers and proxies start refusing longer URLs
 # New-style ids (0704.0001 onwards: 4+4, from 2015 4+5 digits) and old-style `archive[.SC]/YYMMNNN`.
 _NEW_ID = r"\d{4}\.\d{4,5}"
 _OLD_ID = r"[a-z][a-z\-]*(?:\.[A-Za-z]{2})?/\d{7}"
@@ -32,11 +51,42 @@ _NAME_SUFFIXES = {"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"}
 
 
 def normalize_text(value: object) -> str:
-    """Return `value` as NFC text with runs of whitespace collapsed to one space, stripped."""
+    """Return `value` as NFC text without control characters, whitespace runs as one space."""
     if value is None:
         return ""
-    text = unicodedata.normalize("NFC", str(value))
+    text = _SURROGATE.sub("\ufffd", str(value))
+    text = unicodedata.normalize("NFC", _CONTROL.sub("", text))
     return _SPACE.sub(" ", text).strip()
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text` shortened to at most `limit` characters at a word, with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    space = head.rfind(" ")
+    return (head[:space] if space > limit // 2 else head).rstrip() + "…"
+
+
+def clean_link(value: object) -> str | None:
+    """Return an http(s) link with its whitespace and controls removed; None for anything else."""
+    return _link(value)[0]
+
+
+def _link(value: object) -> tuple[str | None, str]:
+    """(the link, "") or (None, why it is not one). Spaces inside a link are encoded (`%20`)."""
+    text = _LINK_JUNK.sub("", _SURROGATE.sub("", str(value or ""))).strip()
+    if not text:
+        return None, "empty"
+    text = _SPACE.sub("%20", text)
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in LINK_SCHEMES:
+        return None, "only http and https links are kept"
+    if not parts.hostname:
+        return None, "a link needs a host"
+    if len(text) > MAX_LINK:
+        return None, f"{len(text)} characters is too long for a link (at most {MAX_LINK})"
+    return text, ""
 
 
 def title_key(title: str) -> str:
@@ -129,6 +179,46 @@ def _optional_text(value: object) -> str | None:
     return text or None
 
 
+class _Checks:
+    """Cut over-long fields and drop bad links of one paper, saying which paper and why."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.pid = ""
+
+    def name(self) -> str:
+        short = self.title if len(self.title) <= 80 else self.title[:79] + "…"
+        return f"paper {self.pid} {short!r}" if self.pid else f"paper {short!r}"
+
+    def cut(self, field: str, text: str, limit: int) -> str:
+        if len(text) > limit:
+            log.warning("%s: %s is %d characters; cut to %d", self.name(), field, len(text), limit)
+            return _cut(text, limit)
+        return text
+
+    def link(self, field: str, value: object) -> str | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        link, problem = _link(value)
+        if link is None:
+            shown = str(value).strip()
+            shown = shown if len(shown) <= 60 else shown[:59] + "…"
+            log.warning("%s: %s %r dropped: %s", self.name(), field, shown, problem)
+        return link
+
+    def authors(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        if len(names) > MAX_AUTHORS:
+            log.warning(
+                "%s: authors lists %d names; kept the first %d",
+                self.name(),
+                len(names),
+                MAX_AUTHORS,
+            )
+            names = names[:MAX_AUTHORS]
+        limit = MAX_CHARS["author"]
+        return tuple(self.cut("authors (a name)", n, limit) for n in names)
+
+
 def make_paper(
     title: object,
     *,
@@ -154,10 +244,14 @@ def make_paper(
     clean_title = normalize_text(title)
     if not clean_title:
         raise ValueError("paper has no title")
+    checks = _Checks(clean_title)
+    clean_title = checks.cut("title", clean_title, MAX_CHARS["title"])
     pid = paper_id(id or url, clean_title)
+    checks.pid = pid
     aid = None if pid.startswith("title:") else pid
     if isinstance(categories, str):
         categories = categories.split()
+    summary_text = _optional_text(summary)
     votes: int | None = None
     if upvotes is not None and upvotes != "":
         try:
@@ -167,19 +261,20 @@ def make_paper(
     return Paper(
         id=pid,
         title=clean_title,
-        authors=split_authors(authors),
-        abstract=normalize_text(abstract),
-        url=_optional_text(url) or (f"https://arxiv.org/abs/{aid}" if aid else None),
-        pdf_url=_optional_text(pdf_url) or (f"https://arxiv.org/pdf/{aid}" if aid else None),
-        code_url=_optional_text(code_url),
-        project_url=_optional_text(project_url),
+        authors=checks.authors(split_authors(authors)),
+        abstract=checks.cut("abstract", normalize_text(abstract), MAX_CHARS["abstract"]),
+        url=checks.link("url", url) or (f"https://arxiv.org/abs/{aid}" if aid else None),
+        pdf_url=checks.link("pdf_url", pdf_url)
+        or (f"https://arxiv.org/pdf/{aid}" if aid else None),
+        code_url=checks.link("code_url", code_url),
+        project_url=checks.link("project_url", project_url),
         published=parse_datetime(published),
         upvotes=votes,
         source=source,
-        summary=_optional_text(summary),
+        summary=summary_text and checks.cut("summary", summary_text, MAX_CHARS["summary"]),
         categories=tuple(
             dict.fromkeys(c for c in (normalize_text(c) for c in categories or ()) if c)
-        ),
+        )[:MAX_CATEGORIES],
         announce_type=_optional_text(announce_type),
     )
 

@@ -85,6 +85,25 @@ def state_url(config: Config) -> sa.URL:
     return url
 
 
+def state_folder(config: Config) -> None:
+    """Make sure the folder of a SQLite state exists: the default state's folder is made, a
+    configured one must exist (a typo in `state:` must not create folders anywhere)."""
+    url = state_url(config)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return
+    folder = Path(str(url.database)).parent
+    if folder.is_dir():
+        return
+    if "state" not in config.model_fields_set:
+        folder.mkdir(parents=True, exist_ok=True)
+        return
+    where = config.path.name if config.path else "config.yaml"
+    raise StoreError(
+        f"{where}: state: the folder {folder} does not exist; create the folder "
+        f"(mkdir -p {folder}) or set `state:` to a file in an existing folder"
+    )
+
+
 def url_and_label(target: str | Path | sa.URL) -> tuple[sa.URL, str]:
     """Return the URL to open and how messages name it (a path, or the URL without password)."""
     if isinstance(target, sa.URL):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from newsletter.errors import BusyError
+from newsletter.store.database import state_folder
 
 if TYPE_CHECKING:
     from newsletter.config import Config
@@ -29,6 +30,7 @@ RETRY_SECONDS = 5.0  # how often a waiting scheduler tries the send lock again
 
 def lock_path(config: Config, purpose: str) -> Path:
     """The lock file of `purpose` ("schedule", "send") for the config's state."""
+    state_folder(config)  # the lock sits beside the state: its folder must exist first
     state = str(config.state)
     if "://" not in state:
         return Path(f"{config.resolve(state)}.{purpose}.lock")
@@ -42,7 +44,6 @@ def exclusive(path: Path, busy: str, *, wait: threading.Event | None = None) -> 
 
     With `wait`, keep trying every few seconds instead, until the lock is free or `wait` is set.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         announced = False

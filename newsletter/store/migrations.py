@@ -129,7 +129,50 @@ def _v2_sent_papers(conn: sa.Connection) -> None:
         conn.execute(sent.insert(), rows)
 
 
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_initial, _v2_sent_papers]
+def _v3_recipients_signups_mail_queue(conn: sa.Connection) -> None:
+    """Add `recipients` (the opaque ids links carry), `signups` (each web sign-up kept apart
+    until it is confirmed) and `mail_queue` (confirmation emails waiting to go out)."""
+    md = sa.MetaData()
+    sa.Table(
+        "recipients",
+        md,
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("email", EMAIL, nullable=False, unique=True),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+    )
+    sa.Table(
+        "signups",
+        md,
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("email", EMAIL, nullable=False),
+        sa.Column("name", sa.Text),
+        sa.Column("topics", _json()),  # as in `subscribers`: NULL means every topic
+        sa.Column("format", sa.String(8), nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Index("ix_signups_email", "email"),
+        sa.Index("ix_signups_created_at", "created_at"),
+    )
+    sa.Table(
+        "mail_queue",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("kind", sa.String(16), nullable=False),  # "confirm"
+        sa.Column("email", EMAIL, nullable=False),
+        sa.Column("ref", sa.String(32), nullable=False),  # the sign-up it confirms
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("due_at", UTCDateTime, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+        sa.Column("last_error", sa.Text),
+        sa.Index("ix_mail_queue_due_at", "due_at"),
+    )
+    md.create_all(conn)
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [
+    _v1_initial,
+    _v2_sent_papers,
+    _v3_recipients_signups_mail_queue,
+]
 LATEST = len(MIGRATIONS)
 
 _version_table = sa.Table(

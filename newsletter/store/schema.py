@@ -6,6 +6,7 @@ change to them is a new migration first.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -74,6 +75,35 @@ sent_papers = sa.Table(
     sa.Column("paper_id", sa.String(200), primary_key=True),
     sa.Column("issue_id", ISSUE_ID, primary_key=True),
 )
+recipients = sa.Table(
+    "recipients",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("email", EMAIL, nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+signups = sa.Table(
+    "signups",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("email", EMAIL, nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("topics", sa.JSON(none_as_null=True)),
+    sa.Column("format", sa.String(8), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+mail_queue = sa.Table(
+    "mail_queue",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("email", EMAIL, nullable=False),
+    sa.Column("ref", sa.String(32), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,3 +169,8 @@ def check_value(value: str, allowed: tuple[str, ...], what: str) -> None:
 def email_key(email: str) -> str:
     """The form every table stores an address in (see `newsletter.audience.subscribers`)."""
     return email.strip().lower()
+
+
+def new_id() -> str:
+    """A random id for a recipient or a sign-up (96 bits, URL-safe, never holding an "@")."""
+    return secrets.token_urlsafe(12)

@@ -1,5 +1,8 @@
 """The state store: subscriptions, suppressions, the send ledger and the issue archive.
 
+Beside them: `recipients` (the opaque ids in links), `signups` (sign-up requests waiting for
+confirmation) and `mail_queue` (the confirmation emails the web side has still to send).
+
 SQLAlchemy Core over one SQLite file by default (WAL, `synchronous=NORMAL`, a busy timeout), or
 a PostgreSQL URL. The schema comes from `newsletter.store.migrations`, applied when the store opens.
 
@@ -25,8 +28,16 @@ from newsletter.errors import StoreError
 from newsletter.models import Issue, Subscriber
 from newsletter.store import migrations
 from newsletter.store.archive import issue_from_row, issue_to_row
-from newsletter.store.database import Database, state_url, tune_sqlite, url_and_label
+from newsletter.store.database import (
+    Database,
+    state_folder,
+    state_url,
+    tune_sqlite,
+    url_and_label,
+)
 from newsletter.store.ledger import Ledger
+from newsletter.store.mail_queue import MailQueue
+from newsletter.store.recipients import Recipients
 from newsletter.store.schema import (
     LEDGER_STATUSES,
     SUBSCRIBER_STATUSES,
@@ -44,6 +55,7 @@ from newsletter.store.schema import (
     subscribers,
     suppressions,
 )
+from newsletter.store.signups import Signups
 
 if TYPE_CHECKING:
     from newsletter.config import Config
@@ -72,6 +84,9 @@ class Store:
     def __init__(self, engine: sa.Engine, label: str, clock: Callable[[], datetime]) -> None:
         self.db = Database(engine, label, clock)
         self.ledger = Ledger(self.db)  # one row per issue and recipient
+        self.recipients = Recipients(self.db)  # the opaque id each address's links carry
+        self.signups = Signups(self.db)  # web sign-ups waiting for their confirmation
+        self.mail_queue = MailQueue(self.db)  # confirmation emails waiting to go out
 
     @property
     def engine(self) -> sa.Engine:
@@ -90,13 +105,18 @@ class Store:
 
     @classmethod
     def open(cls, target: str | Path | sa.URL, *, clock: Callable[[], datetime] = _utcnow) -> Store:
-        """Open (creating if needed) and migrate the state database at a path or URL."""
+        """Open (creating the file if needed) and migrate the state database at a path or URL.
+
+        A SQLite file's folder must exist: `from_config` makes the default state's folder only.
+        """
         url, label = url_and_label(target)
         backend = url.get_backend_name()
         if backend not in ("sqlite", "postgresql"):
             raise StoreError(f"{label}: {backend} is not supported; use SQLite or PostgreSQL")
         if backend == "sqlite" and url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(url.database).parent
+            if not folder.is_dir():
+                raise StoreError(f"{label}: no such folder {folder}; create it first")
         # a web process keeps connections for hours: test one before use on a server database
         options = {"pool_pre_ping": True} if backend == "postgresql" else {}
         try:
@@ -125,6 +145,7 @@ class Store:
     @classmethod
     def from_config(cls, config: Config) -> Store:
         """Open the store named by `state:` in the config."""
+        state_folder(config)
         return cls.open(state_url(config))
 
     def close(self) -> None:

@@ -4,6 +4,12 @@ Plain synchronous code (the web handlers run it in a worker thread), so tests ca
 directly too. One lock serialises the read-then-write steps of one process: five sign-ups of one
 address arriving together still send one confirmation. Across processes the store's own
 transactions keep each write whole; the once-a-day limit reads the stored `confirm_sent_at`.
+
+Links carry opaque ids, never an address: unsubscribe and preference links a recipient id
+(`store.recipients`), confirm links the id of one sign-up request (`store.signups`), so that a
+confirmation applies that request and nothing a stranger sent later for the same address. A
+link made before these ids signed the address itself; such links still work (an unsubscribe link
+for good, a confirm link until it expires).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from newsletter.audience.subscribers import load_subscribers
-from newsletter.audience.tokens import Purpose, SecretKeys, make_token, read_token
+from newsletter.audience.tokens import SecretKeys, TokenMaker, is_address
 from newsletter.errors import TokenError
 from newsletter.models import Subscriber
 
@@ -30,7 +36,7 @@ log = logging.getLogger(__name__)
 # signature; only the age is waived.
 _ANY_AGE = 100 * 365 * 24 * 3600
 
-ConfirmOutcome = Literal["confirmed", "unknown"]
+Linked = Literal["unsubscribe", "preferences"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class Subscriptions:
         self.store = store
         self.keys = keys
         self.clock = clock or store.clock
+        self.tokens = TokenMaker(keys, clock=self._now)
         self._lock = threading.Lock()
 
     # -- tokens -------------------------------------------------------------------------------
@@ -64,72 +71,90 @@ class Subscriptions:
     def _now(self) -> float:
         return self.clock().timestamp()
 
-    def token(self, purpose: Purpose, email: str) -> str:
-        return make_token(purpose, email, self.keys, clock=self._now)
+    def token(self, purpose: Linked, email: str) -> str:
+        """The token of an unsubscribe or preferences link: it signs the recipient's id."""
+        return self.tokens.make(purpose, self.store.recipients.id_of(email))
 
-    def read(self, purpose: Purpose, token: str) -> str:
-        """Return the address of a token, or raise `TokenError` (bad or expired)."""
-        max_age = None
-        if purpose == "confirm":
-            max_age = int(self.config.web.confirm_max_age_hours * 3600)
-        return read_token(purpose, token, self.keys, max_age, clock=self._now)
+    def read(self, purpose: Linked, token: str) -> str:
+        """Return the address an unsubscribe or preferences link is for, or raise `TokenError`."""
+        value = self.tokens.read(purpose, token)
+        if is_address(value):
+            return value  # a link made before recipient ids
+        email = self.store.recipients.email_of(value)
+        if email is None:
+            raise TokenError(f"this {purpose} link is not valid (it names no one)", kind="bad")
+        return email
+
+    def read_confirm(self, token: str) -> str:
+        """Return what a confirm link names (a sign-up request, or an old link's address)."""
+        return self.tokens.read("confirm", token, int(self.config.web.confirm_max_age_hours * 3600))
 
     def read_expired_confirm(self, token: str) -> str:
-        """Return the address of a genuine confirm token of any age; `TokenError` if forged."""
-        return read_token("confirm", token, self.keys, _ANY_AGE, clock=self._now)
+        """`read_confirm` for a genuine confirm token of any age; `TokenError` if forged."""
+        return self.tokens.read("confirm", token, _ANY_AGE)
 
-    def link(self, purpose: Purpose, email: str) -> str:
-        """Return the absolute link for a purpose (from `base_url`, never the request's Host)."""
-        return f"{self.config.base_url}/{purpose}?token={self.token(purpose, email)}"
+    def confirm_link(self, request: str) -> str:
+        """The absolute confirm link of a sign-up request (from `base_url`, never the Host)."""
+        return f"{self.config.base_url}/confirm?token={self.tokens.make('confirm', request)}"
 
     # -- sign-up and confirmation -------------------------------------------------------------
 
     def sign_up(self, subscriber: Subscriber) -> bool:
-        """Record a web sign-up; return True when a confirmation email should go out now.
+        """Record a web sign-up; return True when its confirmation email was queued.
 
         An address already subscribed (and not unsubscribed since) is left exactly as it is: the
-        form proves nothing about who typed it, so it must not change anyone's choices.
+        form proves nothing about who typed it, so it must not change anyone's choices. Nor does
+        a request change a pending sign-up: each is kept apart until its own link confirms it.
         """
         with self._lock:
-            existing = self.store.get_subscriber(subscriber.email)
-            suppressed = self.store.is_suppressed(subscriber.email)
-            if existing is not None and existing.status == "confirmed" and not suppressed:
+            if self._subscribed(subscriber.email):
                 log.info("sign-up of %s: already subscribed; nothing sent", subscriber.email)
                 return False
             # new, pending, or confirmed once and unsubscribed since (a re-subscription)
-            self.store.add_subscriber(subscriber, status="pending")
-            return self._claim_confirmation(subscriber.email)
+            return self.store.signups.open(subscriber, self._resend_window()) is not None
 
-    def resend(self, email: str) -> bool:
-        """Return True when a fresh confirmation should go to `email` (from an expired link)."""
+    def resend(self, named: str) -> bool:
+        """Queue a fresh confirmation for what an expired link named; False if none is due."""
         with self._lock:
-            existing = self.store.get_subscriber(email)
-            if existing is None:
+            if is_address(named):  # an old link: its sign-up is the stored pending row
+                existing = self.store.get_subscriber(named)
+                if existing is None or self._subscribed(named):
+                    return False
+                return (
+                    self.store.signups.open(existing.subscriber, self._resend_window()) is not None
+                )
+            request = self.store.signups.get(named)
+            if request is None or self._subscribed(request.subscriber.email):
                 return False
-            if existing.status == "confirmed" and not self.store.is_suppressed(email):
-                return False
-            return self._claim_confirmation(email)
+            return self.store.signups.again(named, self._resend_window())
 
-    def _claim_confirmation(self, email: str) -> bool:
-        """Take today's confirmation email of an address, if it has not gone out yet."""
-        stored = self.store.get_subscriber(email)
-        last = stored.confirm_sent_at if stored is not None else None
-        window = timedelta(hours=self.config.web.confirm_resend_hours)
-        if last is not None and self.clock() - last < window:
-            log.info("confirmation for %s already sent at %s; not again yet", email, last)
-            return False
-        self.store.mark_confirm_sent(email)
-        return True
+    def confirm(self, named: str) -> str | None:
+        """Confirm what a link names; return the address, or None when nothing waits for it.
 
-    def confirm(self, email: str) -> ConfirmOutcome:
-        """Confirm a subscription; an explicit confirmation also lifts an earlier unsubscribe."""
+        An explicit confirmation also lifts an earlier unsubscribe.
+        """
         with self._lock:
-            if self.store.get_subscriber(email) is None:
-                return "unknown"
-            self.store.confirm_subscriber(email)
+            if is_address(named):  # an old link: confirm the stored row as it is
+                if self.store.get_subscriber(named) is None:
+                    return None
+                self.store.confirm_subscriber(named)
+                email = named
+            else:
+                applied = self.store.signups.confirm(named)
+                if applied is None:
+                    return None
+                email = applied.email
             if self.store.clear_suppression(email):
                 log.info("%s subscribed again; suppression lifted", email)
-            return "confirmed"
+            return email
+
+    def _subscribed(self, email: str) -> bool:
+        existing = self.store.get_subscriber(email)
+        confirmed = existing is not None and existing.status == "confirmed"
+        return confirmed and not self.store.is_suppressed(email)
+
+    def _resend_window(self) -> timedelta:
+        return timedelta(hours=self.config.web.confirm_resend_hours)
 
     # -- unsubscribe and preferences ----------------------------------------------------------
 
@@ -175,4 +200,4 @@ class Subscriptions:
             self.store.clear_suppression(email)
 
 
-__all__ = ["ConfirmOutcome", "Current", "Subscriptions", "TokenError"]
+__all__ = ["Current", "Linked", "Subscriptions", "TokenError"]

@@ -6,7 +6,8 @@ preferences, the issue archive and its Atom feed. A Starlette app served by uvic
 
 The handlers live in `web_archive` (public pages) and `web_subscribe` (subscription pages); the
 store work behind them in `web_actions`; headers, rate limits and the CSRF reasoning in
-`web_security`.
+`web_security`. Confirmation emails go out from the app's own mail worker (`web.mailer`), which
+runs while the app runs (its lifespan), never from a page.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from starlette.staticfiles import StaticFiles
 
 from newsletter import resources
 from newsletter.audience import tokens
-from newsletter.delivery import make_transport
 from newsletter.errors import SecretKeyError
 from newsletter.store.state import Store
 from newsletter.web.actions import Subscriptions
 from newsletter.web.archive import feed, home, issue_page, issues_index
+from newsletter.web.mailer import Mailer, confirmation_transport
 from newsletter.web.pages import WebState, http_error, server_error, template_environment
 from newsletter.web.security import BodyLimit, RateLimiter, SecurityHeaders
 from newsletter.web.subscribe import (
@@ -91,7 +92,8 @@ def create_app(
     """Build the web app: keys from the environment and the store of the config unless given.
 
     `clock` (default: the store's) drives token ages, the resend limit and the per-IP limit,
-    so tests can move time without sleeping.
+    so tests can move time without sleeping. The mail worker starts with the app's lifespan
+    (uvicorn runs it; a test may call `app.state.web.mailer.run_once()` instead).
     """
     keys = keys or tokens.SecretKeys.from_env(environ)
     owned = store is None
@@ -99,21 +101,26 @@ def create_app(
     clock = clock or store.clock
     subs = Subscriptions(config, store, keys, clock=clock)
     limiter = RateLimiter(config.web.rate_limit_per_ip, 3600.0, lambda: clock().timestamp())
-    web = WebState(
-        config=config,
-        store=store,
-        subs=subs,
-        env=template_environment(config),
-        limiter=limiter,
-        transport_factory=transport_factory
-        or (lambda: make_transport(config.transport_settings())),
+    env = template_environment(config)
+    mailer = Mailer(
+        config,
+        env,
+        store,
+        subs.confirm_link,
+        transport_factory or (lambda: confirmation_transport(config)),
+        clock,
     )
+    web = WebState(config=config, store=store, subs=subs, env=env, limiter=limiter, mailer=mailer)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        if owned:
-            store.close()
+        mailer.start()
+        try:
+            yield
+        finally:
+            mailer.stop()
+            if owned:
+                store.close()
 
     app = Starlette(
         routes=routes(),

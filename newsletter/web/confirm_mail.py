@@ -90,16 +90,21 @@ def send_confirmation(
 ) -> SendResult:
     """Build and send one confirmation email; return what became of it, never raising.
 
-    It runs after the page has answered, so a slow or failing mail server shows in the log
-    and not in the page (which must read the same whether or not anything was sent).
+    It runs in the web side's mail worker (`newsletter.web.mailer`), never in a page, so a slow
+    or failing mail server shows in the log and not in the page. A transport that cannot work
+    now (connection refused, login failed) is `retry`: the worker tries later.
     """
     try:
         data = build_confirmation(config, env, email, link, hours=hours, date=date)
+    except NewsletterError as e:
+        log.error("confirmation to %s cannot be built: %s", email, e)
+        return SendResult("fail", str(e))
+    try:
         with transport_factory() as transport:
             result = transport.send(config.sender.address, email, data)
-    except (NewsletterError, TransportError, OSError) as e:
-        log.error("confirmation to %s not sent: %s", email, e)
-        return SendResult("fail", str(e))
+    except (TransportError, OSError) as e:
+        log.warning("confirmation to %s not sent now: %s", email, e)
+        return SendResult("retry", str(e))
     if result.ok:
         log.info("confirmation sent to %s", email)
     else:

@@ -8,7 +8,7 @@ confirmation email, so nothing a visitor or a paper source wrote reaches a page 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -22,14 +22,13 @@ from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
 from newsletter import resources
-from newsletter.web.confirm_mail import send_confirmation
 from newsletter.web.security import RateLimiter, add_headers
 
 if TYPE_CHECKING:
     from newsletter.config import Config
-    from newsletter.delivery.transport import Transport
     from newsletter.store.state import Store
     from newsletter.web.actions import Subscriptions
+    from newsletter.web.mailer import Mailer
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +86,7 @@ class WebState:
     subs: Subscriptions
     env: jinja2.Environment
     limiter: RateLimiter
-    transport_factory: Callable[[], Transport]
+    mailer: Mailer  # sends the confirmation emails the pages queue
     templates: Jinja2Templates = field(init=False)
     root: str = field(init=False)  # the path part of base_url ("" at a domain's top)
 
@@ -108,19 +107,6 @@ class WebState:
             "organisation": c.organisation,
             "root": self.root,
         }
-
-    def confirmation_task(self, email: str) -> BackgroundTask:
-        """Return the task that sends a confirmation email once the page has been answered."""
-        return BackgroundTask(
-            send_confirmation,
-            self.config,
-            self.env,
-            self.transport_factory,
-            email,
-            self.subs.link("confirm", email),
-            hours=self.config.web.confirm_max_age_hours,
-            date=self.subs.clock(),
-        )
 
 
 def state(request: Request) -> WebState:

@@ -3,8 +3,9 @@
 A GET never changes anything: mail scanners and link previews open every link in a message, so
 each link from an email (confirm, unsubscribe) shows a page whose button posts the change.
 Answers never tell whether an address is known: a sign-up reads the same for a new, a pending
-and a subscribed address, and the confirmation email goes out after the answer, so even the
-response time says nothing. See `newsletter.web.security` for why there is no CSRF token.
+and a subscribed address, and the confirmation email is only queued (the mail worker of
+`newsletter.web.mailer` sends it), so even the response time says nothing, and a mail server
+that hangs never holds a page. See `newsletter.web.security` for why there is no CSRF token.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from starlette.responses import Response
 
 from newsletter.audience.tokens import Purpose
 from newsletter.errors import TokenError
+from newsletter.web.actions import Linked
 from newsletter.web.archive import home_page
 from newsletter.web.forms import check_signup, read_preferences, read_signup
 from newsletter.web.pages import NOINDEX, message, page, state
@@ -67,14 +69,24 @@ def _token_error(request: Request, purpose: Purpose, error: TokenError, token: s
     )
 
 
-async def _email_of(request: Request, purpose: Purpose) -> tuple[str | None, Response | None]:
+async def _email_of(request: Request, purpose: Linked) -> tuple[str | None, Response | None]:
     """Return the address the URL's token was made for, or the error page to answer with."""
     token = request.query_params.get("token", "")
     try:
-        return state(request).subs.read(purpose, token), None
+        return await run_in_threadpool(state(request).subs.read, purpose, token), None
     except TokenError as e:
         log.info("%s link refused (%s) from %s", purpose, e.kind, client_key(request))
         return None, _token_error(request, purpose, e, token)
+
+
+def _confirm_of(request: Request) -> tuple[str | None, Response | None]:
+    """Return what the URL's confirm token names, or the error page to answer with."""
+    token = request.query_params.get("token", "")
+    try:
+        return state(request).subs.read_confirm(token), None
+    except TokenError as e:
+        log.info("confirm link refused (%s) from %s", e.kind, client_key(request))
+        return None, _token_error(request, "confirm", e, token)
 
 
 async def _form(request: Request) -> FormData:
@@ -99,9 +111,9 @@ async def subscribe(request: Request) -> Response:
     checked = check_signup(form, st.topic_names, st.config.web.blocked_domains)
     if checked.subscriber is None:
         return home_page(request, form, checked.errors, status=400)
-    email = checked.subscriber.email
-    send = await run_in_threadpool(st.subs.sign_up, checked.subscriber)
-    return message(request, *SENT, background=st.confirmation_task(email) if send else None)
+    if await run_in_threadpool(st.subs.sign_up, checked.subscriber):
+        st.mailer.wake()
+    return message(request, *SENT)
 
 
 async def resend(request: Request) -> Response:
@@ -114,11 +126,12 @@ async def resend(request: Request) -> Response:
     token = (await _form(request)).get("token")
     token = token if isinstance(token, str) else ""
     try:
-        email = st.subs.read_expired_confirm(token)
+        named = st.subs.read_expired_confirm(token)
     except TokenError as e:
         return _token_error(request, "confirm", e, "")
-    send = await run_in_threadpool(st.subs.resend, email)
-    return message(request, *SENT, background=st.confirmation_task(email) if send else None)
+    if await run_in_threadpool(st.subs.resend, named):
+        st.mailer.wake()
+    return message(request, *SENT)
 
 
 # -- confirm ----------------------------------------------------------------------------------
@@ -126,7 +139,7 @@ async def resend(request: Request) -> Response:
 
 async def confirm_page(request: Request) -> Response:
     """GET /confirm?token=: a page with the button that confirms (it changes nothing itself)."""
-    email, error = await _email_of(request, "confirm")
+    _, error = _confirm_of(request)
     if error is not None:
         return error
     token = request.query_params["token"]
@@ -138,12 +151,12 @@ async def confirm(request: Request) -> Response:
     st = state(request)
     if cross_site(request, st.config.base_url):
         return _forbidden(request)
-    email, error = await _email_of(request, "confirm")
+    named, error = _confirm_of(request)
     if error is not None:
         return error
-    assert email is not None
-    outcome = await run_in_threadpool(st.subs.confirm, email)
-    if outcome == "unknown":
+    assert named is not None
+    email = await run_in_threadpool(st.subs.confirm, named)
+    if email is None:
         return message(
             request,
             "Nothing to confirm",
@@ -151,7 +164,7 @@ async def confirm(request: Request) -> Response:
             status=400,
             headers=NOINDEX,
         )
-    prefs = st.subs.token("preferences", email)
+    prefs = await run_in_threadpool(st.subs.token, "preferences", email)
     return page(request, "confirmed.html", {"preferences_token": prefs}, headers=NOINDEX)
 
 
@@ -186,7 +199,7 @@ async def unsubscribe(request: Request) -> Response:
         one_click = False
     how = "one-click (RFC 8058)" if one_click else "unsubscribe page"
     await run_in_threadpool(st.subs.unsubscribe, email, how)
-    prefs = st.subs.token("preferences", email)
+    prefs = await run_in_threadpool(st.subs.token, "preferences", email)
     return page(request, "unsubscribed.html", {"preferences_token": prefs}, headers=NOINDEX)
 
 
@@ -242,7 +255,7 @@ async def preferences(request: Request) -> Response:
         return _preferences_page(request, email, current, errors=form.errors)
     if form.action == "unsubscribe":
         await run_in_threadpool(st.subs.unsubscribe, email, "preferences page")
-        prefs = st.subs.token("preferences", email)
+        prefs = await run_in_threadpool(st.subs.token, "preferences", email)
         return page(request, "unsubscribed.html", {"preferences_token": prefs}, headers=NOINDEX)
     if form.action == "resubscribe":
         await run_in_threadpool(st.subs.resubscribe, email)

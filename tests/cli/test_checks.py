@@ -63,3 +63,31 @@ def test_a_missing_subscribers_file_is_a_warning_not_a_problem(
 ):
     assert run_checks(config_at(tmp_path, "")) == []
     assert "subscribers.yaml does not exist; only web and imported subscribers" in caplog.text
+
+
+def test_check_catches_a_title_with_a_line_break(tmp_path: Path):
+    from newsletter.errors import ConfigError
+
+    (tmp_path / "config.yaml").write_text('title: "Weekly\\r\\nBcc: victim@example.org"\n' + TOPICS)
+    with pytest.raises(ConfigError, match=r"config\.yaml: title: .*one line.*\(line 1\)"):
+        load_config(tmp_path / "config.yaml")
+
+
+def test_check_warns_about_links_mail_providers_refuse_and_a_footer_without_address(
+    tmp_path: Path,
+):
+    from newsletter.preflight import setup_warnings
+
+    smtp = "delivery: {transport: smtp, smtp: {host: localhost}}\n"
+    warnings = setup_warnings(config_at(tmp_path, smtp))  # the default base_url
+    text = "\n".join(warnings)
+    assert "base_url: http://localhost:8000 is not https" in text
+    assert "loopback" in text
+    assert "postal_address: the footer shows no postal address" in text
+    fine = "base_url: https://news.example.org\npostal_address: Lab, 1 Main St, Springfield\n"
+    assert setup_warnings(config_at(tmp_path, smtp + fine)) == []
+    # the outbox is for trying things out: localhost links are what it is for
+    outbox = "postal_address: Lab, 1 Main St, Springfield\n"
+    assert setup_warnings(config_at(tmp_path, outbox)) == []
+    [footer] = setup_warnings(config_at(tmp_path, ""))
+    assert footer.startswith("postal_address: the footer shows no postal address")

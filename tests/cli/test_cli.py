@@ -85,6 +85,64 @@ def test_papers_of_a_missing_file_is_one_line_and_nonzero(tmp_path: Path):
     assert result.stderr.count("\n") == 1 and "missing.json" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [("hostname", b"vm\n"), ("ls", b"\x7fELF\x02\x01\x01\x00\x00\x00" + bytes(range(256)))],
+)
+def test_papers_refuses_a_file_in_no_known_format_in_one_line(
+    tmp_path: Path, name: str, data: bytes
+):
+    # `newsletter papers /etc/hostname` once listed a paper called "vm" and exited 0
+    path = tmp_path / name
+    path.write_bytes(data)
+    result = run("papers", str(path))
+    assert result.returncode != 0 and result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    line = result.stderr
+    assert str(path) in line and "no format this program reads" in line
+    for accepted in ("Daily Papers page text", "Daily Papers API", "arXiv", "JSON Lines", "YAML"):
+        assert accepted in line, line
+
+
+def test_the_quick_start_leaves_git_status_clean(tmp_path: Path):
+    # a checkout where the quick start ran: its state, lock files and outbox are all ignored
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / ".gitignore").write_bytes((REPO / ".gitignore").read_bytes())
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    for args in (["init", "-q"], ["add", ".gitignore"], ["commit", "-qm", "ignore"]):
+        subprocess.run([*git, *args], cwd=checkout, check=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "NEWSLETTER_SECRET_KEY": "quick-start-key-0123456",
+    }
+    env.pop("NEWSLETTER_CONFIG", None)
+    for command in (["run"], ["preview"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "newsletter", *command, "--papers", "sample"]
+            + (
+                ["--subscribers", str(REPO / "subscribers.example.yaml")]
+                if command == ["run"]
+                else []
+            ),
+            cwd=checkout,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+    assert (checkout / "newsletter.db").is_file() and (checkout / "outbox" / "new").is_dir()
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored=no"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+    )
+    assert status.stdout == "", status.stdout
+
+
 def test_topics_assign_json_has_the_documented_fields():
     result = run(
         "topics", "assign", str(DATA / "samples" / "hf-daily-papers-api.json"), "--format", "json"
@@ -155,6 +213,29 @@ def listed(site: Path) -> dict[str, dict]:
     result = cli_in(site, "subscribers", "list", "--format", "json")
     assert result.returncode == 0, result.stderr
     return {row["email"]: row for row in json.loads(result.stdout)}
+
+
+def test_run_with_a_missing_papers_file_names_it_first_and_writes_nothing(site: Path):
+    (site / "subscribers.yaml").unlink()  # and nobody to send to yet: the file is named first
+    result = cli_in(site, "run", "--papers", "missing.json")
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("error: ") and "missing.json: no such file" in lines[0], lines
+    assert "nobody to send to" not in result.stderr
+    issues = cli_in(site, "issues", "--format", "json")
+    assert issues.returncode == 0 and json.loads(issues.stdout) == []
+
+
+def test_a_failed_run_leaves_newsletter_issues_empty(site: Path):
+    (site / "tpl").mkdir()
+    (site / "tpl" / "email.txt").write_text("{{ title }\n")
+    with (site / "config.yaml").open("a") as f:
+        f.write("templates_dir: tpl\n")
+    result = cli_in(site, "run", "--papers", "sample")
+    assert result.returncode != 0 and "email.txt" in result.stderr
+    issues = cli_in(site, "issues", "--format", "json")
+    assert issues.returncode == 0 and json.loads(issues.stdout) == []
+    assert not (site / "out").exists()
 
 
 def test_subscribers_add_remove_and_list(site: Path):

@@ -176,3 +176,10 @@ def test_brand_problems_are_reported_with_key_line_and_fix():
     assert any("brand.logo_url:" in line and "https" in line for line in lines), lines
     short = parse_config(TOPICS + 'brand: {accent: "#123"}\n')
     assert short.brand.accent == "#112233"
+
+
+def test_blocked_domains_are_kept_in_their_idna_form_and_a_bad_one_is_named():
+    config = parse_config("web:\n  blocked_domains: [Bücher.Example, mailinator.com.]\n")
+    assert config.web.blocked_domains == ("xn--bcher-kva.example", "mailinator.com")
+    with pytest.raises(ConfigError, match=r"web\.blocked_domains: .*'bad domain!' is not a domain"):
+        parse_config("web:\n  blocked_domains: ['bad domain!']\n")

@@ -39,3 +39,20 @@ def test_top_papers_are_the_most_upvoted_else_the_best_scored():
         scores={("A", "2611.00001"): 2.0, ("A", "2611.00002"): 4.0, ("B", "2611.00003"): 3.0},
     )
     assert [p.id[-1] for p, _ in top_papers(scored, 2)] == ["2", "3"]
+
+
+def test_a_link_that_is_not_http_never_reaches_the_email() -> None:
+    # sources drop such links; a paper archived by an older version may still carry one
+    hostile = Paper(
+        id="2611.00001",
+        title="Archived long ago",
+        url="javascript:alert(1)",
+        pdf_url="https://arxiv.org/pdf/2611.00001",
+        code_url="data:text/html,x",
+        project_url="JAVASCRIPT:alert(2)",
+    )
+    view = paper_view(hostile)
+    assert view.url == "https://arxiv.org/pdf/2611.00001"
+    assert [(link.label, link.url) for link in view.links] == [
+        ("PDF", "https://arxiv.org/pdf/2611.00001")
+    ]

@@ -241,3 +241,95 @@ def test_title_id_ignores_case_and_separators(words: list[str], seps: list[str])
 @given(_words, st.sampled_from([" \t ", "\n", "\u00a0", "   "]))
 def test_title_id_ignores_whitespace_runs_in_any_script(words: list[str], sep: str) -> None:
     assert paper_id(None, sep.join(words)) == paper_id(None, " ".join(words))
+
+
+# -- hostile text and links (a control character or a `javascript:` link in one paper) -----------
+
+
+@pytest.mark.parametrize("bad", ["\b", "\x00", "\x1b", "\x7f", "\x9b", "\ufffe"])
+def test_make_paper_strips_control_characters_from_every_field(bad: str) -> None:
+    paper = make_paper(
+        f"Sparse{bad} attention (revised)",
+        id="2604.21935",
+        authors=[f"Ada{bad} Lovelace", "Alan Turing"],
+        abstract=f"We{bad} study{bad}{bad} attention.",
+        summary=f"Short{bad} summary.",
+        code_url=f"https://github.com/ex{bad}ample/code",
+        categories=[f"cs.{bad}LG"],
+        announce_type=f"new{bad}",
+    )
+    assert paper.title == "Sparse attention (revised)"
+    assert paper.authors == ("Ada Lovelace", "Alan Turing")
+    assert paper.abstract == "We study attention."
+    assert paper.summary == "Short summary."
+    assert paper.code_url == "https://github.com/example/code"
+    assert paper.categories == ("cs.LG",)
+    assert paper.announce_type == "new"
+
+
+def test_make_paper_keeps_line_breaks_as_spaces_and_mends_broken_unicode() -> None:
+    paper = make_paper("One\x85two\u2028three\tfour\nfive", abstract="lone \ud800 surrogate")
+    assert paper.title == "One two three four five"
+    assert paper.abstract == "lone \ufffd surrogate"
+    paper.abstract.encode("utf-8")  # a lone surrogate could not be encoded at all
+
+
+def test_over_long_fields_are_cut_with_a_warning_naming_the_paper(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    paper = make_paper(
+        "A title " + "very " * 400,
+        id="2604.21935",
+        abstract="word " * 5000,
+        authors=[f"Author {i}" for i in range(2000)] + ["X" * 1000],
+        code_url="https://github.com/" + "a" * 5000,
+    )
+    assert len(paper.title) <= 500 and paper.title.endswith("…")
+    assert len(paper.abstract) <= 10_000 and paper.abstract.endswith("…")
+    assert len(paper.authors) == 500
+    assert paper.code_url is None  # a cut link would lead nowhere: it is dropped
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("2604.21935" in line and "title" in line for line in lines), lines
+    assert any("2604.21935" in line and "abstract" in line for line in lines), lines
+    assert any("2604.21935" in line and "authors" in line for line in lines), lines
+    assert any("2604.21935" in line and "code_url" in line and "too long" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "javascript:alert(4)",
+        "javascript:alert(document.domain)//",
+        " JaVaScRiPt:alert(1)",
+        "java\tscript:alert(1)",
+        "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+        "vbscript:msgbox(1)",
+        "file:///etc/passwd",
+        "//evil.example/x",
+        "https://",
+        "http:no-host",
+    ],
+)
+def test_only_http_links_are_kept_and_a_dropped_one_is_named(
+    link: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    paper = make_paper(
+        "Hostile links", url=link, pdf_url=link, code_url=link, project_url=link, source="file"
+    )
+    assert (paper.url, paper.pdf_url, paper.code_url, paper.project_url) == (None,) * 4
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(lines) == 4 and all("'Hostile links'" in line for line in lines), lines
+    why = "a link needs a host" if link.startswith("http") else "only http and https links"
+    assert all(f"{link.strip()[:20]!r}"[:-1] in line and why in line for line in lines), lines
+    # with an arXiv id the dropped abstract link falls back to arXiv's own
+    assert make_paper("T", id="2604.21935", url=link).url == "https://arxiv.org/abs/2604.21935"
+
+
+def test_http_links_are_kept_with_spaces_encoded() -> None:
+    paper = make_paper(
+        "Fine links",
+        url="HTTPS://example.org/a?b=1&c=2",
+        project_url=" https://example.org/my project ",
+    )
+    assert paper.url == "HTTPS://example.org/a?b=1&c=2"
+    assert paper.project_url == "https://example.org/my%20project"

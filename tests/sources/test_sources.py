@@ -61,6 +61,9 @@ def test_detect_kind_of_paper_lists_and_page_text(data: bytes, kind: str) -> Non
         (b"<!DOCTYPE html><html><body>Daily Papers</body></html>", r"^p: an HTML page"),
         (b"<?xml version='1.0'?>\n<!-- c -->\n<svg/>", r"^p: XML with root <svg> is not an RSS"),
         (b"  \n", r"^p: the file is empty"),
+        (b"vm\n", r"^p: no format this program reads"),
+        (b"localhost\n", r"^p: no format this program reads"),
+        (b"\x00\x01binary\n\nstuff\n", r"^p: no format this program reads"),
     ],
 )
 def test_detect_kind_refuses_what_no_parser_reads(data: bytes, message: str) -> None:

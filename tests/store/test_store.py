@@ -135,7 +135,7 @@ def test_a_version_1_database_is_upgraded_keeping_its_rows(tmp_path):
     engine.dispose()
 
     with Store.open(path) as s:
-        assert s.schema_version == 2
+        assert s.schema_version == migrations.LATEST
         stored = s.get_subscriber("ann@example.org")
         assert stored is not None
         assert stored.subscriber == Subscriber(
@@ -433,6 +433,119 @@ def test_open_errors_name_the_database_without_its_password(tmp_path):
         Store.open(tmp_path / "dir.db")
 
 
-def test_a_fresh_store_in_a_new_folder(tmp_path: Path):
-    with Store.open(tmp_path / "deep" / "er" / "state.db") as s:
+def test_a_fresh_store_in_an_existing_folder(tmp_path: Path):
+    with Store.open(tmp_path / "state.db") as s:
         assert s.ledger.counts("W") == {"pending": 0, "sent": 0, "failed": 0, "skipped": 0}
+
+
+@pytest.mark.parametrize("form", ["url", "path"])
+def test_a_configured_state_folder_that_does_not_exist_is_named_and_never_created(
+    tmp_path: Path, form: str
+):
+    from newsletter.store import send_lock
+
+    missing = tmp_path / "nonexistent" / "dir"
+    state = f"sqlite:///{missing}/x.db" if form == "url" else str(missing / "x.db")
+    config = parse_config(f"state: '{state}'\n", base_dir=tmp_path)
+    for opening in (lambda: Store.from_config(config), lambda: send_lock(config).__enter__()):
+        with pytest.raises(StoreError) as info:
+            opening()
+        line = str(info.value)
+        assert line.startswith("config.yaml: state: ") and str(missing) in line, line
+        assert "create the folder" in line and "\n" not in line
+    with pytest.raises(StoreError, match="no such folder"):
+        Store.open(missing / "x.db")
+    assert not (tmp_path / "nonexistent").exists()
+
+
+def test_the_default_state_folder_is_made_when_missing(tmp_path: Path):
+    config = parse_config("{}\n", base_dir=tmp_path / "fresh")
+    with Store.from_config(config) as s:
+        assert s.schema_version == migrations.LATEST
+    assert (tmp_path / "fresh" / "newsletter.db").is_file()
+
+
+# -- version 3: recipient ids, sign-up requests, the mail queue -----------------------------------
+
+
+def test_a_version_2_database_is_upgraded_keeping_its_rows(tmp_path: Path):
+    path = tmp_path / "v2.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        assert migrations.upgrade(conn, target=2) == (0, 2)
+        conn.execute(
+            sa.text(
+                "INSERT INTO subscribers (email, name, topics, format, source, status, created_at,"
+                " confirm_sent_at) VALUES ('wait@example.org', 'Wait', NULL, 'html', 'web',"
+                " 'pending', '2026-01-02 03:04:05.000000', '2026-01-02 03:04:05.000000')"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO ledger (issue_id, email, variant, status, attempts, updated_at)"
+                " VALUES ('2026-W01', 'ann@example.org', 'html:all', 'sent', 1,"
+                " '2026-01-05 00:00:00')"
+            )
+        )
+        conn.execute(sa.text("INSERT INTO sent_papers VALUES ('2601.1', '2026-W01')"))
+    engine.dispose()
+
+    with Store.open(path) as s:
+        assert s.schema_version == migrations.LATEST == 3
+        stored = s.get_subscriber("wait@example.org")
+        assert stored is not None and stored.status == "pending"
+        assert stored.subscriber.name == "Wait"
+        assert s.ledger.counts("2026-W01")["sent"] == 1
+        assert s.sent_paper_ids() == {"2601.1"}
+        # the new tables start empty and work at once
+        assert s.mail_queue.waiting() == [] and s.signups.pending_for("wait@example.org") == []
+        assert s.recipients.email_of(s.recipients.id_of("ann@example.org")) == "ann@example.org"
+
+
+def test_recipient_ids_are_opaque_stable_and_one_per_address(store):
+    ids = store.recipients.ids(["Ann@Example.org", "bob@example.org", "ann@example.org"])
+    assert set(ids) == {"ann@example.org", "bob@example.org"}
+    assert len(set(ids.values())) == 2
+    assert all("@" not in i and "ann" not in i and len(i) >= 16 for i in ids.values())
+    many = store.recipients.ids([f"r{i}@example.org" for i in range(1200)] + ["ann@example.org"])
+    assert many["ann@example.org"] == ids["ann@example.org"]  # never changes
+    assert len(set(many.values())) == 1201
+    assert store.recipients.email_of(ids["bob@example.org"]) == "bob@example.org"
+    assert store.recipients.email_of("not-an-id") is None
+
+
+def test_confirming_a_request_applies_that_request_and_forgets_the_others(store, clock):
+    owner = Subscriber("owner@example.org", "Real Owner", frozenset({"LLM Reasoning"}), "html")
+    mine = store.signups.open(owner, timedelta(hours=24))
+    assert mine is not None
+    stranger = dataclasses.replace(owner, name="Pwned by Mallory", topics=frozenset({"Video"}))
+    assert store.signups.open(stranger, timedelta(hours=24)) is None  # no second email today
+    clock.now += timedelta(hours=25)
+    theirs = store.signups.open(stranger, timedelta(hours=24))
+    assert theirs is not None
+    pending = store.get_subscriber("owner@example.org")
+    assert pending is not None and pending.subscriber.name == "Real Owner"  # left as it was
+    assert [m.ref for m in store.mail_queue.waiting()] == [mine, theirs]
+
+    applied = store.signups.confirm(mine)
+    assert applied is not None and applied.name == "Real Owner"
+    confirmed = store.get_subscriber("owner@example.org")
+    assert confirmed is not None and confirmed.status == "confirmed"
+    assert confirmed.subscriber.topics == frozenset({"LLM Reasoning"})
+    assert store.signups.confirm(theirs) is None  # forgotten with the confirmation
+    assert store.mail_queue.waiting() == []
+
+
+def test_the_mail_queue_claims_defers_and_hides_a_claimed_row(store, clock):
+    request = store.signups.open(Subscriber("q@example.org"), timedelta(hours=24))
+    [item] = store.mail_queue.claim(timedelta(minutes=10))
+    assert (item.email, item.ref, item.attempts) == ("q@example.org", request, 1)
+    assert store.mail_queue.claim(timedelta(minutes=10)) == []  # leased to the first worker
+    store.mail_queue.defer(item, timedelta(minutes=1), "421 try later")
+    clock.now += timedelta(seconds=59)
+    assert store.mail_queue.claim(timedelta(minutes=10)) == []
+    clock.now += timedelta(seconds=1)
+    [again] = store.mail_queue.claim(timedelta(minutes=10))
+    assert (again.attempts, again.last_error) == (2, "421 try later")
+    store.mail_queue.done(again)
+    assert store.mail_queue.waiting() == [] and store.mail_queue.next_due() is None

@@ -4,8 +4,9 @@
 Faults: scripted replies per recipient for RCPT and DATA (`4xx` then accept, or `5xx`), one
 reply to every RCPT (a relay refusing our sender), a size limit (a relay refusing our size),
 greylisting (`450 4.2.0` to an address until some seconds after its first try), a connection
-drop without a reply on every Nth DATA or Nth MAIL or after the body for chosen recipients, and a
-delay before each DATA reply.
+drop without a reply on every Nth DATA or Nth MAIL or after the body for chosen recipients, a
+delay before each DATA reply, and a hung relay that takes the whole message and never answers
+it (`hang`).
 The server offers PIPELINING (RFC 2920), as Postfix does; `smtp_server(pipelining=False)` does not.
 """
 
@@ -47,6 +48,7 @@ class Faults:
     size_reply: str = "552 5.2.3 Message size exceeds fixed maximum message size"
     greylist: float | None = None  # refuse an address until this many seconds after its first try
     drop_after_body: dict[str, int] = field(default_factory=dict)  # address -> times to cut
+    hang: bool = False  # take the message, then never answer (until the server stops)
 
 
 class Handler:
@@ -56,6 +58,7 @@ class Handler:
         self.faults = Faults()
         self.received: list[Received] = []
         self.dropped = 0
+        self.hung = 0  # messages taken and never answered
         self.connections = 0
         self.data_commands = 0
         self.mail_commands = 0
@@ -123,6 +126,10 @@ class Handler:
         return f"450 4.2.0 <{address}>: Recipient address rejected: Greylisted, see postgrey"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.faults.hang:
+            with self.lock:
+                self.hung += 1
+            await asyncio.Event().wait()  # stopping the server cancels this
         if self.faults.delay:
             await asyncio.sleep(self.faults.delay)
         with self.lock:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from newsletter.audience.subscribers import audience, load_subscribers
 from newsletter.audience.tokens import SecretKeys, make_token
 from newsletter.config import Config, parse_config
-from newsletter.models import Issue, Paper
+from newsletter.models import Issue, Paper, Subscriber
 from newsletter.store.state import Store
 from newsletter.web.app import create_app
 
@@ -85,8 +85,13 @@ class Site:
     def outbox(self) -> Path:
         return self.folder / "outbox"
 
+    def send_queued(self) -> int:
+        """Send the queued confirmations that are due, as the app's mail worker does."""
+        return int(self.app.state.web.mailer.run_once())
+
     def mails(self) -> list[EmailMessage]:
-        """Every message in the outbox Maildir, oldest first."""
+        """Every message in the outbox Maildir, oldest first, once the due queue went out."""
+        self.send_queued()
         if not self.outbox.exists():
             return []
         box = mailbox.Maildir(self.outbox, create=False)
@@ -116,6 +121,7 @@ class Site:
 
 def make_site(folder: Path, extra_yaml: str = "", keys: SecretKeys = KEYS) -> Site:
     text = CONFIG.format(base_url=BASE_URL) + textwrap.dedent(extra_yaml)
+    folder.mkdir(parents=True, exist_ok=True)
     config = parse_config(text, "config.yaml", folder)
     clock = Clock()
     store = Store.open(folder / "state.db", clock=clock)
@@ -181,8 +187,25 @@ def sign_up(site: Site, address: str = ADDRESS, **fields: object) -> Any:
 
 
 def token(site: Site, purpose: str, address: str = ADDRESS, keys: SecretKeys = KEYS) -> str:
-    """Make a token as an email sent at the site's current time would carry it."""
-    return make_token(purpose, address, keys, clock=lambda: site.clock().timestamp())  # type: ignore[arg-type]
+    """Make a token as an email sent at the site's current time would carry it.
+
+    An unsubscribe or preferences token signs the address's recipient id (made in the state if
+    it has none yet, as a send does); a confirm token signs a new sign-up request of the
+    address with its current settings.
+    """
+    if purpose == "confirm":
+        stored = site.store.get_subscriber(address)
+        who = stored.subscriber if stored is not None else Subscriber(address, source="web")
+        value = site.store.signups.open(who, timedelta(0))
+        assert value is not None
+    else:
+        value = site.store.recipients.id_of(address)
+    return make_token(purpose, value, keys, clock=lambda: site.clock().timestamp())  # type: ignore[arg-type]
+
+
+def legacy_token(purpose: str, address: str = ADDRESS, keys: SecretKeys = KEYS) -> str:
+    """A token as links made before recipient ids carried it: the address itself, signed."""
+    return make_token(purpose, address, keys, clock=lambda: T0.timestamp())  # type: ignore[arg-type]
 
 
 def audience_emails(site: Site) -> set[str]:

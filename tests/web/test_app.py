@@ -139,12 +139,13 @@ def test_a_server_error_is_a_plain_page_with_the_headers(site: Site) -> None:
 )
 def test_posts_from_another_site_are_refused(site: Site, headers: dict[str, str]) -> None:
     site.store.add_subscriber(Subscriber(ADDRESS, source="web"), status="pending")
-    before = site.snapshot()
-    for path, data in [
+    posts = [
         ("/subscribe", {"email": "x@example.org"}),
         (f"/confirm?token={token(site, 'confirm')}", {}),
         (f"/preferences?token={token(site, 'preferences')}", {"action": "unsubscribe"}),
-    ]:
+    ]
+    before = site.snapshot()
+    for path, data in posts:
         assert site.client.post(path, data=data, headers=headers).status_code == 403, path
     assert site.snapshot() == before
     same = {"origin": "http://testserver", "sec-fetch-site": "same-origin"}
@@ -156,8 +157,7 @@ def test_no_get_changes_anything(site: Site) -> None:
     sign_up(site)
     confirm = link_in(site.mails()[0], "confirm")
     site.clock.advance(hours=49)  # also the expired-link page
-    before = site.snapshot()
-    for path in [
+    paths = [
         "/",
         "/subscribe",
         "/issues",
@@ -167,7 +167,9 @@ def test_no_get_changes_anything(site: Site) -> None:
         f"/unsubscribe?token={token(site, 'unsubscribe')}",
         f"/preferences?token={token(site, 'preferences')}",
         "/confirm/resend",
-    ]:
+    ]
+    before = site.snapshot()
+    for path in paths:
         site.client.get(path)
         site.client.head(path)
         assert site.snapshot() == before, path

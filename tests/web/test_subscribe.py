@@ -7,7 +7,10 @@ read back); a hand-moved clock drives token ages and limits, so nothing sleeps.
 
 from __future__ import annotations
 
+import base64
+import email
 import re
+from email import policy
 from pathlib import Path
 
 import pytest
@@ -16,13 +19,16 @@ from newsletter.audience.subscribers import audience, load_subscribers
 from newsletter.models import Subscriber
 from tests.support.web import (
     ADDRESS,
+    KEYS,
     Site,
     TestClient,
     audience_emails,
     form_action,
     html_part,
+    legacy_token,
     link_in,
     make_site,
+    sample_issue,
     sign_up,
     text_part,
     token,
@@ -139,6 +145,16 @@ def test_a_blocked_domain_is_refused_with_a_form_error(tmp_path: Path) -> None:
     assert len(site.mails()) == 1
 
 
+def test_a_blocked_unicode_domain_matches_the_addresses_of_that_domain(tmp_path: Path) -> None:
+    # addresses are kept in their IDNA form (xn--bcher-kva.example); the list must be too
+    site = make_site(tmp_path, "web:\n  blocked_domains: [bücher.example, '@Bücher.example.net']\n")
+    for address in ("x@bücher.example", "x@xn--bcher-kva.example", "x@eu.BÜCHER.example.net"):
+        answer = sign_up(site, address)
+        assert answer.status_code == 400, address
+        assert "Sign-ups from this email domain are not accepted" in answer.text
+    assert site.mails() == []
+
+
 def test_an_invalid_address_shows_a_form_error(site: Site) -> None:
     answer = sign_up(site, "not-an-address", name="Ada")
     assert answer.status_code == 400
@@ -241,6 +257,108 @@ def test_a_new_confirmation_lifts_an_earlier_unsubscribe(site: Site) -> None:
     site.client.post(link_in(mails[1], "confirm"))
     assert ADDRESS in audience_emails(site)
     assert site.suppression(ADDRESS) is None
+
+
+# -- a stranger cannot rewrite a pending sign-up ---------------------------------------------
+
+
+def delivered_to(site: Site, address: str) -> str:
+    """Send this week's issue to the audience; return the To header the address got."""
+    from newsletter.delivery.outbox import OutboxTransport
+    from newsletter.job import send_rendered
+
+    listed = load_subscribers(site.config.subscribers_path, site.config.topic_names).subscribers
+    people = audience(listed, site.store)
+    issue = sample_issue(site.config)
+    out = site.folder / "issues"
+    send_rendered(issue, site.config, people, site.store, OutboxTransport(out), keys=KEYS)
+    for path in (out / "new").iterdir():
+        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        if message["To"].addresses[0].addr_spec == address:
+            return str(message["To"])
+    raise AssertionError(f"nothing delivered to {address}")
+
+
+def test_confirming_applies_what_the_owner_asked_not_what_a_stranger_sent_later(
+    site: Site,
+) -> None:
+    owner = {"email": "owner@example.org", "name": "Real Owner", "topics": ["Agents"]}
+    assert site.client.post("/subscribe", data=owner).status_code == 200
+    mallory = site.client_for("203.0.113.66")
+    stranger = {"email": "owner@example.org", "name": "Pwned by Mallory", "topics": ["Robotics"]}
+    assert mallory.post("/subscribe", data=stranger).status_code == 200
+    [mail] = site.mails()  # the resend limit: no second email
+    stored = site.store.get_subscriber("owner@example.org")
+    assert stored is not None and stored.subscriber.name == "Real Owner"  # left as it was
+
+    assert site.client.post(link_in(mail, "confirm")).status_code == 200
+    confirmed = site.store.get_subscriber("owner@example.org")
+    assert confirmed is not None and confirmed.status == "confirmed"
+    assert confirmed.subscriber.name == "Real Owner"
+    assert confirmed.subscriber.topics == frozenset({"Agents"})
+    assert delivered_to(site, "owner@example.org") == "Real Owner <owner@example.org>"
+
+
+def test_a_strangers_later_request_with_its_own_email_still_does_not_change_the_first(
+    site: Site,
+) -> None:
+    site.client.post("/subscribe", data={"email": "owner@example.org", "topics": ["Agents"]})
+    site.clock.advance(hours=25)  # past the resend limit: a second email goes out
+    stranger = {"email": "owner@example.org", "name": "Mallory", "topics": ["Robotics"]}
+    site.client_for("203.0.113.66").post("/subscribe", data=stranger)
+    first, second = site.mails()
+    assert site.client.post(link_in(first, "confirm")).status_code == 200  # the owner's own
+    confirmed = site.store.get_subscriber("owner@example.org")
+    assert confirmed is not None and confirmed.subscriber.name is None
+    assert confirmed.subscriber.topics == frozenset({"Agents"})
+    # the other request was forgotten with this confirmation
+    assert "Nothing to confirm" in site.client.post(link_in(second, "confirm")).text
+
+
+# -- links carry no address ---------------------------------------------------------------------
+
+
+def token_payload(link: str) -> bytes:
+    value = link.split("token=", 1)[1].split(".")[0]
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
+def test_no_link_carries_the_address(site: Site) -> None:
+    sign_up(site)
+    confirm = link_in(site.mails()[0], "confirm")
+    done = site.client.post(confirm)
+    prefs = re.search(r'href="(/preferences\?token=[^"]+)"', done.text)
+    assert prefs is not None
+    unsubscribed = site.client.post(
+        prefs.group(1).replace("&amp;", "&"), data={"action": "unsubscribe"}
+    )
+    links = [confirm, prefs.group(1)]
+    links += re.findall(r'href="(/preferences\?token=[^"]+)"', unsubscribed.text)
+    for link in links:
+        payload = token_payload(link)
+        assert b"@" not in payload and b"ada" not in payload, (link, payload)
+
+
+def test_links_made_before_recipient_ids_keep_working(site: Site) -> None:
+    # an email sent by the earlier version carries the address itself in its tokens
+    site.store.add_subscriber(Subscriber(ADDRESS, source="web"), status="pending")
+    confirm = f"/confirm?token={legacy_token('confirm')}"
+    assert site.client.post(confirm).status_code == 200
+    stored = site.store.get_subscriber(ADDRESS)
+    assert stored is not None and stored.status == "confirmed"
+    prefs = f"/preferences?token={legacy_token('preferences')}"
+    assert ADDRESS in site.client.get(prefs).text
+    site.clock.advance(days=3 * 365)  # an unsubscribe link works in any email ever sent
+    assert site.client.post(f"/unsubscribe?token={legacy_token('unsubscribe')}").status_code == 200
+    assert site.suppression(ADDRESS) is not None
+
+
+def test_an_id_this_state_never_made_is_not_a_valid_link(site: Site) -> None:
+    from newsletter.audience.tokens import make_token
+
+    forged = make_token("unsubscribe", "QWxpY2UncyBub3QgaGVyZQ", KEYS)  # signed, but unknown
+    answer = site.client.post(f"/unsubscribe?token={forged}")
+    assert answer.status_code == 400 and "This link is not valid" in answer.text
 
 
 # -- unsubscribe --------------------------------------------------------------------------------
