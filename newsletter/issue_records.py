@@ -18,7 +18,7 @@ from newsletter.models import Issue, Paper, Section
 log = logging.getLogger(__name__)
 
 _PAPER_FIELDS = {f.name for f in dataclasses.fields(Paper)}
-_TUPLE_FIELDS = {"authors", "categories"}
+_TUPLE_FIELDS = {"authors", "categories", "keywords"}
 # Issue fields kept in the `counts` JSON column: the numbers the archive list shows
 _COUNT_FIELDS = ("paper_count", "email_count", "web_only_count")
 

@@ -50,6 +50,7 @@ def make_issue(issue_id: str = "2026-W48") -> Issue:
         upvotes=42,
         source="hf_api",
         categories=("cs.CV", "cs.LG"),
+        keywords=("diffusion models", "few-step sampling"),
     )
     b = Paper("title:3f2a9c", "A paper without an arXiv id", source="file")
     c = Paper("2611.00003", "Reasoning about reasoning", ("Kurt Gödel",), upvotes=3)
@@ -209,6 +210,7 @@ def test_issue_archive_round_trip(store, clock):
     archived = store.get_issue("2026-W48")
     assert archived is not None
     assert archived.issue == issue
+    assert archived.issue.sections[0].papers[0].keywords == ("diffusion models", "few-step sampling")
     assert archived.issue.sections[0].more_papers[0].title == "A paper without an arXiv id"
     assert archived.web_html == "<html>web</html>"
     assert archived.created_at == T0
