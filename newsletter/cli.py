@@ -104,7 +104,9 @@ def topics_explain(paper_id: str, sources: tuple[str, ...], config_path: str | N
     config = load_config(config_path)
     found = read_sources(sources)
     paper = report.find_paper(found, paper_id)
-    assignment = compile_topics(config.topic_rules, config.grouping).assign(paper)
+    matcher = compile_topics(config.topic_rules, config.grouping)
+    matcher.observe(found)  # the same weights as `topics assign` of these sources
+    assignment = matcher.assign(paper)
     click.echo(explain(paper, assignment))
     counts(
         f"explain: {paper.id} -> {assignment.topic} (score {assignment.score:.1f}), "

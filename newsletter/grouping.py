@@ -26,10 +26,14 @@ import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from newsletter.errors import ConfigError
 from newsletter.models import OTHER, Assignment, Hit, Paper, Topic, TopicScore
+from newsletter.specificity import Background, DocumentFrequencies, bundled, term_key
+from newsletter.topic_explain import explain as explain
+from newsletter.wordforms import acronym
+from newsletter.wordforms import forms as _forms
 
 if TYPE_CHECKING:  # pydantic is slow to import; the CLI has loaded the config by the time we run
     from newsletter.config import GroupingConfig
@@ -37,14 +41,15 @@ if TYPE_CHECKING:  # pydantic is slow to import; the CLI has loaded the config b
 log = logging.getLogger(__name__)
 
 # How repeated hits of one keyword in one field count (see the module docstring for the choice).
-COUNTING: dict[str, Callable[[int], float]] = {
+COUNTING: dict[str, Callable[[float], float]] = {
+    "pooled-log": lambda x: 1.0 + math.log(x) if x >= 1 else x,
     "log": lambda n: 1.0 + math.log(n),
     "presence": lambda n: 1.0,
     "sqrt": math.sqrt,
     "cap3": lambda n: float(min(n, 3)),
     "linear": float,
 }
-DEFAULT_COUNTING = "log"
+DEFAULT_COUNTING = "pooled-log"
 
 _KEYWORD, _EXCLUDE, _REQUIRE = 0, 1, 2
 _HYPHEN_CHARS = "-\u2010\u2011"  # hyphen-minus, hyphen, non-breaking hyphen
@@ -53,39 +58,6 @@ _SEP_CLASS = f"[\\s{_HYPHENS}]+"
 _SEP_RUN = re.compile(_SEP_CLASS)
 _KEYWORD_PARTS = re.compile(f"({_SEP_CLASS})")
 _WORD = re.compile(f"[^\\s{_HYPHENS}]+")
-# Words that end in "s" but are not plurals; without them "news" would also match "new".
-_UNCOUNTABLE = frozenset({"news", "series", "species"})
-_NOT_PLURAL = _UNCOUNTABLE | {"bias", "gas", "lens", "atlas", "canvas", "alias", "chaos", "thesis"}
-
-
-def _singular(word: str) -> str:
-    """Undo a regular English plural ("strategies" -> "strategy"); leave other words alone."""
-    if len(word) < 4 or not word.endswith("s") or word in _NOT_PLURAL:
-        return word
-    if word.endswith("ies") and len(word) > 4:
-        return word[:-3] + "y"
-    if word.endswith(("sses", "xes", "zes", "ches", "shes")):
-        return word[:-2]
-    if word.endswith(("ss", "us", "is", "ics")):
-        return word
-    return word[:-1]
-
-
-def _forms(word: str) -> set[str]:
-    """Return the spellings a keyword word matches: itself, its singular and its plural."""
-    if word in _UNCOUNTABLE or not word[-1:].isalpha():
-        return {word}
-    base = _singular(word)
-    forms = {word, base}
-    if base.endswith("y") and len(base) > 2 and base[-2] not in "aeiou":
-        forms.add(base[:-1] + "ies")
-    elif base.endswith("is") and len(base) > 3:
-        forms.add(base[:-2] + "es")
-    elif base.endswith(("s", "x", "z", "ch", "sh")):
-        forms.add(base + "es")
-    else:
-        forms.add(base + "s")
-    return forms
 
 
 def _variants(keyword: str) -> set[str]:
@@ -140,10 +112,41 @@ class _Owner(NamedTuple):
     role: int  # _KEYWORD, _EXCLUDE or _REQUIRE
     keyword: str  # as written in the config
     rank: int  # position in its list, to order hits stably
+    term: int  # index of the keyword's term in the background: its specificity
+    case: re.Pattern[str] | None  # a keyword with a word in capitals: the spelling to check
+
+
+def _case_check(keyword: str) -> re.Pattern[str] | None:
+    """The exact spelling a keyword written with capitals needs ("CLIP" but not "clip"), or None.
+
+    Words in capitals must appear as written (the last one may take a plural "s": "LLMs"); the
+    other words were already matched in any case, and gaps may be closed up ("GPT4").
+    """
+    words = _WORD.findall(keyword.strip(" \t" + _HYPHEN_CHARS))
+    if not any(acronym(w) for w in words):
+        return None
+    parts = []
+    for i, word in enumerate(words):
+        core = acronym(word)
+        if core is None:
+            parts.append(f"[^\\s{_HYPHENS}]+")
+        elif i == len(words) - 1:
+            parts.append(re.escape(core) + "s?")
+        else:
+            parts.append(re.escape(word))
+    return re.compile(f"[\\s{_HYPHENS}]*".join(parts))
+
+
+_FIELDS: tuple[Literal["title", "abstract", "keywords"], ...] = ("title", "abstract", "keywords")
+_PaperHits = tuple[list[tuple[int, dict[_Owner, int]]], set[int]]  # per field; terms found
 
 
 class TopicMatcher:
-    """Topics compiled once: one regex for every keyword, plus the scoring settings."""
+    """Topics compiled once: one regex for every keyword, plus the scoring settings.
+
+    The matcher keeps a background of document frequencies (the bundled table, then every paper
+    it is shown by `observe` or `assign_all`), from which each keyword's specificity comes.
+    """
 
     def __init__(
         self,
@@ -151,6 +154,9 @@ class TopicMatcher:
         grouping: GroupingConfig | None = None,
         *,
         counting: str = DEFAULT_COUNTING,
+        specificity: bool = True,
+        breadth: float = 0.5,
+        table: DocumentFrequencies | None = None,
     ) -> None:
         if grouping is None:
             from newsletter.config import GroupingConfig
@@ -161,13 +167,15 @@ class TopicMatcher:
         self._names = [t.name for t in self.topics]
         if len({n.casefold() for n in self._names} | {OTHER.casefold()}) != len(self._names) + 1:
             raise ConfigError([f"topics: names must be unique and not '{OTHER}'; rename the topic"])
-        count = COUNTING[counting]
-        self._count = count
-        self._gain = [0.0] + [count(n) for n in range(1, 65)]  # most counts are small
+        self._count = COUNTING[counting]
+        self._pooled = counting == "pooled-log"
+        self._specific = specificity
         self._requires = frozenset(i for i, t in enumerate(self.topics) if t.require)
-        self._hit_cache: dict[tuple[str, str, int], Hit] = {}
         owners: dict[str, list[_Owner]] = {}  # spelling -> who uses it
+        terms: dict[tuple[str, str | None], int] = {}  # (table key, exact spelling) -> index
+        topic_terms: list[list[int]] = []
         for ti, topic in enumerate(self.topics):
+            mine: set[int] = set()
             for role, words in (
                 (_KEYWORD, topic.keywords),
                 (_EXCLUDE, topic.exclude),
@@ -180,12 +188,26 @@ class TopicMatcher:
                         raise ConfigError(
                             [f"topics: {topic.name}: '{word}' has no letters or digits; remove it"]
                         )
+                    case = _case_check(word)
                     if any(keys <= s or s <= keys for s in seen):  # "LLM" and "LLMs" twice
                         log.debug("topic %s: skipping duplicate keyword %r", topic.name, word)
                         continue
                     seen.append(keys)
+                    term = terms.setdefault(
+                        (term_key(word), case.pattern if case else None), len(terms)
+                    )
+                    if role == _KEYWORD:
+                        mine.add(term)
                     for key in keys:
-                        owners.setdefault(key, []).append(_Owner(ti, role, word, rank))
+                        owners.setdefault(key, []).append(_Owner(ti, role, word, rank, term, case))
+            topic_terms.append(sorted(mine))
+        self.background = Background(
+            [key for key, _ in terms],
+            topic_terms,
+            table if table is not None else bundled(),
+            breadth=breadth,
+        )
+        self._seen_ids: set[str] = set()
         # A match is the longest spelling at its word start; shorter ones ending on a word
         # boundary inside it are its word prefixes, so a match also credits the spellings it
         # starts with: (length in words, owners), longest first.
@@ -208,8 +230,8 @@ class TopicMatcher:
             len(self._finder.pattern),
         )
 
-    def _hits(self, text: str) -> dict[_Owner, int]:
-        """Count, for every keyword owner, how often it occurs in `text`.
+    def _hits(self, text: str, terms: set[int]) -> dict[_Owner, int]:
+        """Count, for every keyword owner, how often it occurs in `text`; add the terms found.
 
         A hit inside a longer hit of the same topic does not count again: "large language
         models" is one hit for a topic listing both "large language model" and "language model".
@@ -217,9 +239,12 @@ class TopicMatcher:
         counts: dict[_Owner, int] = {}
         cover: dict[int, int] = {}  # topic -> end of its furthest-reaching keyword hit so far
         get_cover = cover.get
-        text = " " + text.lower()
-        finder = self._ascii_finder if text.isascii() else self._finder
-        for match in finder.finditer(text):
+        lowered = text.lower()
+        if len(lowered) != len(text):  # "İ" lowers to two characters: keep such ones as they are
+            lowered = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+        low, text = " " + lowered, " " + text
+        finder = self._ascii_finder if low.isascii() else self._finder
+        for match in finder.finditer(low):
             raw = match[1]
             start = match.end()
             if raw.isalnum():  # one word: the common case
@@ -229,6 +254,10 @@ class TopicMatcher:
             for k, owners in self._owners[key]:
                 end = start + (len(raw) if ends is None else ends[k - 1])
                 for owner in owners:
+                    case = owner[5]
+                    if case is not None and not case.fullmatch(text, start, end):
+                        continue
+                    terms.add(owner[4])
                     if owner[1] == _KEYWORD:
                         topic = owner[0]
                         if end <= get_cover(topic, -1):
@@ -237,51 +266,92 @@ class TopicMatcher:
                     counts[owner] = counts.get(owner, 0) + 1
         return counts
 
-    def _weight(self, n: int) -> float:
-        return self._gain[n] if n < len(self._gain) else self._count(n)
+    def _paper_hits(self, paper: Paper) -> _PaperHits:
+        terms: set[int] = set()
+        fields = []
+        if paper.title:
+            fields.append((0, self._hits(paper.title, terms)))
+        if paper.abstract:
+            fields.append((1, self._hits(paper.abstract, terms)))
+        if paper.keywords:  # a ";" between them: a phrase never runs from one into the next
+            fields.append((2, self._hits(" ; ".join(paper.keywords), terms)))
+        return fields, terms
+
+    def observe(self, papers: Iterable[Paper]) -> None:
+        """Add papers (the archive, the batch) to the background the weights come from."""
+        for paper in papers:
+            self._observe(paper, None)
+
+    def _observe(self, paper: Paper, found: _PaperHits | None) -> None:
+        if paper.id in self._seen_ids:
+            return
+        self._seen_ids.add(paper.id)
+        self.background.add((found or self._paper_hits(paper))[1])
+
+    def specificity(self, keyword: str) -> float:
+        """The weight of a keyword of the rules (1.0 when specificity is off)."""
+        for owners in self._owners.values():
+            for _, group in owners:
+                for owner in group:
+                    if owner.keyword == keyword:
+                        return self.background.weights[owner.term] if self._specific else 1.0
+        raise KeyError(keyword)
 
     def scores(self, paper: Paper) -> list[TopicScore]:
         """Score every topic a keyword hit, best first; a ruled-out topic scores 0 and says why."""
-        score: dict[int, float] = {}
-        hits: dict[int, list[tuple[float, int, int, Hit]]] = {}
+        return self._scores(self._paper_hits(paper))
+
+    def _scores(self, found: _PaperHits) -> list[TopicScore]:
+        g = self.grouping
+        field_weight = (g.title_weight, g.abstract_weight, g.keyword_weight)
+        weights = self.background.weights if self._specific else None
+        breadths = self.background.breadths if self._specific else None
+        count = self._count
+        pooled: dict[_Owner, float] = {}  # weighted count of each keyword over the fields
+        gains: dict[_Owner, float] = {}
+        where: dict[_Owner, list[tuple[int, int]]] = {}  # keyword -> (field, count)
         excluded: dict[int, str] = {}
         required: set[int] = set()
-        g = self.grouping
-        fields = (
-            (0, "title", self._hits(paper.title) if paper.title else {}, g.title_weight),
-            (
-                1,
-                "abstract",
-                self._hits(paper.abstract) if paper.abstract else {},
-                g.abstract_weight,
-            ),
-        )
-        for order, field, counts, weight in fields:
+        for fi, counts in found[0]:
+            fw = field_weight[fi]
             for owner, n in counts.items():
-                ti, role, keyword, rank = owner
+                role = owner[1]
                 if role == _KEYWORD:
-                    gain = weight * self._weight(n)
-                    score[ti] = score.get(ti, 0.0) + gain
-                    hit = self._hit_cache.get((keyword, field, n))
-                    if hit is None:  # Hits are frozen, so equal ones can be shared across papers
-                        hit = Hit(keyword, field, n)  # type: ignore[arg-type]
-                        self._hit_cache[keyword, field, n] = hit
-                    hits.setdefault(ti, []).append((-gain, rank, order, hit))
+                    where.setdefault(owner, []).append((fi, n))
+                    if self._pooled:
+                        pooled[owner] = pooled.get(owner, 0.0) + fw * n
+                    else:
+                        gains[owner] = gains.get(owner, 0.0) + fw * count(n)
                 elif role == _EXCLUDE:
-                    excluded.setdefault(ti, keyword)
+                    excluded.setdefault(owner[0], owner[2])
                 else:
-                    required.add(ti)
+                    required.add(owner[0])
+        score: dict[int, float] = {}
+        hits: dict[int, list[tuple[float, int, int, Hit]]] = {}
+        for owner, places in where.items():
+            w = weights[owner[4]] if weights is not None else 1.0
+            total = w * (count(pooled[owner]) if self._pooled else gains[owner])
+            ti = owner[0]
+            score[ti] = score.get(ti, 0.0) + total
+            mass = pooled[owner] if self._pooled else 0.0
+            for fi, n in places:
+                share = field_weight[fi] * n / mass if mass else 0.0
+                gain = total * share if self._pooled else w * field_weight[fi] * count(n)
+                hit = Hit(owner[2], _FIELDS[fi], n, round(w, 3), round(gain, 3))
+                hits.setdefault(ti, []).append((-total, owner[3], fi, hit))
         ranked = []
-        for ti, found in hits.items():
-            found.sort(key=_hit_order)
+        for ti, found_hits in hits.items():
+            found_hits.sort(key=_hit_order)
             missing = ti in self._requires and ti not in required
             ruled_out = missing or ti in excluded
+            breadth = breadths[ti] if breadths is not None else 1.0
             scored = TopicScore(
                 topic=self._names[ti],
-                score=0.0 if ruled_out else round(score[ti], 6),  # rounded: ties stay ties
-                hits=tuple(h[3] for h in found),
+                score=0.0 if ruled_out else round(score[ti] / breadth, 6),  # rounded: ties tie
+                hits=tuple(h[3] for h in found_hits),
                 excluded_by=excluded.get(ti),
                 missing_require=missing,
+                breadth=round(breadth, 3),
             )
             ranked.append((-scored.score, ti, scored))
         ranked.sort(key=_rank_order)  # best first; ties go to the topic listed first
@@ -289,7 +359,9 @@ class TopicMatcher:
 
     def assign(self, paper: Paper) -> Assignment:
         """Pick the paper's best topic (and, in multi-topic mode, close seconds), or Other."""
-        scores = self.scores(paper)
+        return self._assign(paper, self._scores(self._paper_hits(paper)))
+
+    def _assign(self, paper: Paper, scores: list[TopicScore]) -> Assignment:
         eligible = [s for s in scores if s.excluded_by is None and not s.missing_require]
         g = self.grouping
         if not eligible or eligible[0].score < g.min_score:
@@ -320,8 +392,13 @@ def compile_topics(topics: Sequence[Topic], grouping: GroupingConfig | None = No
 
 
 def assign_all(papers: Sequence[Paper], matcher: TopicMatcher) -> list[Assignment]:
-    """Assign every paper to its topics, in input order."""
-    assignments = [matcher.assign(p) for p in papers]
+    """Assign every paper to its topics, in input order; the batch joins the background first."""
+    found = [matcher._paper_hits(p) for p in papers]
+    for paper, hits in zip(papers, found, strict=True):
+        matcher._observe(paper, hits)
+    assignments = [
+        matcher._assign(p, matcher._scores(h)) for p, h in zip(papers, found, strict=True)
+    ]
     other = sum(a.topic == OTHER for a in assignments)
     log.info("grouped %d papers into topics; %d in %s", len(papers), other, OTHER)
     return assignments
@@ -335,38 +412,3 @@ def group(papers: Sequence[Paper], matcher: TopicMatcher) -> dict[str, list[Pape
         for topic in assignment.topics:
             buckets[topic].append(paper)
     return {name: found for name, found in buckets.items() if found}
-
-
-def _describe_hits(hits: Sequence[Hit], limit: int = 5) -> str:
-    shown = [f'"{h.keyword}" in {h.field}' + (f" x{h.count}" if h.count > 1 else "") for h in hits]
-    if len(shown) > limit:
-        shown = shown[:limit] + [f"{len(hits) - limit} more"]
-    return ", ".join(shown)
-
-
-def explain(paper: Paper, assignment: Assignment) -> str:
-    """Say in words why a paper went where it went, and what came second."""
-    lines = [f"{paper.id}: {paper.title}"]
-    if assignment.topic != OTHER:
-        lines.append(f"-> {assignment.topic} (score {assignment.score:.2f})")
-        lines.append(f"   because of {_describe_hits(assignment.hits)}")
-        if len(assignment.topics) > 1:
-            lines.append(f"   also listed under {', '.join(assignment.topics[1:])}")
-    elif assignment.scores:
-        lines.append(f"-> {OTHER}: no topic that matched scored enough")
-    else:
-        lines.append(f"-> {OTHER}: no keyword of any topic appears")
-    ru = assignment.runner_up
-    if ru is not None:
-        label = "closest topic" if assignment.topic == OTHER else "runner-up"
-        lines.append(
-            f"   {label}: {ru.topic} (score {ru.score:.2f}) from {_describe_hits(ru.hits)}"
-        )
-    elif assignment.topic != OTHER:
-        lines.append("   runner-up: none (no other topic matched)")
-    for s in assignment.scores:
-        if s.excluded_by is not None:
-            lines.append(f'   ruled out: {s.topic} (excluded by "{s.excluded_by}")')
-        elif s.missing_require:
-            lines.append(f"   ruled out: {s.topic} (none of its required words appear)")
-    return "\n".join(lines)

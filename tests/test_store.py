@@ -210,7 +210,10 @@ def test_issue_archive_round_trip(store, clock):
     archived = store.get_issue("2026-W48")
     assert archived is not None
     assert archived.issue == issue
-    assert archived.issue.sections[0].papers[0].keywords == ("diffusion models", "few-step sampling")
+    assert archived.issue.sections[0].papers[0].keywords == (
+        "diffusion models",
+        "few-step sampling",
+    )
     assert archived.issue.sections[0].more_papers[0].title == "A paper without an arXiv id"
     assert archived.web_html == "<html>web</html>"
     assert archived.created_at == T0

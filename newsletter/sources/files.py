@@ -4,7 +4,8 @@ Each paper is a mapping with at least `title`; `id`, `abstract`, `authors` (a li
 comma-separated string), `url`, `pdf_url`, `code_url`, `project_url`, `published` (ISO date or
 datetime), `upvotes`, `summary`, `categories` (a list or a space-separated string),
 `primary_category`, `announce_type` and `keywords` (a list, or `ai_keywords`) are read when
-present. Other keys are ignored, so an export with extra columns loads as it is. A problem names the file and the line or item.
+present. Other keys are ignored, so an export with extra columns loads as it is. A problem names
+the file and the line or item.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The Hugging Face Daily Papers API (`/api/daily_papers`): parse a response, page through a window.
 
 Each item is `{"paper": {...}, ...}`; the paper's own fields (id, title, summary, authors,
-upvotes, submittedOnDailyAt, githubRepo, projectPage, ai_summary, ai_keywords) are the ones read. The window is
-one of `date=YYYY-MM-DD`, `week=YYYY-Www` or `month=YYYY-MM`; without one, the ISO week that
-contains `now`.
+upvotes, submittedOnDailyAt, githubRepo, projectPage, ai_summary, ai_keywords) are the ones
+read. The window is one of `date=YYYY-MM-DD`, `week=YYYY-Www` or `month=YYYY-MM`; without one, the
+ISO week that contains `now`.
 """
 
 from __future__ import annotations
