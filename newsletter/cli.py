@@ -114,6 +114,58 @@ def topics_explain(paper_id: str, sources: tuple[str, ...], config_path: str | N
     )
 
 
+@topics.command("eval")
+@click.argument("labelled", metavar="LABELLED")
+@config_option
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def topics_eval(labelled: str, config_path: str | None, fmt: str) -> None:
+    """Measure the rules against LABELLED (JSONL of papers, each with the `topic` expected)."""
+    import json
+
+    from newsletter.grouping import assign_all, compile_topics
+    from newsletter.topic_eval import evaluate, evaluation_table, read_labelled
+
+    config = load_config(config_path)
+    names = [t.name for t in config.topic_rules]
+    rows = read_labelled(labelled, names)
+    papers = [x.paper for x in rows]
+    assignments = assign_all(papers, compile_topics(config.topic_rules, config.grouping))
+    result = evaluate(rows, assignments, names)
+    if fmt == "json":
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(evaluation_table(result))
+    counts(
+        f"eval: {result.n} papers, accuracy {result.accuracy:.1%}, "
+        f"macro-F1 {result.macro_f1:.3f}, {result.other_rate:.1%} in Other"
+    )
+
+
+@topics.command("suggest")
+@click.argument("labelled", metavar="LABELLED")
+@config_option
+@click.option("--per-topic", type=click.IntRange(1, 100), default=10, show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["yaml", "table"]), default="yaml", show_default=True
+)
+def topics_suggest(labelled: str, config_path: str | None, per_topic: int, fmt: str) -> None:
+    """Suggest keywords each topic's labelled papers use and the others rarely do."""
+    from collections import Counter
+
+    from newsletter.topic_eval import read_labelled
+    from newsletter.topic_suggest import suggest, suggestions_table, suggestions_yaml
+
+    config = load_config(config_path)
+    rows = read_labelled(labelled, [t.name for t in config.topic_rules])
+    found = suggest(rows, config.topic_rules, per_topic)
+    if fmt == "yaml":
+        click.echo(suggestions_yaml(found))
+    else:
+        click.echo(suggestions_table(found, Counter(x.topic for x in rows)))
+    total = sum(len(v) for v in found.values())
+    counts(f"suggest: {total} keywords for {len(found)} topics from {len(rows)} labelled papers")
+
+
 # -- check --------------------------------------------------------------------------------------
 
 

@@ -130,6 +130,11 @@ def _authors(value: Any) -> Any:
     return value
 
 
+def paper_from_item(item: Any, name: str, where: str) -> Paper:
+    """Build the paper of one item of a list (`where`: "line 3", "item 2"; for messages)."""
+    return _paper(item, name, where)
+
+
 def _paper(item: Any, name: str, where: str) -> Paper:
     if not isinstance(item, dict):
         raise SourceError(f"{name}: {where}: expected a mapping with at least `title`")
