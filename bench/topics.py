@@ -1,13 +1,21 @@
 """Measure keyword topic grouping: accuracy on labelled arXiv papers, Other shares, speed.
 
-    python bench/topics.py [EVAL.jsonl] [--config config.yaml] [--counting log|...|all] [--runs 7]
+    python bench/topics.py EVAL.jsonl [--config config.yaml] [--counting log|...|all] [--runs 7]
                            [--no-cli] [--show GROUP]
+    python bench/topics.py EVAL.jsonl --ruleset bench/rulesets/arxiv-a.yaml [--ruleset ...]
 
-EVAL defaults to ../shared/eval/arxiv-labeled.jsonl next to the repository. "Correct" means the
-assigned topic is one that fits the paper's arXiv primary category (`FITS` below): a proxy, since
-a category says where a paper was filed, not what a digest reader would call it. The same rules
-are also run through a naive baseline (lowercased substring counts, no word boundaries, no
-variants, no exclude/require) to show what the engine's matching buys.
+EVAL is a JSON Lines file of arXiv papers with `id`, `title`, `abstract` and `primary_category`
+(in this project's workspace: ../shared/eval/arxiv-labeled.jsonl; it is not in the repository).
+
+Default mode: "correct" means the assigned topic is one that fits the paper's arXiv primary
+category (`FITS` below): a proxy, since a category says where a paper was filed, not what a
+digest reader would call it. The same rules also run through a naive baseline (lowercased
+substring counts, no word boundaries, no variants, no exclude/require).
+
+`--ruleset` mode: each topic of the rule set stands for the arXiv categories named in its
+`description` ("arXiv cs.SD, eess.AS"); a paper of such a category is "mapped", and correct when
+it lands in that topic. Prints accuracy and Other share over the mapped papers for the scoring
+variants side by side (the engine as it was, each step added, the default), on all the papers.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -167,6 +176,57 @@ def report_accuracy(rows, engine_topics, naive_topics) -> None:
     print(f"{'ALL SCORED':42} {tot['n']:5} {tot['e'] / tot['n']:7.1%} {tot['v'] / tot['n']:7.1%}")
 
 
+# Scoring variants, from the engine as it was to the default: (label, TopicMatcher options).
+VARIANTS: list[tuple[str, dict[str, object]]] = [
+    ("before (per-field log, no weights)", {"counting": "log", "specificity": False, "breadth": 0}),
+    ("+ specificity", {"counting": "log", "breadth": 0}),
+    ("+ pooled fields", {"counting": "pooled-log", "breadth": 0}),
+    ("+ breadth 0.5 (default)", {}),
+    ("  breadth 0.75", {"breadth": 0.75}),
+    ("  breadth 1.0", {"breadth": 1.0}),
+    ("  default, table only (one paper at a time)", {"one_by_one": True}),
+]
+
+
+def categories_of(topic: Topic) -> list[str]:
+    return re.findall(r"\b[a-z][a-z-]*\.[A-Za-z-]+\b", topic.description)
+
+
+def report_ruleset(path: Path, rows: list[tuple[Paper, str]]) -> None:
+    """Accuracy and Other share on the papers of the categories the rule set's topics name."""
+    config = load_config(path)
+    topics = config.topic_rules
+    wanted = {c: t.name for t in topics for c in categories_of(t)}
+    if not wanted:
+        raise SystemExit(f"{path}: no topic names an arXiv category in its description")
+    papers = [p for p, _ in rows]
+    mapped = [(i, wanted[cat]) for i, (_, cat) in enumerate(rows) if cat in wanted]
+    print(f"\n== {path}: {len(topics)} topics, {len(mapped)} of {len(rows)} papers mapped")
+    naive = NaiveMatcher(topics, config.grouping)
+    got = [naive.topic(papers[i]) for i, _ in mapped]
+    ok = sum(g == e for g, (_, e) in zip(got, mapped, strict=True))
+    print(
+        f"{'naive substring counts':44} accuracy {ok / len(mapped):6.1%}"
+        f"  Other {got.count(OTHER) / len(mapped):5.1%}"
+    )
+    for label, options in VARIANTS:
+        opts = dict(options)
+        one_by_one = bool(opts.pop("one_by_one", False))
+        matcher = TopicMatcher(topics, config.grouping, **opts)  # type: ignore[arg-type]
+        t0 = time.perf_counter()
+        if one_by_one:
+            assigned = [matcher.assign(p).topic for p in papers]
+        else:
+            assigned = [a.topic for a in assign_all(papers, matcher)]
+        wall = time.perf_counter() - t0
+        ok = sum(assigned[i] == e for i, e in mapped)
+        other = sum(assigned[i] == OTHER for i, _ in mapped)
+        print(
+            f"{label:44} accuracy {ok / len(mapped):6.1%}  Other {other / len(mapped):5.1%}"
+            f"  ({wall:.2f} s)"
+        )
+
+
 def timed(fn: Callable[[], object], runs: int) -> tuple[float, float, object]:
     """Run `fn` `runs` times; return the median wall and CPU seconds and the last result."""
     walls, cpus, result = [], [], None
@@ -202,7 +262,17 @@ def process_times(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "eval", nargs="?", type=Path, default=REPO.parent / "shared/eval/arxiv-labeled.jsonl"
+        "eval",
+        type=Path,
+        metavar="EVAL",
+        help="labelled arXiv papers (JSONL with title, abstract, primary_category), for example"
+        " ../shared/eval/arxiv-labeled.jsonl",
+    )
+    parser.add_argument(
+        "--ruleset",
+        type=Path,
+        action="append",
+        help="a rule set whose topics name arXiv categories in their description (repeatable)",
     )
     parser.add_argument("--config", type=Path, default=REPO / "config.yaml")
     parser.add_argument("--samples", type=Path, default=REPO / "tests/data/samples")
@@ -213,6 +283,13 @@ def main() -> None:
         "--show", metavar="GROUP_OR_SAMPLE", help="list a group's papers that land wrong"
     )
     args = parser.parse_args()
+    if not args.eval.is_file():
+        parser.error(f"{args.eval}: no such file; give the labelled arXiv JSONL as EVAL")
+    if args.ruleset:
+        rows = read_eval(args.eval)
+        for path in args.ruleset:
+            report_ruleset(path, rows)
+        return
 
     config = load_config(args.config)
     topics, grouping = config.topic_rules, config.grouping

@@ -46,7 +46,9 @@ _TERM_WORD = re.compile(r"[^\W_]+")
 
 
 def weight(df: float, docs: float) -> float:
-    """Return the specificity of a term found in `df` of `docs` papers."""
+    """Return the specificity of a term found in `df` of `docs` papers (1 with no background)."""
+    if docs <= 0:
+        return 1.0
     return max(MIN_WEIGHT, math.log10((docs + 1.0) / (df + 1.0)))
 
 

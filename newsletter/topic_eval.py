@@ -75,7 +75,9 @@ def _items(text: str, name: str) -> list[tuple[str, Any]]:
                     ) from e
         return rows
     if isinstance(doc, dict):
-        doc = doc["papers"] if isinstance(doc.get("papers"), list) else [doc]
+        if not isinstance(doc.get("papers"), list):
+            return [("line 1", doc)]  # JSON Lines of one line
+        doc = doc["papers"]
     if not isinstance(doc, list):
         raise SourceError(f"{name}: expected JSON Lines or a JSON list of labelled papers")
     return [(f"item {i}", item) for i, item in enumerate(doc, 1)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from newsletter.sources import read_source
 from newsletter.specificity import DocumentFrequencies
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLES = Path(__file__).resolve().parent / "data" / "samples"
+DATA = Path(__file__).resolve().parent / "data"
+SAMPLES = DATA / "samples"
 
 
 def paper(title: str, abstract: str = "", id: str = "p1") -> Paper:
@@ -450,3 +452,26 @@ def test_default_topics_on_familiar_titles(default_matcher: TopicMatcher) -> Non
     }
     got = {title: default_matcher.assign(paper(title)).topic for title in expected}
     assert got == expected
+
+
+def test_default_topics_agree_with_the_hand_labels_of_the_sample(
+    default_matcher: TopicMatcher,
+) -> None:
+    text = (DATA / "sample-topics.jsonl").read_text(encoding="utf-8")
+    labels = [json.loads(line) for line in text.splitlines()]
+    papers = read_source(str(SAMPLES / "daily-papers-page.txt"))
+    assert [p.id for p in papers] == [x["id"] for x in labels]
+    got = {a.paper_id: a.topic for a in assign_all(papers, default_matcher)}
+    agree = [x for x in labels if got[x["id"]] == x["topic"]]
+    assert len(agree) >= math.ceil(0.85 * len(labels)), [
+        (x["title"], x["topic"], got[x["id"]]) for x in labels if x not in agree
+    ]
+    swissnyf = next(x for x in labels if x["title"].startswith("SwissNYF"))
+    assert swissnyf["topic"] == got[swissnyf["id"]] == "Agents & Tool Use"
+
+
+def test_default_topics_tell_the_model_clip_from_the_verb(default_matcher: TopicMatcher) -> None:
+    assert default_matcher.assign(paper("Zero-shot probes of CLIP features")).topic == (
+        "Multimodal & Video"
+    )
+    assert default_matcher.assign(paper("We clip gradients to stabilise training")).topic == OTHER
