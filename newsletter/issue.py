@@ -174,8 +174,12 @@ def build_issue(
     issue_id: str | None = None,
     use_window: bool = True,
     exclude_ids: frozenset[str] | set[str] = frozenset(),
+    background: Iterable[Paper] = (),
 ) -> Issue:
-    """Build the issue sent at `now` from the window's unsent papers, grouped by topic."""
+    """Build the issue sent at `now` from the window's unsent papers, grouped by topic.
+
+    `background` (the archive's papers) joins the batch in the keyword weights' background.
+    """
     from newsletter.grouping import compile_topics, group
 
     sent = _aware(now) if now is not None else default_now()
@@ -192,6 +196,7 @@ def build_issue(
         if dated:
             start, end = dated[0], dated[-1]
     matcher = compile_topics(config.topic_rules, config.grouping)
+    matcher.observe(background)
     issue = assemble_issue(
         group(chosen, matcher),
         config,

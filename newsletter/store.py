@@ -24,9 +24,9 @@ import sqlalchemy as sa
 
 from newsletter import migrations
 from newsletter.database import StoreError, db_message, state_url, tune_sqlite, url_and_label
-from newsletter.issue_records import issue_from_row, issue_to_row
+from newsletter.issue_records import issue_from_row, issue_to_row, paper_from_dict
 from newsletter.ledger import LedgerMixin
-from newsletter.models import Issue, Subscriber
+from newsletter.models import Issue, Paper, Subscriber
 from newsletter.store_schema import (
     LEDGER_STATUSES,
     SUBSCRIBER_STATUSES,
@@ -352,6 +352,20 @@ class Store(LedgerMixin):
             )
             for r in rows
         ]
+
+    def archived_papers(self, *, exclude_issue: str | None = None) -> list[Paper]:
+        """Every paper of the archived issues (the background keyword weights are learnt from)."""
+        query = sa.select(issues.c.id, issues.c.sections).order_by(issues.c.window_end)
+        seen: dict[str, Paper] = {}
+        with self._read() as conn:
+            for issue_id, sections in conn.execute(query):
+                if issue_id == exclude_issue:
+                    continue
+                for section in sections or ():
+                    for item in [*section.get("papers", ()), *section.get("more_papers", ())]:
+                        paper = paper_from_dict(item)
+                        seen.setdefault(paper.id, paper)
+        return list(seen.values())
 
     def sent_paper_ids(self, *, exclude_issue: str | None = None) -> set[str]:
         """Ids of papers earlier issues carried (leave out the issue being rebuilt)."""

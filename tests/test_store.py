@@ -226,6 +226,22 @@ def test_issue_archive_round_trip(store, clock):
     assert store.get_issue("2026-W01") is None
 
 
+def test_archived_papers_are_the_distinct_papers_of_every_issue(store):
+    store.save_issue(make_issue("2026-W47"))
+    store.save_issue(make_issue("2026-W48"))  # the same three papers again
+    papers = store.archived_papers()
+    assert sorted(p.id for p in papers) == ["2611.00001", "2611.00003", "title:3f2a9c"]
+    assert next(p for p in papers if p.id == "2611.00001").abstract == (
+        "We make diffusion models fast."
+    )
+    assert len(store.archived_papers(exclude_issue="2026-W48")) == 3
+
+
+def test_an_empty_archive_has_no_papers(tmp_path):
+    with Store.open(tmp_path / "empty.db") as empty:
+        assert empty.archived_papers() == []
+
+
 def test_list_issues_newest_first_with_ledger_counts(store):
     store.save_issue(make_issue("2026-W47"))
     store.save_issue(dataclasses.replace(make_issue("2026-W46"), end=T0 - timedelta(days=14)))
