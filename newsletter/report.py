@@ -62,7 +62,10 @@ def assignment_dict(paper: Paper, a: Assignment) -> dict[str, object]:
         "topic": a.topic,
         "topics": list(a.topics),
         "score": round(a.score, 3),
-        "matched": [{"keyword": h.keyword, "field": h.field, "count": h.count} for h in a.hits],
+        "matched": [
+            {"keyword": h.keyword, "field": h.field, "count": h.count, "weight": h.weight}
+            for h in a.hits
+        ],
     }
 
 
