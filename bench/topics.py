@@ -21,6 +21,7 @@ variants side by side (the engine as it was, each step added, the default), on a
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -31,13 +32,14 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from newsletter.config import GroupingConfig, load_config  # noqa: E402
-from newsletter.grouping import COUNTING, TopicMatcher, assign_all  # noqa: E402
-from newsletter.models import OTHER, Paper, Topic  # noqa: E402
+from newsletter.grouping import COUNTING, DEFAULT_COUNTING, TopicMatcher, assign_all  # noqa: E402
+from newsletter.models import OTHER, Assignment, Paper, Topic  # noqa: E402
 from newsletter.sources import read_source  # noqa: E402
 
 REASON = "LLM Reasoning"
@@ -158,7 +160,7 @@ def report_accuracy(rows, engine_topics, naive_topics) -> None:
         group, accepted = fits(cat)
         groups[group].append((t_engine, t_naive, accepted))
     print(f"\n{'group':42} {'n':>5} {'engine':>7} {'naive':>7} {'Other%':>7} {'naive Other%':>12}")
-    tot = Counter()
+    tot: Counter[str] = Counter()
     for group, items in sorted(groups.items()):
         n = len(items)
         other_e = sum(e == OTHER for e, _, _ in items) / n
@@ -166,8 +168,8 @@ def report_accuracy(rows, engine_topics, naive_topics) -> None:
         if items[0][2] is None:
             acc_e = acc_n = "-"
         else:
-            ok_e = sum(is_correct(e, a) for e, _, a in items)
-            ok_n = sum(is_correct(v, a) for _, v, a in items)
+            ok_e = sum(a is not None and is_correct(e, a) for e, _, a in items)
+            ok_n = sum(a is not None and is_correct(v, a) for _, v, a in items)
             tot["n"] += n
             tot["e"] += ok_e
             tot["v"] += ok_n
@@ -276,7 +278,7 @@ def main() -> None:
     )
     parser.add_argument("--config", type=Path, default=REPO / "config.yaml")
     parser.add_argument("--samples", type=Path, default=REPO / "tests/data/samples")
-    parser.add_argument("--counting", default="log", choices=[*COUNTING, "all"])
+    parser.add_argument("--counting", default=DEFAULT_COUNTING, choices=[*COUNTING, "all"])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--no-cli", action="store_true", help="skip the whole-process timings")
     parser.add_argument(
@@ -310,8 +312,8 @@ def main() -> None:
         t0 = time.perf_counter()
         matcher = TopicMatcher(topics, grouping, counting=counting)
         compile_ms = (time.perf_counter() - t0) * 1000
-        wall, cpu, assignments = timed(lambda m=matcher: assign_all(papers, m), args.runs)
-        engine_topics = [a.topic for a in assignments]  # type: ignore[union-attr]
+        wall, cpu, result = timed(functools.partial(assign_all, papers, matcher), args.runs)
+        engine_topics = [a.topic for a in cast("list[Assignment]", result)]
         print(f"\n== counting: {counting}")
         report_accuracy(rows, engine_topics, naive_topics)
         for name, sample in samples.items():

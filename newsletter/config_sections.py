@@ -177,7 +177,7 @@ class DeliveryConfig(_Strict):
     transport: Literal["outbox", "smtp"] = "outbox"
     outbox: str = "outbox/"  # a Maildir folder, relative to the config file
     max_consecutive_errors: int = Field(20, ge=1)  # then the run stops; a rerun resumes
-    smtp: SmtpConfig = SmtpConfig()
+    smtp: SmtpConfig = SmtpConfig.model_validate({})
 
 
 class DkimConfig(_Strict):

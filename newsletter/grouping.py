@@ -161,7 +161,7 @@ class TopicMatcher:
         if grouping is None:
             from newsletter.config import GroupingConfig
 
-            grouping = GroupingConfig()
+            grouping = GroupingConfig.model_validate({})
         self.topics = tuple(topics)
         self.grouping = grouping
         self._names = [t.name for t in self.topics]
@@ -213,8 +213,8 @@ class TopicMatcher:
         # starts with: (length in words, owners), longest first.
         self._owners: dict[str, tuple[tuple[int, tuple[_Owner, ...]], ...]] = {}
         for key in owners:
-            words = key.split(" ")
-            prefixes = ((k, " ".join(words[:k])) for k in range(len(words), 0, -1))
+            parts = key.split(" ")
+            prefixes = ((k, " ".join(parts[:k])) for k in range(len(parts), 0, -1))
             self._owners[key] = tuple((k, tuple(owners[p])) for k, p in prefixes if p in owners)
         pattern = _trie_pattern(owners) if owners else "(?!x)x"
         # Anchored on the non-word character before a word (the text gets a leading space):

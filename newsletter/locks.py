@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,7 +66,7 @@ def exclusive(path: Path, busy: str, *, wait: threading.Event | None = None) -> 
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def scheduler_lock(path: Path) -> Iterator[None]:
+def scheduler_lock(path: Path) -> AbstractContextManager[None]:
     """Only one `newsletter schedule` may drive one state."""
     return exclusive(
         path,
@@ -75,7 +75,9 @@ def scheduler_lock(path: Path) -> Iterator[None]:
     )
 
 
-def send_lock(config: Config, *, wait: threading.Event | None = None) -> Iterator[None]:
+def send_lock(
+    config: Config, *, wait: threading.Event | None = None
+) -> AbstractContextManager[None]:
     """Only one send at a time per state: two overlapping runs would both see rows pending.
 
     `wait` (the scheduler's stop event) waits for the other send to end instead of refusing.

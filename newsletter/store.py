@@ -153,9 +153,11 @@ class Store(LedgerMixin):
     def _insert(self, table: sa.Table) -> Any:
         """An INSERT that skips rows whose key is already there (both backends say it alike)."""
         if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table).on_conflict_do_nothing()
+        from sqlalchemy.dialects.sqlite import insert
+
         return insert(table).on_conflict_do_nothing()
 
     # -- subscribers --------------------------------------------------------------------------
@@ -168,7 +170,7 @@ class Store(LedgerMixin):
         """
         check_value(status, SUBSCRIBER_STATUSES, "subscriber status")
         now = self.clock()
-        values = {
+        values: dict[str, Any] = {
             "name": subscriber.name,
             "topics": _topics_out(subscriber.topics),
             "format": subscriber.format,
@@ -324,7 +326,7 @@ class Store(LedgerMixin):
             row = conn.execute(sa.select(issues).where(issues.c.id == issue_id)).first()
         if row is None:
             return None
-        return ArchivedIssue(issue_from_row(row._mapping), row.web_html, row.created_at)
+        return ArchivedIssue(issue_from_row(dict(row._mapping)), row.web_html, row.created_at)
 
     def list_issues(self) -> list[IssueSummary]:
         """Every archived issue, newest first, with its ledger counts per status."""

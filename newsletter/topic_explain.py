@@ -18,7 +18,8 @@ def _describe_hits(hits: Sequence[Hit], limit: int = 5) -> str:
         gain = sum(h.gain for h in found)
         shown.append(f'"{keyword}" in {where} (weight {found[0].weight:.2f}, +{gain:.2f})')
     if len(shown) > limit:
-        shown = shown[:limit] + [f"{len(shown) - limit} more keywords"]
+        more = len(shown) - limit
+        shown = shown[:limit] + [f"{more} more keyword" + ("s" if more > 1 else "")]
     return "; ".join(shown)
 
 

@@ -32,7 +32,9 @@ API_URL = "https://huggingface.co/api/daily_papers"
 MAX_PAGES = 50  # a guard against a server that ignores `p` and repeats a full page forever
 
 
-def parse_daily_papers(data: bytes | str | list[Any], name: str = "daily_papers") -> list[Paper]:
+def parse_daily_papers(
+    data: bytes | str | list[Any] | dict[str, Any], name: str = "daily_papers"
+) -> list[Paper]:
     """Parse a Daily Papers API response (a JSON list); skip items without a title, logged."""
     if isinstance(data, (bytes, str)):
         try:
@@ -56,7 +58,8 @@ def _paper(item: Any) -> Paper:
     if not isinstance(item, dict):
         raise ValueError("expected an object")
     # `/api/daily_papers` wraps the paper; `/api/papers/...` answers with the paper itself.
-    paper = item.get("paper") if isinstance(item.get("paper"), dict) else item
+    wrapped = item.get("paper")
+    paper: dict[str, Any] = wrapped if isinstance(wrapped, dict) else item
     pid = paper.get("id")
     authors = [a.get("name", "") for a in paper.get("authors") or () if isinstance(a, dict)]
     return make_paper(
