@@ -180,13 +180,17 @@ def report_accuracy(rows, engine_topics, naive_topics) -> None:
 
 # Scoring variants, from the engine as it was to the default: (label, TopicMatcher options).
 VARIANTS: list[tuple[str, dict[str, object]]] = [
-    ("before (per-field log, no weights)", {"counting": "log", "specificity": False, "breadth": 0}),
-    ("+ specificity", {"counting": "log", "breadth": 0}),
-    ("+ pooled fields", {"counting": "pooled-log", "breadth": 0}),
-    ("+ breadth 0.5 (default)", {}),
+    (
+        "before (per-field log, no weights)",
+        {"counting": "log", "specificity": False, "breadth": 0, "learned_weight": 0},
+    ),
+    ("+ specificity", {"counting": "log", "breadth": 0, "learned_weight": 0}),
+    ("+ pooled fields", {"breadth": 0, "learned_weight": 0}),
+    ("+ breadth 0.5", {"learned_weight": 0}),
+    ("+ learned keywords (default)", {}),
     ("  breadth 0.75", {"breadth": 0.75}),
-    ("  breadth 1.0", {"breadth": 1.0}),
-    ("  default, table only (one paper at a time)", {"one_by_one": True}),
+    ("  learned weight 1.0", {"learned_weight": 1.0}),
+    ("  default, one paper at a time (nothing learnt)", {"one_by_one": True}),
 ]
 
 
@@ -214,7 +218,10 @@ def report_ruleset(path: Path, rows: list[tuple[Paper, str]]) -> None:
     for label, options in VARIANTS:
         opts = dict(options)
         one_by_one = bool(opts.pop("one_by_one", False))
-        matcher = TopicMatcher(topics, config.grouping, **opts)  # type: ignore[arg-type]
+        grouping = config.grouping
+        if "learned_weight" in opts:
+            grouping = grouping.model_copy(update={"learned_weight": opts.pop("learned_weight")})
+        matcher = TopicMatcher(topics, grouping, **opts)  # type: ignore[arg-type]
         t0 = time.perf_counter()
         if one_by_one:
             assigned = [matcher.assign(p).topic for p in papers]

@@ -98,15 +98,15 @@ def topics_assign(sources: tuple[str, ...], config_path: str | None, fmt: str) -
 def topics_explain(paper_id: str, sources: tuple[str, ...], config_path: str | None) -> None:
     """Say which rule put PAPER_ID (an id or a title) where, and the runner-up."""
     from newsletter import report
-    from newsletter.grouping import compile_topics, explain
+    from newsletter.grouping import assign_all, compile_topics, explain
     from newsletter.sources import read_sources
 
     config = load_config(config_path)
     found = read_sources(sources)
     paper = report.find_paper(found, paper_id)
-    matcher = compile_topics(config.topic_rules, config.grouping)
-    matcher.observe(found)  # the same weights as `topics assign` of these sources
-    assignment = matcher.assign(paper)
+    # the whole batch, as `topics assign` groups it: the same weights and learned keywords
+    assigned = assign_all(found, compile_topics(config.topic_rules, config.grouping))
+    assignment = next(a for p, a in zip(found, assigned, strict=True) if p is paper)
     click.echo(explain(paper, assignment))
     counts(
         f"explain: {paper.id} -> {assignment.topic} (score {assignment.score:.1f}), "

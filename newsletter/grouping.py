@@ -12,12 +12,19 @@ keyword also matches its regular plural or singular: -s, -es after s/x/z/ch/sh, 
 topic a hit inside a longer hit counts once: "large language models" is one hit for a topic that
 lists both "large language model" and "language model".
 
-Scoring. A keyword found `n` times in a field adds `weight(field) * (1 + ln n)` to its topic: the
-first hit counts fully, repeats add less and less (1, 1.69, 2.10, 2.39 ...). On the labelled eval
-(`python bench/topics.py --counting all`) every rule that rewards repeats (log, sqrt, capped at 3,
-linear) lands within a few tenths of a point of the others and presence-only about a point lower,
-so repeats are real evidence; log is kept because it bounds what one word can do (ten "agent"s in
-a reinforcement-learning abstract add 3.3, not 10, against a title hit worth 3).
+Matching is case-insensitive except for a keyword word written in capitals (an acronym: "CLIP",
+"RAG"), which must appear as written, plus a plural "s" ("LLMs"), checked on the original text.
+
+Scoring. A keyword found `t` times in the title, `a` in the abstract and `k` in the source's key
+phrases adds `specificity x (1 + ln n)`, `n = title_weight t + abstract_weight a +
+keyword_weight k`: the first hit counts fully, repeats add less and less, and one field's hits
+and another's pool (a title hit and an abstract hit of one word are one piece of evidence seen
+twice, not two). `python bench/topics.py EVAL --ruleset bench/rulesets/arxiv-a.yaml` shows each
+step on four rule sets: pooling the fields beats summing per-field logs by 0.7 to 3 points. The
+specificity is an inverse document frequency (`newsletter.specificity`), from a background of the
+bundled table, the archive and the batch; a topic's sum is divided by its breadth (how much its
+keywords match papers at large, relative to the other topics); learned keywords (see
+`newsletter.topic_learn`) add to topics the rules already found.
 """
 
 from __future__ import annotations
@@ -25,13 +32,16 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from newsletter.errors import ConfigError
 from newsletter.models import OTHER, Assignment, Hit, Paper, Topic, TopicScore
-from newsletter.specificity import Background, DocumentFrequencies, bundled, term_key
+from newsletter.specificity import Background, DocumentFrequencies, bundled, term_key, weight
 from newsletter.topic_explain import explain as explain
+from newsletter.topic_learn import clear_topic, learn, words_of
 from newsletter.wordforms import acronym
 from newsletter.wordforms import forms as _forms
 
@@ -138,6 +148,7 @@ def _case_check(keyword: str) -> re.Pattern[str] | None:
 
 
 _FIELDS: tuple[Literal["title", "abstract", "keywords"], ...] = ("title", "abstract", "keywords")
+_LEARNED_RANK = 1 << 30  # learned keywords are listed after the rules' own at equal gains
 _PaperHits = tuple[list[tuple[int, dict[_Owner, int]]], set[int]]  # per field; terms found
 
 
@@ -201,13 +212,19 @@ class TopicMatcher:
                     for key in keys:
                         owners.setdefault(key, []).append(_Owner(ti, role, word, rank, term, case))
             topic_terms.append(sorted(mine))
+        self._table = table if table is not None else bundled()
         self.background = Background(
-            [key for key, _ in terms],
-            topic_terms,
-            table if table is not None else bundled(),
-            breadth=breadth,
+            [key for key, _ in terms], topic_terms, self._table, breadth=breadth
         )
         self._seen_ids: set[str] = set()
+        self._index = {name: i for i, name in enumerate(self._names)}
+        # the words each topic's keywords hold: never learnt again for that topic
+        self._rule_words = [
+            {w for k in t.keywords for w in term_key(k).split(" ")} for t in self.topics
+        ]
+        self._learned: dict[str, list[int]] = {}  # word -> topics it was learnt for
+        self._learned_gain: dict[str, float] = {}  # word -> what it adds where it counts
+        self._word_forms: dict[str, str] = {}
         # A match is the longest spelling at its word start; shorter ones ending on a word
         # boundary inside it are its word prefixes, so a match also credits the spellings it
         # starts with: (length in words, owners), longest first.
@@ -288,6 +305,41 @@ class TopicMatcher:
         self._seen_ids.add(paper.id)
         self.background.add((found or self._paper_hits(paper))[1])
 
+    def _words(self, paper: Paper) -> set[str]:
+        return words_of(f"{paper.title}\n{paper.abstract}", self._word_forms)
+
+    def learn(self, papers: Sequence[Paper], found: Sequence[_PaperHits]) -> dict[str, list[str]]:
+        """Learn keywords from the papers the rules place clearly (see `topic_learn`).
+
+        Returns the learned keywords per topic name; they count in later scores.
+        """
+        self._learned, self._learned_gain = {}, {}
+        if self.grouping.learned_weight <= 0 or not self._specific or len(papers) < 2:
+            return {}
+        words = [self._words(p) for p in papers]
+        clear = []
+        for hits in found:
+            ranked = [
+                (self._index[s.topic], s.score)
+                for s in self._scores(hits)
+                if s.excluded_by is None and not s.missing_require
+            ]
+            clear.append(clear_topic(ranked))
+        self._learned = learn(words, clear, self._rule_words)
+        df: Counter[str] = Counter()
+        for ws in words:
+            df.update(ws & self._learned.keys())
+        docs = self._table.docs + len(papers)
+        share = self.grouping.learned_weight
+        self._learned_gain = {
+            w: share * weight(self._table.df(w) + df[w], docs) for w in self._learned
+        }
+        out: dict[str, list[str]] = {}
+        for word, topics in self._learned.items():
+            for t in topics:
+                out.setdefault(self._names[t], []).append(word)
+        return out
+
     def specificity(self, keyword: str) -> float:
         """The weight of a keyword of the rules (1.0 when specificity is off)."""
         for owners in self._owners.values():
@@ -299,9 +351,9 @@ class TopicMatcher:
 
     def scores(self, paper: Paper) -> list[TopicScore]:
         """Score every topic a keyword hit, best first; a ruled-out topic scores 0 and says why."""
-        return self._scores(self._paper_hits(paper))
+        return self._scores(self._paper_hits(paper), self._words(paper) if self._learned else None)
 
-    def _scores(self, found: _PaperHits) -> list[TopicScore]:
+    def _scores(self, found: _PaperHits, words: set[str] | None = None) -> list[TopicScore]:
         g = self.grouping
         field_weight = (g.title_weight, g.abstract_weight, g.keyword_weight)
         weights = self.background.weights if self._specific else None
@@ -339,6 +391,13 @@ class TopicMatcher:
                 gain = total * share if self._pooled else w * field_weight[fi] * count(n)
                 hit = Hit(owner[2], _FIELDS[fi], n, round(w, 3), round(gain, 3))
                 hits.setdefault(ti, []).append((-total, owner[3], fi, hit))
+        for word in words & self._learned.keys() if words else ():
+            gain = self._learned_gain[word]
+            for ti in self._learned[word]:
+                if ti in score:  # only where the rules found the topic
+                    score[ti] += gain
+                    hit = Hit(word, "learned", 1, round(gain / self.grouping.learned_weight, 3))
+                    hits[ti].append((-gain, _LEARNED_RANK, 3, replace(hit, gain=round(gain, 3))))
         ranked = []
         for ti, found_hits in hits.items():
             found_hits.sort(key=_hit_order)
@@ -359,7 +418,7 @@ class TopicMatcher:
 
     def assign(self, paper: Paper) -> Assignment:
         """Pick the paper's best topic (and, in multi-topic mode, close seconds), or Other."""
-        return self._assign(paper, self._scores(self._paper_hits(paper)))
+        return self._assign(paper, self.scores(paper))
 
     def _assign(self, paper: Paper, scores: list[TopicScore]) -> Assignment:
         eligible = [s for s in scores if s.excluded_by is None and not s.missing_require]
@@ -396,8 +455,12 @@ def assign_all(papers: Sequence[Paper], matcher: TopicMatcher) -> list[Assignmen
     found = [matcher._paper_hits(p) for p in papers]
     for paper, hits in zip(papers, found, strict=True):
         matcher._observe(paper, hits)
+    learned = matcher.learn(papers, found)
+    log.debug("learned keywords: %s", learned)
+    words = [matcher._words(p) for p in papers] if learned else [None] * len(papers)
     assignments = [
-        matcher._assign(p, matcher._scores(h)) for p, h in zip(papers, found, strict=True)
+        matcher._assign(p, matcher._scores(h, w))
+        for p, h, w in zip(papers, found, words, strict=True)
     ]
     other = sum(a.topic == OTHER for a in assignments)
     log.info("grouped %d papers into topics; %d in %s", len(papers), other, OTHER)

@@ -52,7 +52,7 @@ class Hit:
     """One keyword of a topic that matched a paper, where and how often."""
 
     keyword: str
-    field: Literal["title", "abstract", "keywords"]
+    field: Literal["title", "abstract", "keywords", "learned"]  # learned: see `topic_learn`
     count: int
     weight: float = 1.0  # the keyword's specificity (see `newsletter.specificity`)
     gain: float = 0.0  # what this hit adds to the topic's score, before the topic's breadth

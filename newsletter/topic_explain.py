@@ -15,6 +15,7 @@ def _describe_hits(hits: Sequence[Hit], limit: int = 5) -> str:
     shown = []
     for keyword, found in keywords.items():
         where = ", ".join(h.field + (f" x{h.count}" if h.count > 1 else "") for h in found)
+        where = "the text (learned)" if where == "learned" else where
         gain = sum(h.gain for h in found)
         shown.append(f'"{keyword}" in {where} (weight {found[0].weight:.2f}, +{gain:.2f})')
     if len(shown) > limit:

@@ -234,6 +234,35 @@ def test_bundled_table_gives_broad_words_low_weights() -> None:
     assert m.specificity("speculative decoding") > 2.0
 
 
+# -- learned keywords ---------------------------------------------------------------------------
+
+
+def learning_batch() -> list[Paper]:
+    fish = [paper(f"alpha {i}", "Zebrafish swim.", id=f"a{i}") for i in range(6)]
+    sky = [paper(f"beta {i}", "A quasar shines.", id=f"b{i}") for i in range(6)]
+    return [
+        *fish,
+        *sky,
+        paper("alpha and beta", "A quasar.", id="x"),
+        paper("Galaxy", "A quasar.", id="o"),
+    ]
+
+
+def test_learned_keywords_tip_a_close_call_between_topics_the_rules_found() -> None:
+    topics = [topic("Fish", "alpha"), topic("Sky", "beta")]
+    background = table(1000, alpha=10, beta=10)
+    m = TopicMatcher(topics, table=background, breadth=0)
+    got = {a.paper_id: a for a in assign_all(learning_batch(), m)}
+    assert got["x"].topic == "Sky"
+    learned = [h for h in got["x"].hits if h.field == "learned"]
+    assert [h.keyword for h in learned] == ["quasar"] and learned[0].gain > 0
+    assert got["o"].topic == OTHER  # a learned word never pulls a paper out of Other
+    text = explain(paper("alpha and beta", "A quasar.", id="x"), got["x"])
+    assert '"quasar" in the text (learned)' in text
+    off = TopicMatcher(topics, GroupingConfig(learned_weight=0), table=background, breadth=0)
+    assert {a.paper_id: a.topic for a in assign_all(learning_batch(), off)}["x"] == "Fish"
+
+
 # -- exclude, require, ties, Other ----------------------------------------------------------------
 
 
