@@ -34,7 +34,6 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from newsletter.errors import ConfigError
@@ -147,9 +146,20 @@ def _case_check(keyword: str) -> re.Pattern[str] | None:
     return re.compile(f"[\\s{_HYPHENS}]*".join(parts))
 
 
+def _plain_terms(owners: list[_Owner]) -> frozenset[int] | None:
+    """The owners' terms, or None when one of them must check its spelling first."""
+    if any(o.case is not None for o in owners):
+        return None
+    return frozenset(o.term for o in owners)
+
+
 _FIELDS: tuple[Literal["title", "abstract", "keywords"], ...] = ("title", "abstract", "keywords")
 _LEARNED_RANK = 1 << 30  # learned keywords are listed after the rules' own at equal gains
 _PaperHits = tuple[list[tuple[int, dict[_Owner, int]]], set[int]]  # per field; terms found
+# per topic: summed gains, hits (with sort keys), the exclude keyword that hit, requires met
+_Tally = tuple[
+    dict[int, float], dict[int, list[tuple[float, int, int, Hit]]], dict[int, str], set[int]
+]
 
 
 class TopicMatcher:
@@ -217,7 +227,6 @@ class TopicMatcher:
             [key for key, _ in terms], topic_terms, self._table, breadth=breadth
         )
         self._seen_ids: set[str] = set()
-        self._index = {name: i for i, name in enumerate(self._names)}
         # the words each topic's keywords hold: never learnt again for that topic
         self._rule_words = [
             {w for k in t.keywords for w in term_key(k).split(" ")} for t in self.topics
@@ -228,11 +237,16 @@ class TopicMatcher:
         # A match is the longest spelling at its word start; shorter ones ending on a word
         # boundary inside it are its word prefixes, so a match also credits the spellings it
         # starts with: (length in words, owners), longest first.
-        self._owners: dict[str, tuple[tuple[int, tuple[_Owner, ...]], ...]] = {}
+        # With them, the terms they stand for when no owner needs its spelling checked.
+        self._owners: dict[
+            str, tuple[tuple[int, tuple[_Owner, ...], frozenset[int] | None], ...]
+        ] = {}
         for key in owners:
             parts = key.split(" ")
             prefixes = ((k, " ".join(parts[:k])) for k in range(len(parts), 0, -1))
-            self._owners[key] = tuple((k, tuple(owners[p])) for k, p in prefixes if p in owners)
+            self._owners[key] = tuple(
+                (k, tuple(owners[p]), _plain_terms(owners[p])) for k, p in prefixes if p in owners
+            )
         pattern = _trie_pattern(owners) if owners else "(?!x)x"
         # Anchored on the non-word character before a word (the text gets a leading space):
         # the regex engine skips ahead to such characters quickly, where a lookbehind would
@@ -268,13 +282,16 @@ class TopicMatcher:
                 key, ends = raw, None
             else:  # a phrase: any separator run stands for one space
                 key, ends = _SEP_RUN.sub(" ", raw), [m.end() for m in _WORD.finditer(raw)]
-            for k, owners in self._owners[key]:
+            for k, owners, group_terms in self._owners[key]:
                 end = start + (len(raw) if ends is None else ends[k - 1])
+                if group_terms is not None:  # no spelling to check: every owner's term is in
+                    terms.update(group_terms)
                 for owner in owners:
                     case = owner[5]
-                    if case is not None and not case.fullmatch(text, start, end):
-                        continue
-                    terms.add(owner[4])
+                    if case is not None:
+                        if not case.fullmatch(text, start, end):
+                            continue
+                        terms.add(owner[4])
                     if owner[1] == _KEYWORD:
                         topic = owner[0]
                         if end <= get_cover(topic, -1):
@@ -308,32 +325,38 @@ class TopicMatcher:
     def _words(self, paper: Paper) -> set[str]:
         return words_of(f"{paper.title}\n{paper.abstract}", self._word_forms)
 
-    def learn(self, papers: Sequence[Paper], found: Sequence[_PaperHits]) -> dict[str, list[str]]:
+    def learn(self, papers: Sequence[Paper], tallies: Sequence[_Tally]) -> list[set[str] | None]:
         """Learn keywords from the papers the rules place clearly (see `topic_learn`).
 
-        Returns the learned keywords per topic name; they count in later scores.
+        Returns, for each paper, the words learned keywords are looked up in: None where they
+        cannot count (the paper is not contested, or nothing was learnt).
         """
         self._learned, self._learned_gain = {}, {}
+        none: list[set[str] | None] = [None] * len(papers)
         if self.grouping.learned_weight <= 0 or not self._specific or len(papers) < 2:
-            return {}
-        words = [self._words(p) for p in papers]
-        clear = []
-        for hits in found:
-            ranked = [
-                (self._index[s.topic], s.score)
-                for s in self._scores(hits)
-                if s.excluded_by is None and not s.missing_require
-            ]
-            clear.append(clear_topic(ranked))
-        self._learned = learn(words, clear, self._rule_words)
+            return none
+        status = [self._rule_status(tally) for tally in tallies]
+        words: list[set[str] | None] = [
+            self._words(p) if clear is not None or contested else None
+            for p, (clear, contested) in zip(papers, status, strict=True)
+        ]
+        known = [(w, clear) for w, (clear, _) in zip(words, status, strict=True) if w is not None]
+        self._learned = learn([w for w, _ in known], [c for _, c in known], self._rule_words)
+        if not self._learned:
+            return none
         df: Counter[str] = Counter()
-        for ws in words:
+        for ws, _ in known:
             df.update(ws & self._learned.keys())
-        docs = self._table.docs + len(papers)
+        docs = self._table.docs + len(known)
         share = self.grouping.learned_weight
         self._learned_gain = {
             w: share * weight(self._table.df(w) + df[w], docs) for w in self._learned
         }
+        log.debug("learned keywords: %s", self.learned_keywords())
+        return [w if contested else None for w, (_, contested) in zip(words, status, strict=True)]
+
+    def learned_keywords(self) -> dict[str, list[str]]:
+        """The keywords the last batch taught, per topic name."""
         out: dict[str, list[str]] = {}
         for word, topics in self._learned.items():
             for t in topics:
@@ -343,7 +366,7 @@ class TopicMatcher:
     def specificity(self, keyword: str) -> float:
         """The weight of a keyword of the rules (1.0 when specificity is off)."""
         for owners in self._owners.values():
-            for _, group in owners:
+            for _, group, _ in owners:
                 for owner in group:
                     if owner.keyword == keyword:
                         return self.background.weights[owner.term] if self._specific else 1.0
@@ -351,13 +374,56 @@ class TopicMatcher:
 
     def scores(self, paper: Paper) -> list[TopicScore]:
         """Score every topic a keyword hit, best first; a ruled-out topic scores 0 and says why."""
-        return self._scores(self._paper_hits(paper), self._words(paper) if self._learned else None)
+        tally = self._tally(self._paper_hits(paper))
+        if self._learned and self._rule_status(tally)[1]:
+            self._add_learned(tally, self._words(paper))
+        return self._rank(tally)
 
-    def _scores(self, found: _PaperHits, words: set[str] | None = None) -> list[TopicScore]:
+    def _rule_status(self, tally: _Tally) -> tuple[int | None, bool]:
+        """What the rules alone say of a paper: the topic they place it in clearly, if any (see
+        `topic_learn`), and whether it is contested (two topics or more, the best above
+        `min_score`): only there do learned keywords count, so they never change what is Other.
+        """
+        score, _, excluded, required = tally
+        breadths = self.background.breadths
+        ranked = sorted(
+            (
+                (s / breadths[ti], ti)
+                for ti, s in score.items()
+                if ti not in excluded and (ti not in self._requires or ti in required)
+            ),
+            reverse=True,
+        )
+        contested = len(ranked) > 1 and ranked[0][0] >= self.grouping.min_score
+        return clear_topic([(ti, s) for s, ti in ranked]), contested
+
+    def _rank(self, tally: _Tally) -> list[TopicScore]:
+        """The topics' scores, best first, from a tally."""
+        score, hits, excluded, required = tally
+        breadths = self.background.breadths if self._specific else None
+        ranked = []
+        for ti, found_hits in hits.items():
+            found_hits.sort(key=_hit_order)
+            missing = ti in self._requires and ti not in required
+            ruled_out = missing or ti in excluded
+            breadth = breadths[ti] if breadths is not None else 1.0
+            scored = TopicScore(
+                topic=self._names[ti],
+                score=0.0 if ruled_out else round(score[ti] / breadth, 6),  # rounded: ties tie
+                hits=tuple(h[3] for h in found_hits),
+                excluded_by=excluded.get(ti),
+                missing_require=missing,
+                breadth=round(breadth, 3),
+            )
+            ranked.append((-scored.score, ti, scored))
+        ranked.sort(key=_rank_order)  # best first; ties go to the topic listed first
+        return [scored for *_, scored in ranked]
+
+    def _tally(self, found: _PaperHits) -> _Tally:
+        """Each topic's summed gains, its hits, the exclusions and the requirements met."""
         g = self.grouping
         field_weight = (g.title_weight, g.abstract_weight, g.keyword_weight)
         weights = self.background.weights if self._specific else None
-        breadths = self.background.breadths if self._specific else None
         count = self._count
         pooled: dict[_Owner, float] = {}  # weighted count of each keyword over the fields
         gains: dict[_Owner, float] = {}
@@ -389,32 +455,20 @@ class TopicMatcher:
             for fi, n in places:
                 share = field_weight[fi] * n / mass if mass else 0.0
                 gain = total * share if self._pooled else w * field_weight[fi] * count(n)
-                hit = Hit(owner[2], _FIELDS[fi], n, round(w, 3), round(gain, 3))
+                hit = Hit(owner[2], _FIELDS[fi], n, w, gain)
                 hits.setdefault(ti, []).append((-total, owner[3], fi, hit))
-        for word in words & self._learned.keys() if words else ():
+        return score, hits, excluded, required
+
+    def _add_learned(self, tally: _Tally, words: set[str]) -> None:
+        """Add the learned keywords a paper holds to the topics its rules found."""
+        score, hits = tally[0], tally[1]
+        for word in words & self._learned.keys():
             gain = self._learned_gain[word]
             for ti in self._learned[word]:
-                if ti in score:  # only where the rules found the topic
+                if ti in score:
                     score[ti] += gain
-                    hit = Hit(word, "learned", 1, round(gain / self.grouping.learned_weight, 3))
-                    hits[ti].append((-gain, _LEARNED_RANK, 3, replace(hit, gain=round(gain, 3))))
-        ranked = []
-        for ti, found_hits in hits.items():
-            found_hits.sort(key=_hit_order)
-            missing = ti in self._requires and ti not in required
-            ruled_out = missing or ti in excluded
-            breadth = breadths[ti] if breadths is not None else 1.0
-            scored = TopicScore(
-                topic=self._names[ti],
-                score=0.0 if ruled_out else round(score[ti] / breadth, 6),  # rounded: ties tie
-                hits=tuple(h[3] for h in found_hits),
-                excluded_by=excluded.get(ti),
-                missing_require=missing,
-                breadth=round(breadth, 3),
-            )
-            ranked.append((-scored.score, ti, scored))
-        ranked.sort(key=_rank_order)  # best first; ties go to the topic listed first
-        return [scored for *_, scored in ranked]
+                    hit = Hit(word, "learned", 1, gain / self.grouping.learned_weight, gain)
+                    hits[ti].append((-gain, _LEARNED_RANK, 3, hit))
 
     def assign(self, paper: Paper) -> Assignment:
         """Pick the paper's best topic (and, in multi-topic mode, close seconds), or Other."""
@@ -455,13 +509,12 @@ def assign_all(papers: Sequence[Paper], matcher: TopicMatcher) -> list[Assignmen
     found = [matcher._paper_hits(p) for p in papers]
     for paper, hits in zip(papers, found, strict=True):
         matcher._observe(paper, hits)
-    learned = matcher.learn(papers, found)
-    log.debug("learned keywords: %s", learned)
-    words = [matcher._words(p) for p in papers] if learned else [None] * len(papers)
-    assignments = [
-        matcher._assign(p, matcher._scores(h, w))
-        for p, h, w in zip(papers, found, words, strict=True)
-    ]
+    tallies = [matcher._tally(h) for h in found]
+    assignments = []
+    for paper, tally, words in zip(papers, tallies, matcher.learn(papers, tallies), strict=True):
+        if words is not None:
+            matcher._add_learned(tally, words)
+        assignments.append(matcher._assign(paper, matcher._rank(tally)))
     other = sum(a.topic == OTHER for a in assignments)
     log.info("grouped %d papers into topics; %d in %s", len(papers), other, OTHER)
     return assignments

@@ -63,7 +63,7 @@ def assignment_dict(paper: Paper, a: Assignment) -> dict[str, object]:
         "topics": list(a.topics),
         "score": round(a.score, 3),
         "matched": [
-            {"keyword": h.keyword, "field": h.field, "count": h.count, "weight": h.weight}
+            {"keyword": h.keyword, "field": h.field, "count": h.count, "weight": round(h.weight, 3)}
             for h in a.hits
         ],
     }
