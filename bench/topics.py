@@ -212,7 +212,7 @@ def report_ruleset(path: Path, rows: list[tuple[Paper, str]]) -> None:
     got = [naive.topic(papers[i]) for i, _ in mapped]
     ok = sum(g == e for g, (_, e) in zip(got, mapped, strict=True))
     print(
-        f"{'naive substring counts':44} accuracy {ok / len(mapped):6.1%}"
+        f"{'naive substring counts':48} accuracy {ok / len(mapped):6.1%}"
         f"  Other {got.count(OTHER) / len(mapped):5.1%}"
     )
     for label, options in VARIANTS:
@@ -231,7 +231,7 @@ def report_ruleset(path: Path, rows: list[tuple[Paper, str]]) -> None:
         ok = sum(assigned[i] == e for i, e in mapped)
         other = sum(assigned[i] == OTHER for i, _ in mapped)
         print(
-            f"{label:44} accuracy {ok / len(mapped):6.1%}  Other {other / len(mapped):5.1%}"
+            f"{label:48} accuracy {ok / len(mapped):6.1%}  Other {other / len(mapped):5.1%}"
             f"  ({wall:.2f} s)"
         )
 
