@@ -156,9 +156,14 @@ def _plain_terms(owners: list[_Owner]) -> frozenset[int] | None:
 _FIELDS: tuple[Literal["title", "abstract", "keywords"], ...] = ("title", "abstract", "keywords")
 _LEARNED_RANK = 1 << 30  # learned keywords are listed after the rules' own at equal gains
 _PaperHits = tuple[list[tuple[int, dict[_Owner, int]]], set[int]]  # per field; terms found
-# per topic: summed gains, hits (with sort keys), the exclude keyword that hit, requires met
+# per topic: summed gains, hits (with sort keys), the exclude keyword that hit, requires met,
+# and the evidence (the hits' damped counts before any weight: what `min_score` is checked on)
 _Tally = tuple[
-    dict[int, float], dict[int, list[tuple[float, int, int, Hit]]], dict[int, str], set[int]
+    dict[int, float],
+    dict[int, list[tuple[float, int, int, Hit]]],
+    dict[int, str],
+    set[int],
+    dict[int, float],
 ]
 
 
@@ -381,10 +386,11 @@ class TopicMatcher:
 
     def _rule_status(self, tally: _Tally) -> tuple[int | None, bool]:
         """What the rules alone say of a paper: the topic they place it in clearly, if any (see
-        `topic_learn`), and whether it is contested (two topics or more, the best above
-        `min_score`): only there do learned keywords count, so they never change what is Other.
+        `topic_learn`), and whether it is contested (two topics or more, one with the evidence
+        `min_score` asks): only there do learned keywords count, so they never change what is
+        Other.
         """
-        score, _, excluded, required = tally
+        score, _, excluded, required, evidence = tally
         breadths = self.background.breadths
         ranked = sorted(
             (
@@ -394,12 +400,13 @@ class TopicMatcher:
             ),
             reverse=True,
         )
-        contested = len(ranked) > 1 and ranked[0][0] >= self.grouping.min_score
+        floor = self.grouping.min_score
+        contested = len(ranked) > 1 and any(evidence[ti] >= floor for _, ti in ranked)
         return clear_topic([(ti, s) for s, ti in ranked]), contested
 
     def _rank(self, tally: _Tally) -> list[TopicScore]:
         """The topics' scores, best first, from a tally."""
-        score, hits, excluded, required = tally
+        score, hits, excluded, required, evidence = tally
         breadths = self.background.breadths if self._specific else None
         ranked = []
         for ti, found_hits in hits.items():
@@ -414,6 +421,7 @@ class TopicMatcher:
                 excluded_by=excluded.get(ti),
                 missing_require=missing,
                 breadth=round(breadth, 3),
+                evidence=0.0 if ruled_out else round(evidence[ti], 6),
             )
             ranked.append((-scored.score, ti, scored))
         ranked.sort(key=_rank_order)  # best first; ties go to the topic listed first
@@ -445,19 +453,22 @@ class TopicMatcher:
                 else:
                     required.add(owner[0])
         score: dict[int, float] = {}
+        evidence: dict[int, float] = {}
         hits: dict[int, list[tuple[float, int, int, Hit]]] = {}
         for owner, places in where.items():
             w = weights[owner[4]] if weights is not None else 1.0
-            total = w * (count(pooled[owner]) if self._pooled else gains[owner])
+            raw = count(pooled[owner]) if self._pooled else gains[owner]
+            total = w * raw
             ti = owner[0]
             score[ti] = score.get(ti, 0.0) + total
+            evidence[ti] = evidence.get(ti, 0.0) + raw
             mass = pooled[owner] if self._pooled else 0.0
             for fi, n in places:
                 share = field_weight[fi] * n / mass if mass else 0.0
                 gain = total * share if self._pooled else w * field_weight[fi] * count(n)
                 hit = Hit(owner[2], _FIELDS[fi], n, w, gain)
                 hits.setdefault(ti, []).append((-total, owner[3], fi, hit))
-        return score, hits, excluded, required
+        return score, hits, excluded, required, evidence
 
     def _add_learned(self, tally: _Tally, words: set[str]) -> None:
         """Add the learned keywords a paper holds to the topics its rules found."""
@@ -477,15 +488,18 @@ class TopicMatcher:
     def _assign(self, paper: Paper, scores: list[TopicScore]) -> Assignment:
         eligible = [s for s in scores if s.excluded_by is None and not s.missing_require]
         g = self.grouping
-        if not eligible or eligible[0].score < g.min_score:
+        # `min_score` asks for evidence, the hits before weights: specificity says which topic a
+        # paper is about, not whether it is about any (a lone hit of a common word still counts)
+        qualified = [s for s in eligible if s.evidence >= g.min_score]
+        if not qualified:
             runner = eligible[0] if eligible else None
             return Assignment(paper.id, OTHER, (OTHER,), 0.0, (), runner, tuple(scores))
-        best = eligible[0]
+        best = qualified[0]
         topics = [best.topic]
         if g.multi_topic:
-            floor = max(g.min_score, g.secondary_ratio * best.score)
-            topics += [s.topic for s in eligible[1:] if s.score >= floor][: g.max_topics - 1]
-        runner = eligible[1] if len(eligible) > 1 else None
+            floor = g.secondary_ratio * best.score
+            topics += [s.topic for s in qualified[1:] if s.score >= floor][: g.max_topics - 1]
+        runner = next((s for s in eligible if s is not best), None)
         return Assignment(
             paper.id, best.topic, tuple(topics), best.score, best.hits, runner, tuple(scores)
         )

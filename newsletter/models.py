@@ -66,6 +66,7 @@ class TopicScore:
     excluded_by: str | None = None  # the exclude keyword that ruled this topic out
     missing_require: bool = False  # a `require` list was given and none of it appeared
     breadth: float = 1.0  # the hits' sum was divided by this (a topic of common words scores less)
+    evidence: float = 0.0  # the hits' damped counts before weights, which `min_score` asks of
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,7 +48,7 @@ def explain(paper: Paper, assignment: Assignment) -> str:
         if len(assignment.topics) > 1:
             lines.append(f"   also listed under {', '.join(assignment.topics[1:])}")
     elif assignment.scores:
-        lines.append(f"-> {OTHER}: no topic that matched scored enough")
+        lines.append(f"-> {OTHER}: no topic that matched has the hits min_score asks for")
     else:
         lines.append(f"-> {OTHER}: no keyword of any topic appears")
     ru = assignment.runner_up

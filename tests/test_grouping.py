@@ -228,6 +228,17 @@ def test_a_topic_of_common_words_is_divided_by_its_breadth() -> None:
     assert f"divided by {broad:.2f}: the breadth of the topic" in text and "common" in text
 
 
+def test_min_score_asks_for_hits_not_for_weight() -> None:
+    m = TopicMatcher([topic("T", "model")], table=table(1000, model=900), breadth=0)
+    a = m.assign(paper("", "A model."))
+    assert a.topic == "T" and a.score == pytest.approx(0.1)  # a common word: weight 0.1
+    strict = TopicMatcher(
+        [topic("T", "model")], GroupingConfig(min_score=1.5), table=table(1000, model=5)
+    )
+    assert strict.assign(paper("", "A model.")).topic == OTHER  # one hit: evidence 1 < 1.5
+    assert strict.assign(paper("A model")).topic == "T"  # a title hit: 1 + ln 3
+
+
 def test_bundled_table_gives_broad_words_low_weights() -> None:
     m = TopicMatcher([topic("T", "language model", "learning", "speculative decoding")])
     assert m.specificity("learning") < m.specificity("language model") < 1.0
