@@ -186,11 +186,11 @@ VARIANTS: list[tuple[str, dict[str, object]]] = [
     ),
     ("+ specificity", {"counting": "log", "breadth": 0, "learned_weight": 0}),
     ("+ pooled fields", {"breadth": 0, "learned_weight": 0}),
-    ("+ breadth 0.5", {"learned_weight": 0}),
-    ("+ learned keywords (default)", {}),
-    ("  breadth 0.75", {"breadth": 0.75}),
-    ("  learned weight 1.0", {"learned_weight": 1.0}),
-    ("  default, one paper at a time (nothing learnt)", {"one_by_one": True}),
+    ("+ breadth 0.5 (default)", {"learned_weight": 0}),
+    ("  breadth 0.75", {"breadth": 0.75, "learned_weight": 0}),
+    ("  default, one paper at a time", {"one_by_one": True, "learned_weight": 0}),
+    ("+ learned keywords (learned_weight 0.5)", {"learned_weight": 0.5}),
+    ("  learned_weight 1.0", {"learned_weight": 1.0}),
 ]
 
 

@@ -8,9 +8,9 @@ categories they stand for in their description; a paper of such a category is la
 topic. The papers are split in two halves by a hash of their id; the top `--per-topic` suggested
 keywords of each topic, learned from the labelled papers of one half, are added to the rules, and
 the accuracy on the mapped papers of the other half (grouped as one batch, all its papers) is
-printed before and after, both ways round. `--learned-weight 0` measures against the rules
-alone (the engine's own learned keywords, see newsletter/topic_learn.py, find some of the same
-words from the unlabelled batch, so they leave less for the suggestions to add).
+printed before and after, both ways round. `--learned-weight 0.5` measures on top of the engine's
+learned keywords (newsletter/topic_learn.py), which find some of the same words in the unlabelled
+batch and so leave less for the suggestions to add.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument(
         "--learned-weight",
         type=float,
-        help="override grouping.learned_weight (0: the rules alone, no learned keywords)",
+        help="override grouping.learned_weight (0.5: with learned keywords; 0: the rules alone)",
     )
     args = parser.parse_args()
     rows = read_eval(args.eval)

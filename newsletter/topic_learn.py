@@ -6,14 +6,17 @@ weighted log-odds ratio with an informative prior, as `topics suggest` ranks the
 are that topic's learned keywords for this batch: up to 40 per topic, each used by at least 3 of
 its clear papers and twice as common among them as among all papers. Then every contested paper
 (two topics or more found by the rules, the best above `min_score`) gets, for each learned
-keyword it contains, `learned_weight x specificity` (0.5 by default) on the topics its rules
+keyword it contains, `learned_weight x specificity` on the topics its rules
 found: a learned word can settle a close call between them, never pull a paper out of Other or
 into a topic the rules did not touch.
 
 Why: a rule set names a topic by a handful of words; the papers of the topic share many more (an
 HCI paper's "participants", "interview", "design"). On the four rule sets of bench/rulesets,
-learning lifted accuracy on the labelled arXiv papers by 1.6 to 4.4 points, Other unchanged
-(`python bench/topics.py EVAL --ruleset ...`); it costs a pass over the words of the batch.
+`learned_weight: 0.5` lifted accuracy on the labelled arXiv papers by 1.6 to 4.5 points, Other
+unchanged (`python bench/topics.py EVAL --ruleset ...`). It is off by default (`learned_weight:
+0`): it costs a pass over the words of the batch (0.3 s of CPU for 3,739 papers, doubling the
+time to group them), results then depend on the batch as well as on the rules, and keywords
+`topics suggest` proposes add less on top of it (bench/topics_suggest.py).
 `newsletter topics explain` lists the learned words that counted, marked "learned".
 """
 

@@ -262,7 +262,8 @@ def learning_batch() -> list[Paper]:
 def test_learned_keywords_tip_a_close_call_between_topics_the_rules_found() -> None:
     topics = [topic("Fish", "alpha"), topic("Sky", "beta")]
     background = table(1000, alpha=10, beta=10)
-    m = TopicMatcher(topics, table=background, breadth=0)
+    on = GroupingConfig(learned_weight=0.5)
+    m = TopicMatcher(topics, on, table=background, breadth=0)
     got = {a.paper_id: a for a in assign_all(learning_batch(), m)}
     assert got["x"].topic == "Sky"
     learned = [h for h in got["x"].hits if h.field == "learned"]
@@ -270,7 +271,7 @@ def test_learned_keywords_tip_a_close_call_between_topics_the_rules_found() -> N
     assert got["o"].topic == OTHER  # a learned word never pulls a paper out of Other
     text = explain(paper("alpha and beta", "A quasar.", id="x"), got["x"])
     assert '"quasar" in the text (learned)' in text
-    off = TopicMatcher(topics, GroupingConfig(learned_weight=0), table=background, breadth=0)
+    off = TopicMatcher(topics, table=background, breadth=0)  # off by default
     assert {a.paper_id: a.topic for a in assign_all(learning_batch(), off)}["x"] == "Fish"
 
 
