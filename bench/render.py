@@ -28,13 +28,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from newsletter import preview, render, resources  # noqa: E402
+from newsletter import resources  # noqa: E402
 from newsletter.config import Config, parse_config  # noqa: E402
-from newsletter.context import Plan, build_context  # noqa: E402
-from newsletter.issue import build_issue  # noqa: E402
 from newsletter.models import Paper  # noqa: E402
+from newsletter.preview import files as preview  # noqa: E402
+from newsletter.render import renderer as render  # noqa: E402
+from newsletter.render.blurbs import tidy_text  # noqa: E402
+from newsletter.render.context import Plan, build_context  # noqa: E402
 from newsletter.sources import read_source  # noqa: E402
-from newsletter.summary import tidy_text  # noqa: E402
+from newsletter.topics.issue import build_issue  # noqa: E402
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
 FILLER = ["we", "propose", "a", "method", "that", "improves", "results", "on", "benchmarks"]
@@ -88,7 +90,7 @@ def median_ms(fn: Callable[[], Any], runs: int, name: str = "") -> tuple[float, 
 
 def bench_issue(label: str, papers: list[Paper], config: Config, runs: int) -> None:
     build_ms, issue = median_ms(
-        lambda: build_issue(papers, config, now=NOW, use_window=False), runs
+        lambda: build_issue(papers, config.issue_settings(), now=NOW, use_window=False), runs
     )
     env = render.environment(config)
     links = {
@@ -98,7 +100,7 @@ def bench_issue(label: str, papers: list[Paper], config: Config, runs: int) -> N
     plan = Plan(config.summary_chars, tuple(len(s.papers) for s in issue.sections))
 
     def context() -> dict[str, Any]:
-        return build_context(issue, issue.sections, config, plan, links)
+        return build_context(issue, issue.sections, config.render_settings(), plan, links)
 
     template_ms, source = median_ms(
         lambda: env.get_template(render.HTML_TEMPLATE).render(context()), runs
@@ -108,7 +110,9 @@ def bench_issue(label: str, papers: list[Paper], config: Config, runs: int) -> N
     text_ms, _ = median_ms(
         lambda: tidy_text(env.get_template(render.TEXT_TEMPLATE).render(context())), runs
     )
-    render_ms, email = median_ms(lambda: render.render_issue(issue, config), runs, label)
+    render_ms, email = median_ms(
+        lambda: render.render_issue(issue, config.render_settings()), runs, label
+    )
     with tempfile.TemporaryDirectory() as tmp:
         write_ms, _ = median_ms(
             lambda: preview.write_preview(config, papers, Path(tmp), now=NOW), runs

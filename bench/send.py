@@ -49,11 +49,13 @@ SENDER = "digest@example.org"
 
 
 def sample_issue(config: Config) -> Issue:
-    from newsletter.issue import build_issue
     from newsletter.sources import read_source
+    from newsletter.topics.issue import build_issue
 
     papers = read_source("sample", now=NOW)
-    return build_issue(papers, config, now=NOW, issue_id="2026-W48", use_window=False)
+    return build_issue(
+        papers, config.issue_settings(), now=NOW, issue_id="2026-W48", use_window=False
+    )
 
 
 def bench_config(port: int, connections: int, folder: Path, dkim: bool) -> Config:
@@ -158,15 +160,15 @@ def smtp_sink() -> Iterator[tuple[int, int]]:
 
 def child_deliver(port: int, n: int, connections: int, dkim: bool) -> dict[str, float]:
     """Deliver to n generated subscribers (in this process); return the numbers."""
-    from newsletter.delivery import deliver
-    from newsletter.smtp import SmtpTransport
-    from newsletter.store import Store
-    from newsletter.tokens import SecretKeys
+    from newsletter.audience.tokens import SecretKeys
+    from newsletter.delivery.send import deliver
+    from newsletter.delivery.smtp import SmtpTransport
+    from newsletter.store.state import Store
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         config = bench_config(port, connections, folder, dkim)
-        issue = sample_issue(config)
+        issue = sample_issue(config.render_settings())
         started = time.perf_counter()
         usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu = usage.ru_utime + usage.ru_stime
@@ -179,7 +181,7 @@ def child_deliver(port: int, n: int, connections: int, dkim: bool) -> dict[str, 
                 SmtpTransport(config.delivery.smtp),
                 keys=SecretKeys([KEY]),
             )
-            counts = store.ledger_counts(issue.id)
+            counts = store.ledger.counts(issue.id)
         seconds = time.perf_counter() - started
         usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu = usage.ru_utime + usage.ru_stime - cpu
@@ -203,14 +205,16 @@ def run_child(port: int, n: int, connections: int, dkim: bool) -> dict[str, floa
 
 def sample_message(port: int, connections: int) -> bytes:
     """One personalised message of the every-topic variant, as the sink receives it."""
-    from newsletter.mail import Links, build_template
-    from newsletter.render import render_issue
-    from newsletter.tokens import SecretKeys, make_token
+    from newsletter.audience.tokens import SecretKeys, make_token
+    from newsletter.delivery.message import Links, build_template
+    from newsletter.render.renderer import render_issue
 
     with tempfile.TemporaryDirectory() as tmp:
         config = bench_config(port, connections, Path(tmp), False)
-    issue = sample_issue(config)
-    template = build_template(render_issue(issue, config), config, issue.id)
+    issue = sample_issue(config.render_settings())
+    template = build_template(
+        render_issue(issue, config.render_settings()), config.mail_settings(), issue.id
+    )
     keys, addr = SecretKeys([KEY]), "reader000001@example.com"
     links = Links(
         f"{config.base_url}/unsubscribe?token={make_token('unsubscribe', addr, keys)}",
@@ -221,14 +225,16 @@ def sample_message(port: int, connections: int) -> bytes:
 
 def personalise_cost(port: int, connections: int, n: int = 5000) -> float:
     """Seconds to make one subscriber's message from a variant: two tokens and the fill."""
-    from newsletter.mail import Links, build_template
-    from newsletter.render import render_issue
-    from newsletter.tokens import SecretKeys, make_token
+    from newsletter.audience.tokens import SecretKeys, make_token
+    from newsletter.delivery.message import Links, build_template
+    from newsletter.render.renderer import render_issue
 
     with tempfile.TemporaryDirectory() as tmp:
         config = bench_config(port, connections, Path(tmp), False)
-    issue = sample_issue(config)
-    template = build_template(render_issue(issue, config), config, issue.id)
+    issue = sample_issue(config.render_settings())
+    template = build_template(
+        render_issue(issue, config.render_settings()), config.mail_settings(), issue.id
+    )
     keys, base = SecretKeys([KEY]), config.base_url
     started = time.perf_counter()
     for i in range(n):
@@ -260,21 +266,25 @@ def naive(port: int, n: int, connections: int) -> dict[str, float]:
     from email.message import EmailMessage
     from email.utils import format_datetime, make_msgid
 
-    from newsletter.render import PREFERENCES_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER, render_issue
-    from newsletter.smtp import SmtpTransport
-    from newsletter.tokens import SecretKeys, make_token
+    from newsletter.audience.tokens import SecretKeys, make_token
+    from newsletter.delivery.smtp import SmtpTransport
+    from newsletter.render.renderer import (
+        PREFERENCES_PLACEHOLDER,
+        UNSUBSCRIBE_PLACEHOLDER,
+        render_issue,
+    )
 
     keys = SecretKeys([KEY])
     with tempfile.TemporaryDirectory() as tmp:
         config = bench_config(port, connections, Path(tmp), False)
-    issue = sample_issue(config)
+    issue = sample_issue(config.render_settings())
     subs = list(audience(issue, n))
     build = 0.0
     started = time.perf_counter()
     with SmtpTransport(config.delivery.smtp) as transport:
         for sub in subs:
             t0 = time.perf_counter()
-            rendered = render_issue(issue, config, topics=sub.topics)
+            rendered = render_issue(issue, config.render_settings(), topics=sub.topics)
             unsub = (
                 f"{config.base_url}/unsubscribe?token={make_token('unsubscribe', sub.email, keys)}"
             )

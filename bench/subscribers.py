@@ -34,9 +34,9 @@ sys.path.insert(0, str(REPO))
 
 import sqlalchemy as sa  # noqa: E402
 
-from newsletter import subscribers as subs_mod  # noqa: E402
-from newsletter.store import Store  # noqa: E402
-from newsletter.subscribers import audience, import_subscribers, load_subscribers  # noqa: E402
+from newsletter.audience import subscribers as subs_mod  # noqa: E402
+from newsletter.audience.subscribers import audience, import_subscribers, load_subscribers  # noqa: E402
+from newsletter.store.state import Store  # noqa: E402
 
 TOPICS = ["LLM Reasoning", "Agents & Tool Use", "Diffusion & Image Generation", "Vision & 3D"]
 
@@ -132,18 +132,18 @@ def bench_store(folder: Path, n: int, marks: int, file_subscribers: list[Any]) -
         )
 
         pairs = [(s.email, "html:all") for s in people][:n]
-        seconds, added = timed(lambda: store.enqueue("2026-W48", pairs))
+        seconds, added = timed(lambda: store.ledger.enqueue("2026-W48", pairs))
         assert added == len(pairs)
         row(f"enqueue {len(pairs):,} ledger rows (one transaction)", seconds)
-        seconds, added = timed(lambda: store.enqueue("2026-W48", pairs))
+        seconds, added = timed(lambda: store.ledger.enqueue("2026-W48", pairs))
         assert added == 0
         row("enqueue again (resume: every row already there)", seconds)
-        seconds, pending = timed(lambda: list(store.pending_rows("2026-W48")))
+        seconds, pending = timed(lambda: list(store.ledger.pending_rows("2026-W48")))
         row(f"pending_rows: read {len(pending):,} rows in chunks of 1000", seconds)
 
         def mark(rows: list[Any]) -> None:
             for r in rows:
-                store.mark_sent("2026-W48", r.email, f"<{r.email}>")
+                store.ledger.mark_sent("2026-W48", r.email, f"<{r.email}>")
 
         seconds, _ = timed(lambda: mark(pending[:marks]))
         row(
@@ -165,7 +165,7 @@ def bench_store(folder: Path, n: int, marks: int, file_subscribers: list[Any]) -
             seconds,
             f"{marks / seconds:,.0f}/s",
         )
-        print(f"  ledger now: {store.ledger_counts('2026-W48')}")
+        print(f"  ledger now: {store.ledger.counts('2026-W48')}")
         size = sum(p.stat().st_size for p in folder.glob("state.db*"))
         print(f"  state.db (+WAL): {size / 1e6:.1f} MB")
 

@@ -38,9 +38,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from newsletter.config import GroupingConfig, load_config  # noqa: E402
-from newsletter.grouping import COUNTING, DEFAULT_COUNTING, TopicMatcher, assign_all  # noqa: E402
 from newsletter.models import OTHER, Assignment, Paper, Topic  # noqa: E402
 from newsletter.sources import read_source  # noqa: E402
+from newsletter.topics.engine import (  # noqa: E402
+    COUNTING,
+    DEFAULT_COUNTING,
+    TopicMatcher,
+    assign_all,
+)
 
 REASON = "LLM Reasoning"
 AGENTS = "Agents & Tool Use"
@@ -250,11 +255,11 @@ def timed(fn: Callable[[], object], runs: int) -> tuple[float, float, object]:
 def process_times(args: argparse.Namespace) -> None:
     """Time the import of the engine and `newsletter topics assign EVAL` as whole processes."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-X", "importtime", "-c", "import newsletter.grouping"]
+    cmd = [sys.executable, "-X", "importtime", "-c", "import newsletter.topics.engine"]
     err = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stderr
-    own = [line for line in err.splitlines() if line.rstrip().endswith("newsletter.grouping")]
+    own = [line for line in err.splitlines() if line.rstrip().endswith("newsletter.topics.engine")]
     import_ms = int(own[-1].split("|")[1]) / 1000 if own else float("nan")
-    print(f"import newsletter.grouping: {import_ms:.1f} ms (cumulative, fresh process)")
+    print(f"import newsletter.topics.engine: {import_ms:.1f} ms (cumulative, fresh process)")
     cli = [sys.executable, "-m", "newsletter", "topics", "assign", str(args.eval)]
     cli += ["--config", str(args.config)]
     walls = []

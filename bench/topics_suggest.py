@@ -9,7 +9,7 @@ topic. The papers are split in two halves by a hash of their id; the top `--per-
 keywords of each topic, learned from the labelled papers of one half, are added to the rules, and
 the accuracy on the mapped papers of the other half (grouped as one batch, all its papers) is
 printed before and after, both ways round. `--learned-weight 0.5` measures on top of the engine's
-learned keywords (newsletter/topic_learn.py), which find some of the same words in the unlabelled
+learned keywords (newsletter/topics/learn.py), which find some of the same words in the unlabelled
 batch and so leave less for the suggestions to add.
 """
 
@@ -28,10 +28,8 @@ sys.path.insert(0, str(REPO / "bench"))
 from topics import categories_of, read_eval  # noqa: E402
 
 from newsletter.config import load_config  # noqa: E402
-from newsletter.grouping import TopicMatcher, assign_all  # noqa: E402
-from newsletter.models import Paper, Topic  # noqa: E402
-from newsletter.topic_eval import Labelled  # noqa: E402
-from newsletter.topic_suggest import suggest  # noqa: E402
+from newsletter.models import Labelled, Paper, Topic  # noqa: E402
+from newsletter.topics import TopicMatcher, assign_all, suggest  # noqa: E402
 
 
 def half(paper: Paper) -> int:

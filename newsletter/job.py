@@ -1,23 +1,41 @@
-"""The orchestrator: sources → papers → issue → deliver. `run`, `send`, the scheduler and the
-preview all plan the issue through `plan_issue`, so what a preview shows is what a run sends."""
+"""The orchestrator: sources → papers → topics → issue → render → delivery, in that order.
+
+Each stage gets its own section of the configuration and hands the next a typed value: papers,
+an `Issue`, the rendered variants, a `DeliveryReport`. `run`, `send`, the scheduler and the
+preview all plan the issue through `plan_issue`, so what a preview shows is what a run sends.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from newsletter.errors import NewsletterError
+from newsletter.audience import audience, load_subscribers
+from newsletter.audience.tokens import SecretKeys
+from newsletter.delivery import (
+    Batch,
+    DeliveryReport,
+    RetryPolicy,
+    Selection,
+    Transport,
+    deliver,
+    enqueue,
+    make_transport,
+)
+from newsletter.errors import NotFoundError
+from newsletter.models import Issue, Paper, RenderedEmail, Subscriber
+from newsletter.render import render_issue
+from newsletter.sources import load_papers, read_sources
+from newsletter.store import Store, send_lock
+from newsletter.topics import build_issue, default_now, issue_id_for
 
 if TYPE_CHECKING:
     from newsletter.config import Config
-    from newsletter.delivery import DeliveryReport
-    from newsletter.models import Issue, Paper, Subscriber
-    from newsletter.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +44,6 @@ Progress = Callable[[int, int], None]
 
 def gather_papers(config: Config, papers: Sequence[str] | None) -> list[Paper]:
     """Read `--papers` sources when given, else the sources named in the config."""
-    from newsletter.sources import load_papers, read_sources
-
     if papers:
         return read_sources(papers)
     return load_papers(config.source_specs, window_days=config.window_days)
@@ -71,8 +87,6 @@ def plan_issue(
 ) -> tuple[Issue, bool]:
     """The issue a send would carry now: this week's from the archive, or a new one built from
     `load()` without the papers earlier issues carried. Changes nothing."""
-    from newsletter.issue import build_issue, default_now, issue_id_for
-
     moment = now or default_now()
     wanted = issue_id or issue_id_for(moment, config.timezone)
     archived = store.get_issue(wanted) if store is not None else None
@@ -83,7 +97,7 @@ def plan_issue(
     history = store.archived_papers(exclude_issue=wanted) if store is not None else []
     issue = build_issue(
         found,
-        config,
+        config.issue_settings(),
         now=moment,
         issue_id=wanted,
         use_window=use_window,
@@ -98,8 +112,6 @@ def plan_issue(
 
 def existing_store(config: Config) -> Store | None:
     """The state store if it exists yet (a preview must not create one)."""
-    from newsletter.store import Store
-
     state = str(config.state)
     if "://" not in state and not config.resolve(state).exists():
         return None
@@ -149,9 +161,6 @@ def run_weekly(
     Another send on the same state makes this one refuse at once, or, with `wait_for_send` (the
     scheduler), wait for it to end (until `stop` is set).
     """
-    from newsletter.locks import send_lock
-    from newsletter.store import Store
-
     _check_subscribers_file(subscribers)
     waiting = (stop or threading.Event()) if wait_for_send else None
     with send_lock(config, wait=waiting), Store.from_config(config) as store:
@@ -175,15 +184,12 @@ def send_issue(
     stop: threading.Event | None = None,
 ) -> RunResult:
     """Resume the delivery of an archived issue."""
-    from newsletter.locks import send_lock
-    from newsletter.store import Store
-
     _check_subscribers_file(subscribers)
     with send_lock(config), Store.from_config(config) as store:
         archived = store.get_issue(issue_id)
         if archived is None:
             known = ", ".join(s.id for s in store.list_issues()[:5]) or "none yet"
-            raise NewsletterError(
+            raise NotFoundError(
                 f"issue {issue_id} is not in the archive (latest: {known}); "
                 "build it with `newsletter run`"
             )
@@ -195,23 +201,68 @@ def send_issue(
 def _check_subscribers_file(subscribers: str | Path | None) -> None:
     # before anything is archived: a typo in --subscribers must not send the issue to nobody
     if subscribers is not None and not Path(subscribers).is_file():
-        raise NewsletterError(f"{subscribers}: no such subscribers file; check --subscribers")
+        raise NotFoundError(f"{subscribers}: no such subscribers file; check --subscribers")
 
 
 def _audience(
     config: Config, store: Store, subscribers: str | Path | None
 ) -> tuple[list[Subscriber], tuple[str, ...]]:
     """Who gets the issue: the subscribers file (or `--subscribers`) and the state."""
-    from newsletter.subscribers import audience, load_subscribers
-
-    path = Path(subscribers) if subscribers is not None else config.resolve(config.subscribers)
-    listed = load_subscribers(path, [t.name for t in config.topics])
+    path = Path(subscribers) if subscribers is not None else config.subscribers_path
+    listed = load_subscribers(path, config.topic_names)
     for problem in listed.problems:
         log.warning("%s (skipped)", problem)
     people = audience(listed.subscribers, store)
     if not people:
         log.warning("nobody to send to: %s lists no one and no one subscribed on the web", path)
     return people, tuple(listed.problems)
+
+
+def render_variants(
+    issue: Issue, config: Config, selections: Sequence[Selection]
+) -> dict[Selection, RenderedEmail]:
+    """Render the issue once per topic selection (a variant), never once per subscriber."""
+    settings = config.render_settings()
+    return {
+        sel: render_issue(issue, settings, topics=None if sel is None else frozenset(sel))
+        for sel in selections
+    }
+
+
+def send_rendered(
+    issue: Issue,
+    config: Config,
+    people: Sequence[Subscriber],
+    store: Store,
+    transport: Transport,
+    *,
+    keys: SecretKeys | None = None,
+    retry: RetryPolicy | None = None,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+    variants: Mapping[Selection, RenderedEmail] | None = None,
+) -> DeliveryReport:
+    """Write the audience into the ledger, render what it needs, and deliver: the send stage.
+
+    `variants` may hold selections rendered already (the rest are rendered here).
+    """
+    mail = config.mail_settings()
+    batch: Batch = enqueue(issue, people, store.ledger, send_empty=mail.send_empty)
+    ready = dict(variants or {})
+    missing = [sel for sel in batch.selections if sel not in ready]
+    ready.update(render_variants(issue, config, missing))
+    return deliver(
+        issue,
+        batch,
+        ready,
+        store,
+        transport,
+        mail,
+        keys=keys,
+        retry=retry,
+        progress=progress,
+        stop=stop,
+    )
 
 
 def _deliver(
@@ -225,27 +276,27 @@ def _deliver(
     progress: Progress | None,
     stop: threading.Event | None,
 ) -> RunResult:
-    from newsletter.delivery import deliver
-    from newsletter.transports import make_transport
-
-    outbox = (
-        config.resolve(config.delivery.outbox) if config.delivery.transport == "outbox" else None
-    )
+    transport_settings = config.transport_settings()
+    outbox = transport_settings.outbox if config.delivery.transport == "outbox" else None
     if dry_run:
         return RunResult(issue, reused, len(people), None, problems, outbox)
-    report = deliver(
-        issue, config, people, store, make_transport(config), progress=progress, stop=stop
+    report = send_rendered(
+        issue,
+        config,
+        people,
+        store,
+        make_transport(transport_settings),
+        progress=progress,
+        stop=stop,
     )
     return RunResult(issue, reused, len(people), report, problems, outbox)
 
 
 def is_fully_sent(config: Config, issue_id: str) -> bool:
     """True when the issue is archived, went to someone, and has nothing left to send."""
-    from newsletter.store import Store
-
     with Store.from_config(config) as store:
         if store.get_issue(issue_id) is None:
             return False
-        counts = store.ledger_counts(issue_id)
+        counts = store.ledger.counts(issue_id)
         # an empty ledger means the issue never reached anyone (no audience at the time)
         return counts.get("pending", 0) == 0 and sum(counts.values()) > 0

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,7 +13,7 @@ class Paper:
     """One paper, normalised: the same shape whatever source it came from.
 
     `id` is the arXiv id without version where there is one, else `title:<hash>` of the
-    normalised title (see `newsletter.papers.paper_id`).
+    normalised title (see `newsletter.sources.normalize.paper_id`).
     """
 
     id: str
@@ -35,6 +36,31 @@ class Paper:
     def arxiv_id(self) -> str | None:
         return None if self.id.startswith("title:") else self.id
 
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (datetimes as ISO 8601, tuples as lists): JSON and archive."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Paper:
+        """Rebuild a paper from `to_dict` output, ignoring fields `Paper` no longer has (an
+        archive written by an older version stays readable)."""
+        known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known
+        }
+        published = values.get("published")
+        if isinstance(published, str):
+            values["published"] = datetime.fromisoformat(published)
+        return cls(**values)
+
 
 @dataclass(frozen=True, slots=True)
 class Topic:
@@ -52,9 +78,9 @@ class Hit:
     """One keyword of a topic that matched a paper, where and how often."""
 
     keyword: str
-    field: Literal["title", "abstract", "keywords", "learned"]  # learned: see `topic_learn`
+    field: Literal["title", "abstract", "keywords", "learned"]  # learned: see `topics.learn`
     count: int
-    weight: float = 1.0  # the keyword's specificity (see `newsletter.specificity`)
+    weight: float = 1.0  # the keyword's specificity (see `topics.specificity`)
     gain: float = 0.0  # what this hit adds to the topic's score, before the topic's breadth
 
 
@@ -86,12 +112,22 @@ OTHER = "Other"
 
 
 @dataclass(frozen=True, slots=True)
+class Labelled:
+    """A paper with the topic a reader expects it under (or OTHER): `topics eval` and `suggest`."""
+
+    paper: Paper
+    topic: str
+
+
+@dataclass(frozen=True, slots=True)
 class Section:
     """One topic of an issue: the papers the email shows, ranked, and the rest (web only)."""
 
     topic: str
     papers: tuple[Paper, ...]  # shown in the email, best first
     more_papers: tuple[Paper, ...] = ()  # left out of the email by a cap; on the web version
+    # each paper's topic score (papers, then more_papers); empty for an issue archived without
+    scores: tuple[float, ...] = ()
 
     @property
     def total(self) -> int:
@@ -104,6 +140,40 @@ class Section:
     @property
     def all_papers(self) -> tuple[Paper, ...]:
         return self.papers + self.more_papers
+
+    def score(self, paper_id: str) -> float:
+        """The topic score that put a paper here (0.0 when unknown)."""
+        for paper, score in zip(self.all_papers, self.scores, strict=False):
+            if paper.id == paper_id:
+                return score
+        return 0.0
+
+
+def fill_caps(sizes: Sequence[int], total: int | None, per_topic: int | None = None) -> list[int]:
+    """Share `total` shown papers across sections fairly: level caps, the extra in topic order.
+
+    Every section gets the same cap where it has enough papers (a big topic cannot crowd out the
+    small ones); what a cap leaves over goes one by one to the first sections.
+    """
+    wants = [min(n, per_topic) if per_topic is not None else n for n in sizes]
+    if total is None or sum(wants) <= total:
+        return wants
+    lo, hi = 0, max(wants, default=0)
+    while lo < hi:  # the highest level whose sum still fits
+        mid = (lo + hi + 1) // 2
+        if sum(min(w, mid) for w in wants) <= total:
+            lo = mid
+        else:
+            hi = mid - 1
+    caps = [min(w, lo) for w in wants]
+    left = total - sum(caps)
+    for i, want in enumerate(wants):
+        if left <= 0:
+            break
+        if want > caps[i]:
+            caps[i] += 1
+            left -= 1
+    return caps
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,12 +200,18 @@ class Issue:
         return tuple(seen.values())
 
 
+# Where a subscriber's own links go in a rendered variant: render writes these, delivery fills
+# them per subscriber (a variant is rendered once, never once per subscriber).
+UNSUBSCRIBE_PLACEHOLDER = "%%UNSUBSCRIBE_URL%%"
+PREFERENCES_PLACEHOLDER = "%%PREFERENCES_URL%%"
+
+
 @dataclass(frozen=True, slots=True)
 class RenderedEmail:
     """One rendered variant: subject, final HTML and its plain-text twin.
 
-    `html` and `text` still hold the unsubscribe / preferences placeholders of
-    `newsletter.render`; delivery fills them per subscriber.
+    `html` and `text` still hold `UNSUBSCRIBE_PLACEHOLDER` and `PREFERENCES_PLACEHOLDER`;
+    delivery fills them per subscriber.
     """
 
     subject: str
@@ -153,7 +229,7 @@ class Subscriber:
     """One recipient: from the hand-written file, the web form, or an import.
 
     `email` is validated and normalised, and lower-cased as a whole: it is the identity the state
-    store, the ledger and the suppression list match on (see `newsletter.subscribers`).
+    store, the ledger and the suppression list match on (see `newsletter.audience.subscribers`).
     """
 
     email: str

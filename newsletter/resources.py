@@ -24,10 +24,26 @@ def default_config_text() -> str:
     return default_config_path().read_text(encoding="utf-8")
 
 
+def subscribers_example_text() -> str:
+    """The commented example subscriber list (`subscribers.example.yaml`)."""
+    return _find("subscribers.example.yaml").read_text(encoding="utf-8")
+
+
 def templates_dir() -> Path:
     return _find("templates")
+
+
+def template_dirs(override: Path | None) -> list[Path]:
+    """The folders templates load from: a config's `templates_dir` first, then the bundled one."""
+    bundled = templates_dir()
+    return [bundled] if override is None else [override, bundled]
 
 
 def sample_papers_path() -> Path:
     """The bundled Daily Papers page used by the quick start (`--papers sample`)."""
     return PACKAGE_DIR / "samples" / "daily-papers-page.txt"
+
+
+def document_frequencies_path() -> Path:
+    """The bundled table of document frequencies the keyword weights start from."""
+    return PACKAGE_DIR / "data" / "document-frequencies.tsv.gz"

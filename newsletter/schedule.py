@@ -16,12 +16,18 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
 from newsletter.errors import NewsletterError
-from newsletter.locks import lock_path, scheduler_lock
+from newsletter.job import is_fully_sent, run_weekly
+from newsletter.store import lock_path, scheduler_lock
+from newsletter.topics import issue_id_for
 
 if TYPE_CHECKING:
-    from apscheduler.triggers.base import BaseTrigger
-
     from newsletter.config import Config
 
 log = logging.getLogger(__name__)
@@ -35,9 +41,6 @@ def schedule_timezone(config: Config) -> ZoneInfo:
 
 def make_trigger(config: Config) -> BaseTrigger:
     """The trigger of the weekly job: the cron expression, or every N seconds for trials."""
-    from apscheduler.triggers.cron import CronTrigger
-    from apscheduler.triggers.interval import IntervalTrigger
-
     tz = schedule_timezone(config)
     if config.schedule.every_seconds:
         return IntervalTrigger(seconds=config.schedule.every_seconds, timezone=tz)
@@ -58,7 +61,7 @@ def make_trigger(config: Config) -> BaseTrigger:
                 and previous_fire_time is not None
                 and _wall(nxt, tz) == _wall(previous_fire_time, tz)
             )
-            if repeated:
+            if repeated and nxt is not None:
                 # the repeated hour of a fall-back day: skip to the next occurrence
                 after = nxt.astimezone(timezone.utc)
                 nxt = _real(super().get_next_fire_time(after, after + timedelta(seconds=1)), tz)
@@ -117,8 +120,6 @@ def decide_catch_up(
     is_fully_sent: Callable[[str], bool],
 ) -> CatchUp:
     """On start: run a send missed within the grace now; past it, say how to send by hand."""
-    from newsletter.issue import issue_id_for
-
     if config.schedule.every_seconds:
         return CatchUp("none", None, None, "interval schedule: nothing to catch up")
     fired = last_fire_time(trigger, now)
@@ -155,9 +156,6 @@ def run_scheduler(
     now: Callable[[], datetime] | None = None,
 ) -> None:
     """Run the weekly job until SIGINT/SIGTERM; `job(stop)` sends and returns its counts line."""
-    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
-    from apscheduler.schedulers.blocking import BlockingScheduler
-
     tz = schedule_timezone(config)
     clock = now or (lambda: datetime.now(tz))
     trigger = make_trigger(config)
@@ -225,7 +223,6 @@ def upcoming(config: Config, count: int, now: datetime | None = None) -> list[da
 
 def run_forever(config: Config) -> None:
     """`newsletter schedule`: the weekly `run`, on the configured schedule, until stopped."""
-    from newsletter.job import is_fully_sent, run_weekly
 
     def job(stop: threading.Event) -> str:
         try:

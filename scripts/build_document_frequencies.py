@@ -21,15 +21,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from newsletter.resources import document_frequencies_path  # noqa: E402
 from newsletter.sources import read_source  # noqa: E402
-from newsletter.specificity import TABLE_PATH, DocumentFrequencies  # noqa: E402
+from newsletter.topics.specificity import DocumentFrequencies  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sources", nargs="+", metavar="SOURCE")
     parser.add_argument("--min-df", type=int, default=3, help="keep terms in this many papers")
-    parser.add_argument("--out", type=Path, default=TABLE_PATH)
+    parser.add_argument("--out", type=Path, default=document_frequencies_path())
     args = parser.parse_args()
     seen: set[str] = set()
     texts: list[str] = []

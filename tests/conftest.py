@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-SAMPLES = Path(__file__).parent / "data" / "samples"
+from tests.support.paths import SAMPLES
+from tests.support.postgres import Cluster
+from tests.support.postgres import cluster as pg_cluster
+from tests.support.smtp_server import SmtpServer, smtp_server
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -87,3 +90,23 @@ def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         )
     )
     return cert_path, key_path
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 for the test; it records what it receives."""
+    with smtp_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """A throwaway PostgreSQL cluster on 127.0.0.1, shared by the session's tests."""
+    with pg_cluster() as started:
+        yield started
+
+
+@pytest.fixture
+def pg_url(postgres: Cluster) -> str:
+    """The URL of a fresh, empty PostgreSQL database for one test."""
+    return postgres.create_database()

@@ -9,10 +9,12 @@ import pytest
 
 from newsletter.config import load_config
 from newsletter.errors import NewsletterError
-from newsletter.job import is_fully_sent, run_weekly, send_issue
-from newsletter.store import Store
+from newsletter.job import is_fully_sent, plan_issue, run_weekly, send_issue
+from newsletter.models import Paper
+from newsletter.store.state import Store
+from newsletter.topics import build_issue
+from tests.support.paths import DATA
 
-DATA = Path(__file__).resolve().parent / "data"
 SAMPLE = str(DATA / "samples" / "daily-papers-page.txt")
 HF = str(DATA / "samples" / "hf-daily-papers-api.json")
 NOW = datetime(2026, 11, 23, 8, tzinfo=timezone.utc)
@@ -119,7 +121,7 @@ def test_an_issue_without_papers_sends_nothing_and_is_not_archived(site: Path):
 
 
 def test_a_second_send_on_the_same_state_refuses_while_one_runs(site: Path):
-    from newsletter.locks import send_lock
+    from newsletter.store.locks import send_lock
 
     config = load_config(site / "config.yaml")
     with send_lock(config), pytest.raises(NewsletterError, match="another send .* is working"):
@@ -128,7 +130,7 @@ def test_a_second_send_on_the_same_state_refuses_while_one_runs(site: Path):
 
 
 def test_preview_shows_what_the_run_would_send(site: Path):
-    from newsletter.preview import write_preview
+    from newsletter.preview.files import write_preview
 
     config = load_config(site / "config.yaml")
     before = write_preview(config, read(SAMPLE), site / "p1", now=NOW, issue_id="2026-W49")
@@ -170,10 +172,10 @@ def test_the_scheduler_waits_for_another_send_instead_of_losing_its_run(
 ):
     import threading
 
-    import newsletter.locks
-    from newsletter.locks import send_lock
+    import newsletter.store.locks
+    from newsletter.store.locks import send_lock
 
-    monkeypatch.setattr(newsletter.locks, "RETRY_SECONDS", 0.05)
+    monkeypatch.setattr(newsletter.store.locks, "RETRY_SECONDS", 0.05)
     config = load_config(site / "config.yaml")
     held, release = threading.Event(), threading.Event()
 
@@ -196,3 +198,27 @@ def test_the_scheduler_waits_for_another_send_instead_of_losing_its_run(
         threading.Timer(0.2, stop.set).start()
         with pytest.raises(NewsletterError, match="another send"):
             run_weekly(config, [SAMPLE], now=NOW, wait_for_send=True, stop=stop)
+
+
+def test_a_new_issue_weighs_its_keywords_against_the_archive(tmp_path: Path):
+    # Two made-up words no paper of the bundled table uses: alone they weigh the same, and a
+    # paper with one of each goes to the topic listed first. Once the archive holds forty papers
+    # that say "zorbic", that word says less, and the paper goes to the other topic.
+    (tmp_path / "config.yaml").write_text(
+        "topics:\n  - name: Zorbic\n    keywords: [zorbic]\n"
+        "  - name: Quellan\n    keywords: [quellan]\n"
+    )
+    config = load_config(tmp_path / "config.yaml")
+    fresh = [Paper("2611.09999", "Zorbic quellan coupling")]
+    old = [Paper(f"2610.{n:05d}", f"Zorbic study {n}") for n in range(40)]
+
+    def section_of(store: Store | None) -> str:
+        issue, _ = plan_issue(config, store, lambda: fresh, issue_id="2026-W48", now=NOW)
+        return issue.sections[0].topic
+
+    with Store.open(tmp_path / "state.db") as store:
+        assert section_of(store) == "Zorbic"  # an empty archive
+        past = build_issue(old, config.issue_settings(), issue_id="2026-W47", use_window=False)
+        store.save_issue(past)
+        assert section_of(store) == "Quellan"
+    assert section_of(None) == "Zorbic"

@@ -14,13 +14,15 @@ import pytest
 
 from newsletter.config import parse_config
 from newsletter.errors import ConfigError, NewsletterError
-from newsletter.locks import scheduler_lock
 from newsletter.schedule import (
     decide_catch_up,
     fire_times,
     last_fire_time,
     make_trigger,
 )
+from newsletter.store.locks import scheduler_lock
+from tests.support.paths import REPO, SAMPLES
+from tests.support.smtp_server import SmtpServer
 
 TOPICS = "topics: [{name: A, keywords: [x]}]\n"
 UTC = ZoneInfo("UTC")
@@ -146,7 +148,7 @@ def test_second_scheduler_on_the_same_state_refuses(tmp_path: Path):
         code = textwrap.dedent(
             f"""
             from pathlib import Path
-            from newsletter.locks import scheduler_lock
+            from newsletter.store.locks import scheduler_lock
             with scheduler_lock(Path({str(lock)!r})):
                 pass
             """
@@ -155,7 +157,7 @@ def test_second_scheduler_on_the_same_state_refuses(tmp_path: Path):
             [sys.executable, "-c", code],
             capture_output=True,
             text=True,
-            cwd=Path(__file__).resolve().parent.parent,
+            cwd=REPO,
         )
         assert other.returncode != 0
         assert "already drives this state" in other.stderr
@@ -175,13 +177,11 @@ def test_a_crashed_scheduler_releases_the_lock(tmp_path: Path):
     code = f"""
 import os
 from pathlib import Path
-from newsletter.locks import scheduler_lock
+from newsletter.store.locks import scheduler_lock
 with scheduler_lock(Path({str(lock)!r})):
     os.kill(os.getpid(), 9)
 """
-    crashed = subprocess.run(
-        [sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent
-    )
+    crashed = subprocess.run([sys.executable, "-c", code], cwd=REPO)
     assert crashed.returncode == -9
     with scheduler_lock(lock):
         assert lock.read_text().strip().isdigit()
@@ -195,8 +195,7 @@ def test_interval_schedule_has_nothing_to_catch_up():
     assert decide_catch_up(c, make_trigger(c), now, lambda _id: False).action == "none"
 
 
-SAMPLE = Path(__file__).resolve().parent / "data" / "samples" / "daily-papers-page.txt"
-REPO = Path(__file__).resolve().parent.parent
+SAMPLE = SAMPLES / "daily-papers-page.txt"
 
 
 def scheduler_site(tmp_path: Path, port: int, people: int) -> Path:
@@ -249,16 +248,16 @@ def stop(proc: subprocess.Popen[str]) -> str:
     return err
 
 
-def test_schedule_process_delivers_over_smtp_and_stops_cleanly_on_sigterm(tmp_path: Path):
-    from tests.smtp_server import smtp_server
+def test_schedule_process_delivers_over_smtp_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, smtp: SmtpServer
+):
 
-    with smtp_server() as server:
-        site = scheduler_site(tmp_path, server.port, people=2)
-        proc = start_scheduler(site)
-        wait_until(lambda: len(server.handler.received) >= 2, proc)
-        time.sleep(2.5)  # at least one more fire: the ledger sends nothing twice
-        err = stop(proc)
-        assert sorted(server.handler.counts().values()) == [1, 1]
+    site = scheduler_site(tmp_path, smtp.port, people=2)
+    proc = start_scheduler(site)
+    wait_until(lambda: len(smtp.handler.received) >= 2, proc)
+    time.sleep(2.5)  # at least one more fire: the ledger sends nothing twice
+    err = stop(proc)
+    assert sorted(smtp.handler.counts().values()) == [1, 1]
     assert "scheduler started; next run: " in err
     assert "2 sent, 0 failed" in err  # the first run's counts
     assert "0 sent, 0 failed, 0 suppressed, 0 skipped" in err  # a later fire found nothing to do
@@ -267,43 +266,40 @@ def test_schedule_process_delivers_over_smtp_and_stops_cleanly_on_sigterm(tmp_pa
     assert "Traceback" not in err
 
 
-def test_a_second_scheduler_process_on_the_same_state_refuses(tmp_path: Path):
-    from tests.smtp_server import smtp_server
+def test_a_second_scheduler_process_on_the_same_state_refuses(tmp_path: Path, smtp: SmtpServer):
 
-    with smtp_server() as server:
-        site = scheduler_site(tmp_path, server.port, people=1)
-        first = start_scheduler(site)
-        wait_until(lambda: (site / "newsletter.db.schedule.lock").exists(), first)
-        time.sleep(0.5)
-        second = start_scheduler(site)
-        _, err = second.communicate(timeout=60)
-        assert second.returncode == 1
-        assert (
-            err.strip()
-            .splitlines()[-1]
-            .startswith(
-                f"error: another `newsletter schedule` (pid {first.pid}) already drives this state"
-            )
+    site = scheduler_site(tmp_path, smtp.port, people=1)
+    first = start_scheduler(site)
+    wait_until(lambda: (site / "newsletter.db.schedule.lock").exists(), first)
+    time.sleep(0.5)
+    second = start_scheduler(site)
+    _, err = second.communicate(timeout=60)
+    assert second.returncode == 1
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"error: another `newsletter schedule` (pid {first.pid}) already drives this state"
         )
-        stop(first)
+    )
+    stop(first)
 
 
-def test_sigterm_during_a_send_finishes_the_message_and_a_restart_resumes(tmp_path: Path):
-    from tests.smtp_server import smtp_server
+def test_sigterm_during_a_send_finishes_the_message_and_a_restart_resumes(
+    tmp_path: Path, smtp: SmtpServer
+):
 
-    with smtp_server() as server:
-        server.handler.faults.delay = 0.2  # a slow server: the send takes seconds
-        site = scheduler_site(tmp_path, server.port, people=30)
-        proc = start_scheduler(site)
-        wait_until(lambda: len(server.handler.received) >= 3, proc)
-        err = stop(proc)  # mid-send
-        sent_before_stop = len(server.handler.received)
-        assert 3 <= sent_before_stop < 30, err
-        assert "stopped early" in err or "pending" in err
-
-        server.handler.faults.delay = 0.0
-        again = start_scheduler(site)  # the next fire resumes the same issue
-        wait_until(lambda: len(server.handler.received) >= 30, again)
-        stop(again)
-        counts = server.handler.counts()
+    smtp.handler.faults.delay = 0.2  # a slow server: the send takes seconds
+    site = scheduler_site(tmp_path, smtp.port, people=30)
+    proc = start_scheduler(site)
+    wait_until(lambda: len(smtp.handler.received) >= 3, proc)
+    err = stop(proc)  # mid-send
+    sent_before_stop = len(smtp.handler.received)
+    assert 3 <= sent_before_stop < 30, err
+    assert "stopped early" in err or "pending" in err
+    smtp.handler.faults.delay = 0.0
+    again = start_scheduler(site)  # the next fire resumes the same issue
+    wait_until(lambda: len(smtp.handler.received) >= 30, again)
+    stop(again)
+    counts = smtp.handler.counts()
     assert len(counts) == 30 and set(counts.values()) == {1}  # everyone exactly once

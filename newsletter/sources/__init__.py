@@ -1,8 +1,9 @@
 """Paper sources: read a file, URL or the bundled sample, or the sources a config names.
 
-Every source gives `list[Paper]` built by `newsletter.papers.make_paper`. The parser is chosen
-from the content (`detect_kind`), not from the file name alone, unless a kind is forced. httpx,
-feedparser and pydantic are imported only when used, so importing this package stays cheap.
+Every source gives `list[Paper]` built by `newsletter.sources.normalize.make_paper`. The parser
+is chosen from the content (`detect_kind`), not from the file name alone, unless a kind is
+forced. httpx, feedparser and pydantic are imported only when used, so importing this package
+stays cheap.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from newsletter import resources
 from newsletter.errors import FetchError, SourceError
 from newsletter.models import Paper
-from newsletter.papers import dedupe
 from newsletter.sources import arxiv, files, hf_api, hf_page
 from newsletter.sources.http import fetch
+from newsletter.sources.normalize import dedupe
 
 if TYPE_CHECKING:
     import httpx
@@ -163,7 +164,8 @@ def read_sources(
 def _load_spec(
     spec: Any, client: httpx.Client | None, now: datetime | None, days: int
 ) -> list[Paper]:
-    from newsletter.config import ArxivSource, FileSource, HfDailySource, UrlSource
+    # the config models load pydantic; `papers` and `topics assign` never need them
+    from newsletter.config.sections import ArxivSource, FileSource, HfDailySource, UrlSource
 
     if isinstance(spec, HfDailySource):
         return hf_api.fetch_daily_papers(spec, client=client, now=now, days=days)
@@ -206,8 +208,8 @@ def load_papers(
         papers.extend(found)
     if errors and len(errors) == len(specs):
         raise errors[0][1]  # the caller prints it; logging it too would say it twice
-    for spec, e in errors:
-        log.error("source %s failed (the others still count): %s", _label(spec), e)
+    for spec, error in errors:
+        log.error("source %s failed (the others still count): %s", _label(spec), error)
     unique = dedupe(papers)
     log.info(
         "%d papers from %d source(s) (%d duplicates merged, %d source(s) failed)",

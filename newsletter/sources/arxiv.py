@@ -18,8 +18,8 @@ from xml.sax import SAXException
 
 from newsletter.errors import FetchError, SourceError
 from newsletter.models import Paper
-from newsletter.papers import make_paper
 from newsletter.sources.http import fetch
+from newsletter.sources.normalize import make_paper
 
 if TYPE_CHECKING:
     import httpx
@@ -68,7 +68,7 @@ LIMITER = RateLimiter()
 
 def parse_feed(data: bytes | str, name: str = "arxiv") -> list[Paper]:
     """Parse an arXiv API response or listing feed (RSS or Atom) into papers."""
-    import feedparser
+    import feedparser  # 95 ms to import: only arXiv sources pay it
 
     # Sanitising would treat abstracts as HTML ("a<b and c>d" loses text); they are plain text.
     feed = feedparser.parse(data, sanitize_html=False, resolve_relative_uris=False)

@@ -17,7 +17,7 @@ from typing import Any
 
 from newsletter.errors import SourceError
 from newsletter.models import Paper
-from newsletter.papers import make_paper
+from newsletter.sources.normalize import make_paper
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def _from_json_lines(text: str, name: str) -> list[Paper]:
 
 
 def _from_yaml(text: str, name: str) -> list[Paper]:
-    import yaml
+    import yaml  # only a YAML papers file needs it
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:

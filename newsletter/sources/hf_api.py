@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from newsletter.errors import SourceError
 from newsletter.models import Paper
-from newsletter.papers import make_paper
 from newsletter.sources.files import json_error
 from newsletter.sources.http import fetch
+from newsletter.sources.normalize import make_paper
 
 if TYPE_CHECKING:
     import httpx
@@ -32,9 +32,7 @@ API_URL = "https://huggingface.co/api/daily_papers"
 MAX_PAGES = 50  # a guard against a server that ignores `p` and repeats a full page forever
 
 
-def parse_daily_papers(
-    data: bytes | str | list[Any] | dict[str, Any], name: str = "daily_papers"
-) -> list[Paper]:
+def parse_daily_papers(data: bytes | str | object, name: str = "daily_papers") -> list[Paper]:
     """Parse a Daily Papers API response (a JSON list); skip items without a title, logged."""
     if isinstance(data, (bytes, str)):
         try:
@@ -58,8 +56,8 @@ def _paper(item: Any) -> Paper:
     if not isinstance(item, dict):
         raise ValueError("expected an object")
     # `/api/daily_papers` wraps the paper; `/api/papers/...` answers with the paper itself.
-    wrapped = item.get("paper")
-    paper: dict[str, Any] = wrapped if isinstance(wrapped, dict) else item
+    inner = item.get("paper")
+    paper: dict[str, Any] = inner if isinstance(inner, dict) else item
     pid = paper.get("id")
     authors = [a.get("name", "") for a in paper.get("authors") or () if isinstance(a, dict)]
     return make_paper(
@@ -156,7 +154,7 @@ def _fetch_window(
             items = response.json()
         except ValueError as e:
             raise SourceError(f"{response.url}: not valid JSON ({e}); is this the API URL?") from e
-        batch = parse_daily_papers(items if isinstance(items, list) else {}, str(response.url))
+        batch = parse_daily_papers(items, str(response.url))
         fresh = [p for p in batch if p.id not in seen]
         seen.update(p.id for p in batch)
         papers.extend(fresh)

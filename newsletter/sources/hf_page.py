@@ -25,7 +25,7 @@ from datetime import date, datetime, timezone
 
 from newsletter.errors import SourceError
 from newsletter.models import Paper
-from newsletter.papers import make_paper
+from newsletter.sources.normalize import make_paper
 
 log = logging.getLogger(__name__)
 

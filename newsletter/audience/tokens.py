@@ -1,0 +1,149 @@
+"""Signed tokens for the links in emails: unsubscribe, preferences, confirm.
+
+Each purpose signs with its own salt, so a token made for one purpose never verifies for another
+(a confirm link cannot be replayed as an unsubscribe link). The secret comes from the
+`NEWSLETTER_SECRET_KEY` environment variable: several comma-separated keys, newest first, let a key
+be rotated without breaking links already sent (the newest signs, all of them verify).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+
+from newsletter.errors import SecretKeyError, TokenError
+
+log = logging.getLogger(__name__)
+
+ENV_VAR = "NEWSLETTER_SECRET_KEY"
+Purpose = Literal["unsubscribe", "preferences", "confirm"]
+
+# Seconds a token stays valid when the caller gives no `max_age`. Unsubscribe and preference
+# links sit in old emails and must keep working; a confirm link only matters for a few days.
+MAX_AGE: dict[str, int | None] = {
+    "unsubscribe": None,
+    "preferences": None,
+    "confirm": 48 * 3600,  # the default of `web.confirm_max_age_hours`
+}
+_MIN_KEY_CHARS = 16
+
+_MISSING = (
+    f"{ENV_VAR} is not set: set it to a long random string "
+    "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+)
+
+
+class SecretKeys:
+    """The signing keys, newest first; their values never show in a repr or a message."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        cleaned = [k.strip() for k in keys if k and k.strip()]
+        if not cleaned:
+            raise SecretKeyError(_MISSING)
+        self._keys = tuple(cleaned)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SecretKeys:
+        """Read the comma-separated keys of `NEWSLETTER_SECRET_KEY` (newest first)."""
+        value = (os.environ if environ is None else environ).get(ENV_VAR, "")
+        keys = cls(value.split(","))
+        if any(len(k) < _MIN_KEY_CHARS for k in keys._keys):
+            # the length only: the value itself must never reach a log
+            log.warning(
+                "%s holds a key shorter than %d characters; use a longer one",
+                ENV_VAR,
+                _MIN_KEY_CHARS,
+            )
+        return keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return f"SecretKeys(<{len(self._keys)} hidden>)"
+
+    __str__ = __repr__
+
+    def _oldest_first(self) -> list[str]:
+        # itsdangerous signs with the *last* key of its list and verifies with all of them
+        return list(reversed(self._keys))
+
+
+class _ClockSigner(TimestampSigner):
+    """A timestamp signer whose clock can be replaced (tests check expiry without sleeping)."""
+
+    def __init__(self, *args: Any, clock: Callable[[], float] = time.time, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clock = clock
+
+    def get_timestamp(self) -> int:
+        return int(self._clock())
+
+
+def _serializer(
+    purpose: str, keys: SecretKeys | Sequence[str], clock: Callable[[], float] | None
+) -> URLSafeTimedSerializer:
+    if purpose not in MAX_AGE:
+        raise ValueError(f"unknown token purpose {purpose!r}; use one of {', '.join(MAX_AGE)}")
+    if isinstance(keys, str):  # one string is the env var's format, not a list of characters
+        keys = keys.split(",")
+    secret = keys if isinstance(keys, SecretKeys) else SecretKeys(keys)
+    return URLSafeTimedSerializer(
+        secret._oldest_first(),
+        salt=f"newsletter.{purpose}",
+        signer=_ClockSigner,
+        signer_kwargs={"clock": clock or time.time},
+    )
+
+
+def make_token(
+    purpose: Purpose,
+    email: str,
+    keys: SecretKeys | Sequence[str],
+    *,
+    clock: Callable[[], float] | None = None,
+) -> str:
+    """Sign `email` for one purpose with the newest key; the result is URL-safe."""
+    return str(_serializer(purpose, keys, clock).dumps(email))
+
+
+def read_token(
+    purpose: Purpose,
+    token: str,
+    keys: SecretKeys | Sequence[str],
+    max_age: int | None = None,
+    *,
+    clock: Callable[[], float] | None = None,
+) -> str:
+    """Return the address a token was made for, or raise `TokenError` (bad or expired).
+
+    `max_age` (seconds) defaults to the purpose's `MAX_AGE`; unsubscribe tokens never expire,
+    whatever is passed, because an unsubscribe link must work in any email ever sent.
+    """
+    limit = max_age if max_age is not None else MAX_AGE.get(purpose)
+    if purpose == "unsubscribe":
+        limit = None
+    serializer = _serializer(purpose, keys, clock)
+    try:
+        value = serializer.loads(token, max_age=limit)
+    except SignatureExpired as e:
+        raise TokenError(
+            f"this {purpose} link has expired; ask for a new one", kind="expired"
+        ) from e
+    except BadData as e:
+        # BadData's own text can quote the token, never a key; keep ours short anyway
+        raise TokenError(
+            f"this {purpose} link is not valid (it was changed, cut short, or made for "
+            "something else)",
+            kind="bad",
+        ) from e
+    if not isinstance(value, str) or "@" not in value:
+        raise TokenError(f"this {purpose} link is not valid (it holds no address)", kind="bad")
+    return value

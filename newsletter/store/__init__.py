@@ -1,0 +1,17 @@
+"""The state: subscriptions, suppressions, the send ledger, the issue archive, and locks."""
+
+from newsletter.store.locks import lock_path, scheduler_lock, send_lock
+from newsletter.store.schema import ArchivedIssue, IssueSummary, LedgerRow, StoredSubscriber
+from newsletter.store.state import Store, state_url
+
+__all__ = [
+    "ArchivedIssue",
+    "IssueSummary",
+    "LedgerRow",
+    "Store",
+    "StoredSubscriber",
+    "lock_path",
+    "scheduler_lock",
+    "send_lock",
+    "state_url",
+]

@@ -1,0 +1,144 @@
+"""The state database connection: URLs and paths, transactions, SQLite tuning, readable errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
+
+from newsletter.errors import StoreError
+
+if TYPE_CHECKING:
+    from newsletter.config import Config
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+class Database:
+    """One SQLAlchemy engine with the transactions every part of the store uses."""
+
+    def __init__(self, engine: sa.Engine, label: str, clock: Callable[[], datetime]) -> None:
+        self.engine = engine
+        self.label = label  # how errors name the database (never with a password)
+        self.clock = clock
+        self.dialect = engine.dialect.name
+
+    @contextmanager
+    def write(self) -> Iterator[sa.Connection]:
+        """One write transaction (SQLite: BEGIN IMMEDIATE, so it waits for the lock up front)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(newsletter_write=True)
+                with conn.begin():
+                    yield conn
+        except sa.exc.SQLAlchemyError as e:
+            raise StoreError(f"{self.label}: {db_message(e)}") from e
+
+    @contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        """A connection for reads (each statement sees the latest commits)."""
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except sa.exc.SQLAlchemyError as e:
+            raise StoreError(f"{self.label}: {db_message(e)}") from e
+
+    def insert_ignore(self, table: sa.Table) -> Any:
+        """An INSERT that skips rows whose key is already there (both backends say it alike)."""
+        if self.dialect == "postgresql":
+            # loaded here, not at the top: 40 ms that a SQLite state never needs
+            from sqlalchemy.dialects import postgresql
+
+            return postgresql.insert(table).on_conflict_do_nothing()
+        return sqlite.insert(table).on_conflict_do_nothing()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def state_url(config: Config) -> sa.URL:
+    """Turn `config.state` into a database URL; a relative SQLite path is the config's."""
+    value = config.state.strip()
+    if "://" not in value:
+        return sa.URL.create("sqlite", database=str(config.resolve(value)))
+    try:
+        url = sa.make_url(value)
+    except sa.exc.ArgumentError as e:
+        where = config.path.name if config.path else "config.yaml"
+        raise StoreError(f"{where}: state: '{value}' is not a database URL or a path") from e
+    db = url.database
+    if (
+        url.get_backend_name() == "sqlite"
+        and db
+        and db != ":memory:"
+        and not Path(db).is_absolute()
+    ):
+        url = url.set(database=str(config.resolve(db)))
+    return url
+
+
+def url_and_label(target: str | Path | sa.URL) -> tuple[sa.URL, str]:
+    """Return the URL to open and how messages name it (a path, or the URL without password)."""
+    if isinstance(target, sa.URL):
+        url = target
+    elif isinstance(target, Path) or "://" not in target:
+        path = Path(target).expanduser().resolve()
+        return sa.URL.create("sqlite", database=str(path)), str(path)
+    else:
+        try:
+            url = sa.make_url(target)
+        except sa.exc.ArgumentError as e:
+            raise StoreError("state: not a database URL or a path") from e
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return url, str(url.database)
+    return url, url.render_as_string(hide_password=True)
+
+
+def tune_sqlite(engine: sa.Engine) -> None:
+    """WAL (readers never block the writer), NORMAL sync, a busy wait; we issue BEGIN ourselves."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # let SQLAlchemy's BEGIN below be the only one (pysqlite's own is deferred and late)
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        # a write that starts deferred and upgrades later can fail at once with SQLITE_BUSY
+        # when another process wrote in between; IMMEDIATE waits for the lock instead
+        write = conn.get_execution_options().get("newsletter_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+_HINTS = {
+    "locked": "another newsletter process holds the database; try again",
+    "busy": "another newsletter process holds the database; try again",
+    "unable to open": "check that the folder exists and is writable",
+    "readonly": "the file is read-only; check its permissions",
+    "not a database": "this file is not a SQLite database; point `state:` at another path",
+}
+
+
+def db_message(e: Exception) -> str:
+    """The driver's first line (never the URL or a password) plus the likely fix.
+
+    `e` is SQLAlchemy's error (its `orig` is the driver's) or the driver's own.
+    """
+    orig = getattr(e, "orig", None)
+    text = (str(orig if orig is not None else e).strip().splitlines() or [type(e).__name__])[0]
+    hint = next((fix for key, fix in _HINTS.items() if key in text), None)
+    return f"{text} ({hint})" if hint else text

@@ -1,0 +1,130 @@
+"""The state store's current tables and the records its queries return.
+
+The tables here must equal what `newsletter.store.migrations` builds (a test compares them); a
+change to them is a new migration first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from newsletter.models import Issue, Subscriber
+from newsletter.store.migrations import EMAIL, ISSUE_ID, UTCDateTime
+
+SUBSCRIBER_STATUSES = ("pending", "confirmed")
+SUPPRESSION_REASONS = ("unsubscribed", "bounced", "complained", "removed")
+LEDGER_STATUSES = ("pending", "sent", "failed", "skipped")
+
+
+# The current schema, as the migrations leave it (tests compare the two).
+metadata = sa.MetaData()
+subscribers = sa.Table(
+    "subscribers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", EMAIL, nullable=False, unique=True),
+    sa.Column("name", sa.Text),
+    sa.Column("topics", sa.JSON(none_as_null=True)),
+    sa.Column("format", sa.String(8), nullable=False),
+    sa.Column("source", sa.String(8), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("confirmed_at", UTCDateTime),
+    sa.Column("confirm_sent_at", UTCDateTime),
+)
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("email", EMAIL, primary_key=True),
+    sa.Column("reason", sa.String(16), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("detail", sa.Text),
+)
+issues = sa.Table(
+    "issues",
+    metadata,
+    sa.Column("id", ISSUE_ID, primary_key=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("window_start", UTCDateTime, nullable=False),
+    sa.Column("window_end", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sections", sa.JSON(none_as_null=True), nullable=False),
+    sa.Column("counts", sa.JSON(none_as_null=True), nullable=False),
+    sa.Column("web_url", sa.Text, nullable=False),
+    sa.Column("web_html", sa.Text, nullable=False),
+)
+ledger = sa.Table(
+    "ledger",
+    metadata,
+    sa.Column("issue_id", ISSUE_ID, primary_key=True),
+    sa.Column("email", EMAIL, primary_key=True),
+    sa.Column("variant", sa.Text, nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("message_id", sa.Text),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+sent_papers = sa.Table(
+    "sent_papers",
+    metadata,
+    sa.Column("paper_id", sa.String(200), primary_key=True),
+    sa.Column("issue_id", ISSUE_ID, primary_key=True),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSubscriber:
+    """A web or imported subscriber with its confirmation state."""
+
+    subscriber: Subscriber
+    status: str  # pending | confirmed
+    created_at: datetime
+    confirmed_at: datetime | None
+    confirm_sent_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedIssue:
+    issue: Issue
+    web_html: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IssueSummary:
+    """One archived issue without its papers: for the archive page and `newsletter issues`."""
+
+    id: str
+    title: str
+    start: datetime
+    end: datetime
+    created_at: datetime
+    counts: dict[str, int]
+    ledger: dict[str, int]  # rows per ledger status (all statuses present)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    issue_id: str
+    email: str
+    variant: str
+    status: str
+    attempts: int
+    last_error: str | None
+    message_id: str | None
+    updated_at: datetime
+
+
+def check_value(value: str, allowed: tuple[str, ...], what: str) -> None:
+    """Reject a status or reason the schema does not know (a programming error, not a user's)."""
+    if value not in allowed:
+        raise ValueError(f"{what} {value!r} is not one of {', '.join(allowed)}")
+
+
+def email_key(email: str) -> str:
+    """The form every table stores an address in (see `newsletter.audience.subscribers`)."""
+    return email.strip().lower()

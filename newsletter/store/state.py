@@ -1,0 +1,393 @@
+"""The state store: subscriptions, suppressions, the send ledger and the issue archive.
+
+SQLAlchemy Core over one SQLite file by default (WAL, `synchronous=NORMAL`, a busy timeout), or
+a PostgreSQL URL. The schema comes from `newsletter.store.migrations`, applied when the store opens.
+
+Durability of the ledger: every `mark_sent` (and `SentMarks.mark`, its fast form for a send) is
+its own committed transaction, so a message the SMTP server accepted is recorded before the next
+one goes out, and a crash re-sends at most the messages that were in flight. With WAL and
+`synchronous=NORMAL` a commit survives the process dying (it is in the WAL file) but not a power
+cut or kernel crash, which may lose the last commits since a checkpoint; `bench/subscribers.py`
+measures the commit rate this buys.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from newsletter.errors import StoreError
+from newsletter.models import Issue, Paper, Subscriber
+from newsletter.store import migrations
+from newsletter.store.archive import issue_from_row, issue_to_row
+from newsletter.store.database import Database, state_url, tune_sqlite, url_and_label
+from newsletter.store.ledger import Ledger
+from newsletter.store.schema import (
+    LEDGER_STATUSES,
+    SUBSCRIBER_STATUSES,
+    SUPPRESSION_REASONS,
+    ArchivedIssue,
+    IssueSummary,
+    LedgerRow,
+    StoredSubscriber,
+    check_value,
+    email_key,
+    issues,
+    ledger,
+    sent_papers,
+    subscribers,
+    suppressions,
+)
+
+if TYPE_CHECKING:
+    from newsletter.config import Config
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ArchivedIssue",
+    "IssueSummary",
+    "LedgerRow",
+    "Store",
+    "StoreError",
+    "StoredSubscriber",
+    "state_url",
+]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Store:
+    """The state database. Open with `Store.open(url_or_path)`; use as a context manager."""
+
+    def __init__(self, engine: sa.Engine, label: str, clock: Callable[[], datetime]) -> None:
+        self.db = Database(engine, label, clock)
+        self.ledger = Ledger(self.db)  # one row per issue and recipient
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self.db.engine
+
+    @property
+    def label(self) -> str:
+        """How messages name the database (a path, or the URL without its password)."""
+        return self.db.label
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return self.db.clock
+
+    # -- opening ------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, target: str | Path | sa.URL, *, clock: Callable[[], datetime] = _utcnow) -> Store:
+        """Open (creating if needed) and migrate the state database at a path or URL."""
+        url, label = url_and_label(target)
+        backend = url.get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise StoreError(f"{label}: {backend} is not supported; use SQLite or PostgreSQL")
+        if backend == "sqlite" and url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        # a web process keeps connections for hours: test one before use on a server database
+        options = {"pool_pre_ping": True} if backend == "postgresql" else {}
+        try:
+            engine = sa.create_engine(url, **options)
+        except (sa.exc.ArgumentError, ImportError) as e:
+            raise StoreError(f"{label}: cannot use this database URL ({e})") from e
+        if backend == "sqlite":
+            tune_sqlite(engine)
+        store = cls(engine, label, clock)
+        try:
+            with store.db.write() as conn:
+                if backend == "postgresql":
+                    # two processes opening a fresh database must not both migrate it
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(74620571)"))
+                try:
+                    before, after = migrations.upgrade(conn)
+                except ValueError as e:
+                    raise StoreError(f"{label}: {e}; upgrade newsletter") from e
+        except BaseException:
+            engine.dispose()
+            raise
+        if before != after:
+            log.info("%s: schema upgraded from version %d to %d", label, before, after)
+        return store
+
+    @classmethod
+    def from_config(cls, config: Config) -> Store:
+        """Open the store named by `state:` in the config."""
+        return cls.open(state_url(config))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.label!r})"
+
+    @property
+    def schema_version(self) -> int:
+        with self.db.read() as conn:
+            return migrations.current_version(conn)
+
+    # -- subscribers --------------------------------------------------------------------------
+
+    def add_subscriber(self, subscriber: Subscriber, *, status: str = "pending") -> bool:
+        """Add or update a web/cli subscriber; return True if the address was new.
+
+        An existing row gets the new name, topics and format; its status only moves forward
+        (pending to confirmed), never back.
+        """
+        check_value(status, SUBSCRIBER_STATUSES, "subscriber status")
+        now = self.db.clock()
+        values = {
+            "name": subscriber.name,
+            "topics": _topics_out(subscriber.topics),
+            "format": subscriber.format,
+        }
+        email = email_key(subscriber.email)
+        with self.db.write() as conn:
+            row = conn.execute(
+                sa.select(subscribers.c.status).where(subscribers.c.email == email)
+            ).first()
+            if row is None:
+                conn.execute(
+                    subscribers.insert().values(
+                        email=email,
+                        source=subscriber.source,
+                        status=status,
+                        created_at=now,
+                        confirmed_at=now if status == "confirmed" else None,
+                        **values,
+                    )
+                )
+                return True
+            changes: dict[str, object] = dict(values)
+            if status == "confirmed" and row.status != "confirmed":
+                changes.update(status="confirmed", confirmed_at=now)
+            conn.execute(subscribers.update().where(subscribers.c.email == email).values(changes))
+            return False
+
+    def add_subscribers(self, subs: Iterable[Subscriber], *, status: str = "confirmed") -> int:
+        """Insert many subscribers in one transaction, leaving existing addresses as they are."""
+        check_value(status, SUBSCRIBER_STATUSES, "subscriber status")
+        now = self.db.clock()
+        rows = [
+            {
+                "email": email_key(s.email),
+                "name": s.name,
+                "topics": _topics_out(s.topics),
+                "format": s.format,
+                "source": s.source,
+                "status": status,
+                "created_at": now,
+                "confirmed_at": now if status == "confirmed" else None,
+                "confirm_sent_at": None,
+            }
+            for s in subs
+        ]
+        if not rows:
+            return 0
+        count = sa.select(sa.func.count()).select_from(subscribers)
+        with self.db.write() as conn:
+            before = conn.execute(count).scalar_one()
+            conn.execute(self.db.insert_ignore(subscribers), rows)
+            return int(conn.execute(count).scalar_one() - before)
+
+    def confirm_subscriber(self, email: str) -> bool:
+        """Confirm a pending subscription; return False if there was none pending."""
+        email = email_key(email)
+        with self.db.write() as conn:
+            result = conn.execute(
+                subscribers.update()
+                .where(subscribers.c.email == email, subscribers.c.status == "pending")
+                .values(status="confirmed", confirmed_at=self.db.clock())
+            )
+            return result.rowcount == 1
+
+    def mark_confirm_sent(self, email: str) -> None:
+        """Record that a confirmation email went out (to limit how often one is re-sent)."""
+        email = email_key(email)
+        with self.db.write() as conn:
+            conn.execute(
+                subscribers.update()
+                .where(subscribers.c.email == email)
+                .values(confirm_sent_at=self.db.clock())
+            )
+
+    def get_subscriber(self, email: str) -> StoredSubscriber | None:
+        email = email_key(email)
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(subscribers).where(subscribers.c.email == email)).first()
+        return None if row is None else _stored(row)
+
+    def stored_subscribers(self) -> list[StoredSubscriber]:
+        """Every web/cli subscriber, pending or confirmed, oldest first."""
+        with self.db.read() as conn:
+            rows = conn.execute(sa.select(subscribers).order_by(subscribers.c.id))
+            return [_stored(row) for row in rows]
+
+    def confirmed_subscribers(self) -> list[Subscriber]:
+        """Every confirmed web/cli subscriber, oldest first."""
+        query = (
+            sa.select(subscribers)
+            .where(subscribers.c.status == "confirmed")
+            .order_by(subscribers.c.id)
+        )
+        with self.db.read() as conn:
+            return [_subscriber(row) for row in conn.execute(query)]
+
+    # -- suppressions -------------------------------------------------------------------------
+
+    def suppress(self, email: str, reason: str, detail: str | None = None) -> None:
+        """Stop all mail to an address; a later reason replaces an earlier one."""
+        email = email_key(email)
+        check_value(reason, SUPPRESSION_REASONS, "suppression reason")
+        values = {"reason": reason, "at": self.db.clock(), "detail": detail}
+        with self.db.write() as conn:
+            updated = conn.execute(
+                suppressions.update().where(suppressions.c.email == email).values(values)
+            )
+            if updated.rowcount == 0:
+                conn.execute(suppressions.insert().values(email=email, **values))
+        log.info("suppressed %s (%s)", email, reason)
+
+    def is_suppressed(self, email: str) -> bool:
+        email = email_key(email)
+        with self.db.read() as conn:
+            query = sa.select(suppressions.c.email).where(suppressions.c.email == email)
+            return conn.execute(query).first() is not None
+
+    def suppressed_set(self) -> set[str]:
+        with self.db.read() as conn:
+            return set(conn.execute(sa.select(suppressions.c.email)).scalars())
+
+    def suppression_reasons(self) -> dict[str, str]:
+        """Every suppressed address with the reason it was suppressed."""
+        query = sa.select(suppressions.c.email, suppressions.c.reason)
+        with self.db.read() as conn:
+            return {email: reason for email, reason in conn.execute(query)}
+
+    def clear_suppression(self, email: str) -> bool:
+        """Lift a suppression (someone subscribed again, explicitly); return True if one was."""
+        email = email_key(email)
+        with self.db.write() as conn:
+            result = conn.execute(suppressions.delete().where(suppressions.c.email == email))
+            return result.rowcount > 0
+
+    # -- issue archive and sent papers ----------------------------------------------------------
+
+    def save_issue(self, issue: Issue, web_html: str = "", *, record_papers: bool = False) -> None:
+        """Archive an issue (replacing an earlier save of the same id, keeping its created_at).
+
+        `record_papers` also records its papers as sent, in the same transaction, so that the
+        archive and "papers sent before" never disagree after a crash.
+        """
+        values = issue_to_row(issue)
+        values["web_html"] = web_html
+        with self.db.write() as conn:
+            updated = conn.execute(issues.update().where(issues.c.id == issue.id).values(values))
+            if updated.rowcount == 0:
+                conn.execute(issues.insert().values(created_at=self.db.clock(), **values))
+            if record_papers:
+                self._record_sent_papers(conn, issue.id, (p.id for p in issue.papers))
+
+    def get_issue(self, issue_id: str) -> ArchivedIssue | None:
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(issues).where(issues.c.id == issue_id)).first()
+        if row is None:
+            return None
+        return ArchivedIssue(issue_from_row(dict(row._mapping)), row.web_html, row.created_at)
+
+    def list_issues(self) -> list[IssueSummary]:
+        """Every archived issue, newest first, with its ledger counts per status."""
+        cols = [issues.c[name] for name in ("id", "title", "window_start", "window_end")]
+        query = sa.select(*cols, issues.c.created_at, issues.c.counts).order_by(
+            issues.c.window_end.desc(), issues.c.id.desc()
+        )
+        per_status = sa.select(ledger.c.issue_id, ledger.c.status, sa.func.count()).group_by(
+            ledger.c.issue_id, ledger.c.status
+        )
+        with self.db.read() as conn:
+            rows = conn.execute(query).all()
+            counts: dict[str, dict[str, int]] = {}
+            for issue_id, status, n in conn.execute(per_status):
+                counts.setdefault(issue_id, dict.fromkeys(LEDGER_STATUSES, 0))[status] = n
+        return [
+            IssueSummary(
+                r.id,
+                r.title,
+                r.window_start,
+                r.window_end,
+                r.created_at,
+                dict(r.counts),
+                counts.get(r.id, dict.fromkeys(LEDGER_STATUSES, 0)),
+            )
+            for r in rows
+        ]
+
+    def archived_papers(self, *, exclude_issue: str | None = None) -> list[Paper]:
+        """Every paper of the archived issues (the background keyword weights are learnt from)."""
+        query = sa.select(issues.c.id, issues.c.sections).order_by(issues.c.window_end)
+        seen: dict[str, Paper] = {}
+        with self.db.read() as conn:
+            for issue_id, sections in conn.execute(query):
+                if issue_id == exclude_issue:
+                    continue
+                for section in sections or ():
+                    for item in [*section.get("papers", ()), *section.get("more_papers", ())]:
+                        paper = Paper.from_dict(item)
+                        seen.setdefault(paper.id, paper)
+        return list(seen.values())
+
+    def sent_paper_ids(self, *, exclude_issue: str | None = None) -> set[str]:
+        """Ids of papers earlier issues carried (leave out the issue being rebuilt)."""
+        query = sa.select(sent_papers.c.paper_id).distinct()
+        if exclude_issue is not None:
+            query = query.where(sent_papers.c.issue_id != exclude_issue)
+        with self.db.read() as conn:
+            return set(conn.execute(query).scalars())
+
+    def record_sent_papers(self, issue_id: str, paper_ids: Iterable[str]) -> None:
+        with self.db.write() as conn:
+            self._record_sent_papers(conn, issue_id, paper_ids)
+
+    def _record_sent_papers(
+        self, conn: sa.Connection, issue_id: str, paper_ids: Iterable[str]
+    ) -> None:
+        rows = [{"paper_id": pid, "issue_id": issue_id} for pid in dict.fromkeys(paper_ids)]
+        if rows:
+            conn.execute(self.db.insert_ignore(sent_papers), rows)
+
+
+def _topics_out(topics: frozenset[str] | None) -> list[str] | None:
+    return None if topics is None else sorted(topics)
+
+
+def _subscriber(row: Any) -> Subscriber:
+    topics = row.topics
+    return Subscriber(
+        email=row.email,
+        name=row.name,
+        topics=None if topics is None else frozenset(topics),
+        format=row.format,
+        source=row.source,
+    )
+
+
+def _stored(row: Any) -> StoredSubscriber:
+    return StoredSubscriber(
+        _subscriber(row), row.status, row.created_at, row.confirmed_at, row.confirm_sent_at
+    )

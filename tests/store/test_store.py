@@ -1,0 +1,430 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from contextlib import closing
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from newsletter.config import parse_config
+from newsletter.models import Issue, Paper, Section, Subscriber
+from newsletter.store import migrations
+from newsletter.store.schema import metadata
+from newsletter.store.state import Store, StoreError, state_url
+
+T0 = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(tmp_path, clock):
+    with Store.open(tmp_path / "state.db", clock=clock) as s:
+        yield s
+
+
+def make_issue(issue_id: str = "2026-W48") -> Issue:
+    berlin = timezone(timedelta(hours=1))
+    a = Paper(
+        "2611.00001",
+        "Diffusion, faster",
+        ("Ada Lovelace", "Alan Turing"),
+        "We make diffusion models fast.",
+        url="https://arxiv.org/abs/2611.00001",
+        published=datetime(2026, 11, 20, 12, 30, tzinfo=timezone.utc),
+        upvotes=42,
+        source="hf_api",
+        categories=("cs.CV", "cs.LG"),
+        keywords=("diffusion models", "few-step sampling"),
+    )
+    b = Paper("title:3f2a9c", "A paper without an arXiv id", source="file")
+    c = Paper("2611.00003", "Reasoning about reasoning", ("Kurt Gödel",), upvotes=3)
+    return Issue(
+        id=issue_id,
+        title="Papers of the week",
+        start=datetime(2026, 11, 16, 9, 0, tzinfo=berlin),
+        end=datetime(2026, 11, 23, 9, 0, tzinfo=berlin),
+        sections=(Section("Diffusion", (a,), (b,)), Section("Reasoning", (c,))),
+        paper_count=3,
+        email_count=2,
+        web_only_count=1,
+        web_url=f"http://localhost:8000/issues/{issue_id}",
+    )
+
+
+def test_migrations_build_exactly_the_schema_the_store_queries(store):
+    inspector = sa.inspect(store.engine)
+    for table in metadata.sorted_tables:
+        columns = {c["name"] for c in inspector.get_columns(table.name)}
+        assert columns == {c.name for c in table.columns}, table.name
+        pk = set(inspector.get_pk_constraint(table.name)["constrained_columns"])
+        assert pk == {c.name for c in table.primary_key.columns}, table.name
+    indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes("ledger")}
+    assert indexes["ix_ledger_issue_status"] == ["issue_id", "status"]
+    assert store.schema_version == migrations.LATEST
+
+
+def test_sqlite_runs_in_wal_mode_with_normal_sync(store, tmp_path):
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
+    assert (tmp_path / "state.db").is_file()
+
+
+def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path):
+    with Store.open(tmp_path / "state.db") as s:
+        s.suppress("a@example.org", "bounced")
+    with Store.open(tmp_path / "state.db") as s:
+        assert s.is_suppressed("a@example.org")
+        assert s.schema_version == migrations.LATEST
+
+
+def test_a_version_1_database_is_upgraded_keeping_its_rows(tmp_path):
+    path = tmp_path / "old.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        assert migrations.upgrade(conn, target=1) == (0, 1)
+        # rows as the version-1 program wrote them
+        conn.execute(
+            sa.text(
+                "INSERT INTO subscribers (email, name, topics, format, source, status, created_at)"
+                " VALUES ('ann@example.org', 'Ann', '[\"Vision\"]', 'text', 'web', 'confirmed',"
+                " '2026-01-02 03:04:05.000000')"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO suppressions (email, reason, at) VALUES"
+                " ('gone@example.org', 'unsubscribed', '2026-01-03 00:00:00.000000')"
+            )
+        )
+        sections = [
+            {"topic": "Vision", "papers": [{"id": "2601.1", "title": "x"}]},
+            {"topic": "Other", "papers": [], "more_papers": [{"id": "2601.2", "title": "y"}]},
+        ]
+        conn.execute(
+            sa.text(
+                "INSERT INTO issues (id, title, window_start, window_end, created_at, sections,"
+                " counts, web_url, web_html) VALUES ('2026-W01', 'Old', '2025-12-29 00:00:00',"
+                " '2026-01-05 00:00:00', '2026-01-05 00:00:00', :sections, '{}', '', '<p>')"
+            ),
+            {"sections": json.dumps(sections)},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO ledger (issue_id, email, variant, status, attempts, updated_at)"
+                " VALUES ('2026-W01', 'ann@example.org', 'text:Vision', 'sent', 1,"
+                " '2026-01-05 00:00:00')"
+            )
+        )
+    engine.dispose()
+
+    with Store.open(path) as s:
+        assert s.schema_version == 2
+        stored = s.get_subscriber("ann@example.org")
+        assert stored is not None
+        assert stored.subscriber == Subscriber(
+            "ann@example.org", "Ann", frozenset({"Vision"}), "text", "web"
+        )
+        assert stored.created_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+        assert s.suppressed_set() == {"gone@example.org"}
+        assert s.ledger.counts("2026-W01")["sent"] == 1
+        assert [i.id for i in s.list_issues()] == ["2026-W01"]
+        # the new table was filled from the archive
+        assert s.sent_paper_ids() == {"2601.1", "2601.2"}
+
+
+def test_a_database_newer_than_the_program_is_refused(tmp_path):
+    path = tmp_path / "new.db"
+    Store.open(path).close()
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("UPDATE schema_version SET version = 99")
+    with pytest.raises(StoreError, match=r"schema version 99 is newer .*; upgrade newsletter"):
+        Store.open(path)
+
+
+def test_subscriber_round_trip_and_confirmation(store, clock):
+    sub = Subscriber("Zoe@Example.org", "Zoe", frozenset({"Vision", "Robotics"}), "text", "web")
+    assert store.add_subscriber(sub) is True
+    stored = store.get_subscriber("zoe@example.org")
+    assert stored is not None and stored.status == "pending"
+    assert stored.subscriber.email == "zoe@example.org"
+    assert stored.subscriber.topics == frozenset({"Vision", "Robotics"})
+    assert stored.created_at == T0 and stored.confirmed_at is None
+    assert store.confirmed_subscribers() == []
+
+    clock.now = T0 + timedelta(hours=2)
+    store.mark_confirm_sent("zoe@example.org")
+    clock.now = T0 + timedelta(hours=3)
+    assert store.confirm_subscriber("ZOE@example.org") is True
+    assert store.confirm_subscriber("zoe@example.org") is False  # nothing pending any more
+    stored = store.get_subscriber("zoe@example.org")
+    assert stored is not None and stored.status == "confirmed"
+    assert stored.confirm_sent_at == T0 + timedelta(hours=2)
+    assert stored.confirmed_at == T0 + timedelta(hours=3)
+
+    # new preferences; a pending re-subscribe never un-confirms
+    assert store.add_subscriber(Subscriber("zoe@example.org", None, None, "html", "web")) is False
+    assert store.confirmed_subscribers() == [Subscriber("zoe@example.org", source="web")]
+    assert store.get_subscriber("nobody@example.org") is None
+
+
+def test_suppressions(store):
+    assert not store.is_suppressed("a@example.org")
+    store.suppress("a@example.org", "unsubscribed")
+    store.suppress("b@example.org", "bounced", "550 5.1.1 user unknown")
+    store.suppress("A@example.org", "complained")  # again: the later reason replaces
+    assert store.is_suppressed("a@example.org")
+    assert store.suppressed_set() == {"a@example.org", "b@example.org"}
+    with store.engine.connect() as conn:
+        reason = conn.exec_driver_sql(
+            "SELECT reason FROM suppressions WHERE email = 'a@example.org'"
+        ).scalar()
+    assert reason == "complained"
+    assert store.clear_suppression("a@example.org") is True
+    assert store.clear_suppression("a@example.org") is False
+    assert store.suppressed_set() == {"b@example.org"}
+    with pytest.raises(ValueError, match="suppression reason 'spam'"):
+        store.suppress("c@example.org", "spam")
+
+
+def test_issue_archive_round_trip(store, clock):
+    issue = make_issue()
+    store.save_issue(issue, "<html>web</html>")
+    archived = store.get_issue("2026-W48")
+    assert archived is not None
+    assert archived.issue == issue
+    assert archived.issue.sections[0].papers[0].keywords == (
+        "diffusion models",
+        "few-step sampling",
+    )
+    assert archived.issue.sections[0].more_papers[0].title == "A paper without an arXiv id"
+    assert archived.web_html == "<html>web</html>"
+    assert archived.created_at == T0
+
+    clock.now = T0 + timedelta(days=1)
+    store.save_issue(make_issue(), "<html>v2</html>")  # rebuilt: replaced, first save's time kept
+    archived = store.get_issue("2026-W48")
+    assert archived is not None
+    assert (archived.web_html, archived.created_at) == ("<html>v2</html>", T0)
+    assert store.get_issue("2026-W01") is None
+
+
+def test_archived_papers_are_the_distinct_papers_of_every_issue(store):
+    store.save_issue(make_issue("2026-W47"))
+    store.save_issue(make_issue("2026-W48"))  # the same three papers again
+    papers = store.archived_papers()
+    assert sorted(p.id for p in papers) == ["2611.00001", "2611.00003", "title:3f2a9c"]
+    assert next(p for p in papers if p.id == "2611.00001").abstract == (
+        "We make diffusion models fast."
+    )
+    assert len(store.archived_papers(exclude_issue="2026-W48")) == 3
+
+
+def test_an_empty_archive_has_no_papers(tmp_path):
+    with Store.open(tmp_path / "empty.db") as empty:
+        assert empty.archived_papers() == []
+
+
+def test_list_issues_newest_first_with_ledger_counts(store):
+    store.save_issue(make_issue("2026-W47"))
+    store.save_issue(dataclasses.replace(make_issue("2026-W46"), end=T0 - timedelta(days=14)))
+    store.save_issue(make_issue("2026-W48"))
+    store.ledger.enqueue("2026-W48", [("a@example.org", "html:all"), ("b@example.org", "html:all")])
+    store.ledger.mark_sent("2026-W48", "a@example.org", "<1@example.org>")
+
+    listed = store.list_issues()
+    assert [i.id for i in listed] == ["2026-W48", "2026-W47", "2026-W46"]
+    assert listed[0].ledger == {"pending": 1, "sent": 1, "failed": 0, "skipped": 0}
+    assert listed[1].ledger == {"pending": 0, "sent": 0, "failed": 0, "skipped": 0}
+    assert listed[0].counts == {"paper_count": 3, "email_count": 2, "web_only_count": 1}
+
+
+def test_sent_papers(store):
+    assert store.sent_paper_ids() == set()
+    store.record_sent_papers("2026-W47", ["p1", "p2", "p2"])
+    store.record_sent_papers("2026-W48", ["p3"])
+    store.record_sent_papers("2026-W48", ["p3"])  # again: no error, no duplicate
+    assert store.sent_paper_ids() == {"p1", "p2", "p3"}
+    assert store.sent_paper_ids(exclude_issue="2026-W48") == {"p1", "p2"}
+
+
+def test_archiving_an_issue_can_record_its_papers_in_the_same_transaction(store):
+    issue = make_issue("2026-W49")
+    store.save_issue(issue, record_papers=True)
+    assert store.sent_paper_ids() == {p.id for p in issue.papers} != set()
+
+
+def test_enqueue_is_idempotent_and_never_resets_a_row(store):
+    rows = [(f"u{i}@example.org", "html:all") for i in range(3)]
+    assert store.ledger.enqueue("W", rows) == 3
+    store.ledger.mark_sent("W", "u0@example.org", "<m0@example.org>")
+    assert store.ledger.enqueue("W", [*rows, ("U3@example.org", "text:all")]) == 1
+    assert store.ledger.counts("W") == {"pending": 3, "sent": 1, "failed": 0, "skipped": 0}
+    assert [r.email for r in store.ledger.pending_rows("W")] == [
+        "u1@example.org",
+        "u2@example.org",
+        "u3@example.org",
+    ]
+    assert store.ledger.enqueue("W", []) == 0
+    assert store.ledger.enqueue("OTHER", rows) == 3  # another issue has its own rows
+
+
+def test_ledger_status_transitions(store, clock):
+    store.ledger.enqueue("W", [(f"{n}@example.org", "html:all") for n in "abcde"])
+    clock.now = T0 + timedelta(minutes=1)
+    store.ledger.mark_sent("W", "a@example.org", "<a@mail>")
+    store.ledger.mark_failed("W", "b@example.org", "451 try later", permanent=False)
+    store.ledger.mark_failed("W", "c@example.org", "550 no such user", permanent=True)
+    store.ledger.mark_skipped("W", "d@example.org", "suppressed since enqueued")
+    assert store.ledger.mark_attempt("W", "e@example.org") == 1
+
+    rows = {r.email: r for r in store.ledger.rows("W")}
+    assert (rows["a@example.org"].status, rows["a@example.org"].attempts) == ("sent", 1)
+    assert rows["a@example.org"].message_id == "<a@mail>"
+    assert rows["a@example.org"].updated_at == T0 + timedelta(minutes=1)
+    assert (rows["b@example.org"].status, rows["b@example.org"].attempts) == ("pending", 1)
+    assert rows["b@example.org"].last_error == "451 try later"
+    assert (rows["c@example.org"].status, rows["c@example.org"].last_error) == (
+        "failed",
+        "550 no such user",
+    )
+    assert (rows["d@example.org"].status, rows["d@example.org"].attempts) == ("skipped", 0)
+    assert [r.email for r in store.ledger.pending_rows("W")] == ["b@example.org", "e@example.org"]
+    assert [r.email for r in store.ledger.rows("W", "failed")] == ["c@example.org"]
+
+    # final rows stay final
+    store.ledger.mark_failed("W", "a@example.org", "late error", permanent=True)
+    store.ledger.mark_sent("W", "c@example.org", "<c@mail>")
+    store.ledger.mark_sent("W", "d@example.org", "<d@mail>")
+    rows = {r.email: r for r in store.ledger.rows("W")}
+    assert [rows[e].status for e in ("a@example.org", "c@example.org", "d@example.org")] == [
+        "sent",
+        "failed",
+        "skipped",
+    ]
+    assert rows["a@example.org"].message_id == "<a@mail>"
+    assert store.ledger.counts("W") == {"pending": 2, "sent": 1, "failed": 1, "skipped": 1}
+
+    # a retry limit leaves rows that used up their tries out of the pending list
+    store.ledger.mark_failed("W", "b@example.org", "451 again", permanent=False)
+    assert [r.email for r in store.ledger.pending_rows("W", max_attempts=2)] == ["e@example.org"]
+
+
+@pytest.mark.parametrize("target", ["file", "sqlite://"])
+def test_sent_marks_record_what_mark_sent_records(tmp_path, clock, target):
+    where = tmp_path / "marks.db" if target == "file" else target  # sqlite://: in memory
+    with Store.open(where, clock=clock) as s:
+        s.ledger.enqueue("W", [(f"{n}@example.org", "html:all") for n in "abc"])
+        s.ledger.mark_failed("W", "a@example.org", "451 later", permanent=False)
+        s.ledger.mark_failed("W", "b@example.org", "451 later", permanent=False)
+        s.ledger.mark_failed("W", "c@example.org", "550 no", permanent=True)
+        clock.now = T0 + timedelta(minutes=5)
+        s.ledger.mark_sent("W", "a@example.org", "<a@mail>")
+        with s.ledger.sent_marks("W") as marks:
+            marks.mark("B@Example.org", "<b@mail>")  # addresses are keyed in lower case
+            marks.mark("c@example.org", "<c@mail>")  # failed for good: stays so
+        rows = {r.email: r for r in s.ledger.rows("W")}
+    a, b = rows["a@example.org"], rows["b@example.org"]
+    assert (b.status, b.attempts, b.last_error, b.message_id) == ("sent", 2, None, "<b@mail>")
+    assert b.updated_at == a.updated_at == T0 + timedelta(minutes=5)
+    assert dataclasses.replace(b, email=a.email, message_id=a.message_id) == a
+    assert (rows["c@example.org"].status, rows["c@example.org"].message_id) == ("failed", None)
+    if target == "file":  # the same text in the file, so SQL comparisons order them alike
+        with closing(sqlite3.connect(where)) as db:
+            stamps = dict(db.execute("SELECT email, updated_at FROM ledger"))
+        assert stamps["a@example.org"] == stamps["b@example.org"]
+
+
+def test_sent_marks_from_many_threads_each_commit(store):
+    import threading
+
+    emails = [f"t{i:03d}@example.org" for i in range(200)]
+    store.ledger.enqueue("W", [(e, "html:all") for e in emails])
+    with store.ledger.sent_marks("W") as marks:
+
+        def work(part: list[str]) -> None:
+            for e in part:
+                marks.mark(e, f"<{e}>")
+
+        threads = [threading.Thread(target=work, args=(emails[i::4],)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        # committed: another connection sees every row while the marks are still open
+        assert store.ledger.counts("W")["sent"] == 200
+
+
+def test_sent_marks_error_names_the_database(store, tmp_path):
+    store.ledger.enqueue("W", [("a@example.org", "html:all")])
+    with store.ledger.sent_marks("W") as marks:
+        with closing(sqlite3.connect(tmp_path / "state.db")) as other:
+            other.execute("ALTER TABLE ledger RENAME TO ledger_gone")
+        with pytest.raises(StoreError, match=r"state\.db: no such table: ledger"):
+            marks.mark("a@example.org", "<a@mail>")
+
+
+def test_pending_rows_pages_and_tolerates_marks_while_iterating(store):
+    emails = [f"user{i:02d}@example.org" for i in range(7)]
+    store.ledger.enqueue("W", [(e, "html:all") for e in reversed(emails)])
+    seen = []
+    for row in store.ledger.pending_rows("W", chunk=2):
+        seen.append(row.email)
+        store.ledger.mark_sent("W", row.email, None)
+    assert seen == emails
+    assert store.ledger.counts("W")["sent"] == 7
+    assert list(store.ledger.pending_rows("W", chunk=2)) == []
+
+
+def test_state_url_resolves_against_the_config_folder(tmp_path):
+    base = tmp_path / "site"
+
+    def url(state: str) -> str:
+        config = parse_config(f"state: '{state}'\n", base_dir=base)
+        return state_url(config).render_as_string(hide_password=False)
+
+    assert url("newsletter.db") == f"sqlite:///{base / 'newsletter.db'}"
+    assert url("sqlite:///data/n.db") == f"sqlite:///{base / 'data/n.db'}"
+    assert url("sqlite:////var/lib/n.db") == "sqlite:////var/lib/n.db"
+    assert url("postgresql://nl:pw@db.internal/nl") == "postgresql://nl:pw@db.internal/nl"
+
+
+def test_from_config_opens_the_configured_file(tmp_path):
+    config = parse_config("topics:\n  - name: A\n    keywords: [a]\n", base_dir=tmp_path)
+    with Store.from_config(config) as s:
+        s.suppress("a@example.org", "removed")
+    assert (tmp_path / "newsletter.db").is_file()  # the default `state:`
+
+
+def test_open_errors_name_the_database_without_its_password(tmp_path):
+    with pytest.raises(StoreError) as info:
+        Store.open("postgresql://newsletter:hunter2-pass@127.0.0.1:1/newsletter")
+    assert "127.0.0.1" in str(info.value)
+    assert "hunter2-pass" not in str(info.value)
+    with pytest.raises(StoreError, match="mysql is not supported; use SQLite or PostgreSQL"):
+        Store.open("mysql://u@127.0.0.1/db")
+    (tmp_path / "dir.db").mkdir()
+    with pytest.raises(StoreError, match=str(tmp_path / "dir.db")):
+        Store.open(tmp_path / "dir.db")
+
+
+def test_a_fresh_store_in_a_new_folder(tmp_path: Path):
+    with Store.open(tmp_path / "deep" / "er" / "state.db") as s:
+        assert s.ledger.counts("W") == {"pending": 0, "sent": 0, "failed": 0, "skipped": 0}
