@@ -34,14 +34,13 @@ from functools import cache
 from pathlib import Path
 
 from newsletter.resources import document_frequencies_path
-from newsletter.topics.wordforms import acronym, singular
+from newsletter.topics.wordforms import TERM_WORD, fold
 
 log = logging.getLogger(__name__)
 
 MIN_WEIGHT = 0.1  # a keyword in nearly every paper still counts for something
 # Phrases do not run across punctuation: "diffusion. Model" holds no "diffusion model".
 _CLAUSE = re.compile(r"[^\w\s\-\u2010\u2011]+")
-_TERM_WORD = re.compile(r"[^\W_]+")
 
 
 def weight(df: float, docs: float) -> float:
@@ -51,22 +50,11 @@ def weight(df: float, docs: float) -> float:
     return max(MIN_WEIGHT, math.log10((docs + 1.0) / (df + 1.0)))
 
 
-def term_key(keyword: str) -> str:
-    """Normalise a keyword or phrase to its table key: lower case, singular words, one space."""
-    words = _TERM_WORD.findall(keyword)
-    return " ".join(_fold(w) for w in words)
-
-
-def _fold(word: str) -> str:
-    core = acronym(word)
-    return core.lower() if core is not None else singular(word.lower())
-
-
 def terms_of(text: str) -> set[str]:
     """Return the table keys a text holds: its words and its two-word phrases."""
     found: set[str] = set()
     for clause in _CLAUSE.split(text):
-        words = [_fold(w) for w in _TERM_WORD.findall(clause)]
+        words = [fold(w) for w in TERM_WORD.findall(clause)]
         found.update(words)
         found.update(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))
     return found

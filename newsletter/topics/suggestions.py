@@ -21,8 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from newsletter.models import OTHER, Labelled, Topic
-from newsletter.topics.specificity import term_key
-from newsletter.topics.wordforms import acronym, singular
+from newsletter.topics.wordforms import acronym, singular, term_key
 
 PRIOR = 500.0  # total pseudo-count of the prior: how far it pulls rare terms toward the mean
 MIN_PAPERS = 3  # a suggestion must be used by at least this many papers of its topic

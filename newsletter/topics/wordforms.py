@@ -1,6 +1,14 @@
-"""Word forms for keyword matching: regular plurals and acronyms written in capitals."""
+"""Word forms for keyword matching: regular plurals, acronyms written in capitals, table keys.
+
+This module imports nothing of the package: the engine's helpers import it, at the bottom of the
+import graph.
+"""
 
 from __future__ import annotations
+
+import re
+
+TERM_WORD = re.compile(r"[^\W_]+")  # a word of a term: letters and digits
 
 # Words that end in "s" but are not plurals; without them "news" would also match "new".
 UNCOUNTABLE = frozenset({"news", "series", "species"})
@@ -48,3 +56,15 @@ def acronym(word: str) -> str | None:
     if len(letters) >= 2 and all(c.isupper() for c in letters):
         return core
     return None
+
+
+def fold(word: str) -> str:
+    """A word as the document-frequency table keys it: an acronym's letters, else its singular,
+    in lower case ("LLMs" -> "llm", "Strategies" -> "strategy")."""
+    core = acronym(word)
+    return core.lower() if core is not None else singular(word.lower())
+
+
+def term_key(keyword: str) -> str:
+    """Normalise a keyword or phrase to its table key: lower case, singular words, one space."""
+    return " ".join(fold(w) for w in TERM_WORD.findall(keyword))
