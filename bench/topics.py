@@ -1,20 +1,30 @@
 """Measure keyword topic grouping: accuracy on labelled arXiv papers, Other shares, speed.
 
-    python bench/topics.py [EVAL.jsonl] [--config config.yaml] [--counting log|...|all] [--runs 7]
+    python bench/topics.py EVAL.jsonl [--config config.yaml] [--counting log|...|all] [--runs 7]
                            [--no-cli] [--show GROUP]
+    python bench/topics.py EVAL.jsonl --ruleset bench/rulesets/arxiv-a.yaml [--ruleset ...]
 
-EVAL defaults to ../shared/eval/arxiv-labeled.jsonl next to the repository. "Correct" means the
-assigned topic is one that fits the paper's arXiv primary category (`FITS` below): a proxy, since
-a category says where a paper was filed, not what a digest reader would call it. The same rules
-are also run through a naive baseline (lowercased substring counts, no word boundaries, no
-variants, no exclude/require) to show what the engine's matching buys.
+EVAL is a JSON Lines file of arXiv papers with `id`, `title`, `abstract` and `primary_category`
+(in this project's workspace: ../shared/eval/arxiv-labeled.jsonl; it is not in the repository).
+
+Default mode: "correct" means the assigned topic is one that fits the paper's arXiv primary
+category (`FITS` below): a proxy, since a category says where a paper was filed, not what a
+digest reader would call it. The same rules also run through a naive baseline (lowercased
+substring counts, no word boundaries, no variants, no exclude/require).
+
+`--ruleset` mode: each topic of the rule set stands for the arXiv categories named in its
+`description` ("arXiv cs.SD, eess.AS"); a paper of such a category is "mapped", and correct when
+it lands in that topic. Prints accuracy and Other share over the mapped papers for the scoring
+variants side by side (the engine as it was, each step added, the default), on all the papers.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -22,14 +32,20 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from newsletter.config import GroupingConfig, load_config  # noqa: E402
-from newsletter.models import OTHER, Paper, Topic  # noqa: E402
+from newsletter.models import OTHER, Assignment, Paper, Topic  # noqa: E402
 from newsletter.sources import read_source  # noqa: E402
-from newsletter.topics.engine import COUNTING, TopicMatcher, assign_all  # noqa: E402
+from newsletter.topics.engine import (  # noqa: E402
+    COUNTING,
+    DEFAULT_COUNTING,
+    TopicMatcher,
+    assign_all,
+)
 
 REASON = "LLM Reasoning"
 AGENTS = "Agents & Tool Use"
@@ -149,7 +165,7 @@ def report_accuracy(rows, engine_topics, naive_topics) -> None:
         group, accepted = fits(cat)
         groups[group].append((t_engine, t_naive, accepted))
     print(f"\n{'group':42} {'n':>5} {'engine':>7} {'naive':>7} {'Other%':>7} {'naive Other%':>12}")
-    tot = Counter()
+    tot: Counter[str] = Counter()
     for group, items in sorted(groups.items()):
         n = len(items)
         other_e = sum(e == OTHER for e, _, _ in items) / n
@@ -157,14 +173,72 @@ def report_accuracy(rows, engine_topics, naive_topics) -> None:
         if items[0][2] is None:
             acc_e = acc_n = "-"
         else:
-            ok_e = sum(is_correct(e, a) for e, _, a in items)
-            ok_n = sum(is_correct(v, a) for _, v, a in items)
+            ok_e = sum(a is not None and is_correct(e, a) for e, _, a in items)
+            ok_n = sum(a is not None and is_correct(v, a) for _, v, a in items)
             tot["n"] += n
             tot["e"] += ok_e
             tot["v"] += ok_n
             acc_e, acc_n = f"{ok_e / n:.1%}", f"{ok_n / n:.1%}"
         print(f"{group:42} {n:5} {acc_e:>7} {acc_n:>7} {other_e:7.1%} {other_n:12.1%}")
     print(f"{'ALL SCORED':42} {tot['n']:5} {tot['e'] / tot['n']:7.1%} {tot['v'] / tot['n']:7.1%}")
+
+
+# Scoring variants, from the engine as it was to the default: (label, TopicMatcher options).
+VARIANTS: list[tuple[str, dict[str, object]]] = [
+    (
+        "before (per-field log, no weights)",
+        {"counting": "log", "specificity": False, "breadth": 0, "learned_weight": 0},
+    ),
+    ("+ specificity", {"counting": "log", "breadth": 0, "learned_weight": 0}),
+    ("+ pooled fields", {"breadth": 0, "learned_weight": 0}),
+    ("+ breadth 0.5 (default)", {"learned_weight": 0}),
+    ("  breadth 0.75", {"breadth": 0.75, "learned_weight": 0}),
+    ("  default, one paper at a time", {"one_by_one": True, "learned_weight": 0}),
+    ("+ learned keywords (learned_weight 0.5)", {"learned_weight": 0.5}),
+    ("  learned_weight 1.0", {"learned_weight": 1.0}),
+]
+
+
+def categories_of(topic: Topic) -> list[str]:
+    return re.findall(r"\b[a-z][a-z-]*\.[A-Za-z-]+\b", topic.description)
+
+
+def report_ruleset(path: Path, rows: list[tuple[Paper, str]]) -> None:
+    """Accuracy and Other share on the papers of the categories the rule set's topics name."""
+    config = load_config(path)
+    topics = config.topic_rules
+    wanted = {c: t.name for t in topics for c in categories_of(t)}
+    if not wanted:
+        raise SystemExit(f"{path}: no topic names an arXiv category in its description")
+    papers = [p for p, _ in rows]
+    mapped = [(i, wanted[cat]) for i, (_, cat) in enumerate(rows) if cat in wanted]
+    print(f"\n== {path}: {len(topics)} topics, {len(mapped)} of {len(rows)} papers mapped")
+    naive = NaiveMatcher(topics, config.grouping)
+    got = [naive.topic(papers[i]) for i, _ in mapped]
+    ok = sum(g == e for g, (_, e) in zip(got, mapped, strict=True))
+    print(
+        f"{'naive substring counts':48} accuracy {ok / len(mapped):6.1%}"
+        f"  Other {got.count(OTHER) / len(mapped):5.1%}"
+    )
+    for label, options in VARIANTS:
+        opts = dict(options)
+        one_by_one = bool(opts.pop("one_by_one", False))
+        grouping = config.grouping
+        if "learned_weight" in opts:
+            grouping = grouping.model_copy(update={"learned_weight": opts.pop("learned_weight")})
+        matcher = TopicMatcher(topics, grouping, **opts)  # type: ignore[arg-type]
+        t0 = time.perf_counter()
+        if one_by_one:
+            assigned = [matcher.assign(p).topic for p in papers]
+        else:
+            assigned = [a.topic for a in assign_all(papers, matcher)]
+        wall = time.perf_counter() - t0
+        ok = sum(assigned[i] == e for i, e in mapped)
+        other = sum(assigned[i] == OTHER for i, _ in mapped)
+        print(
+            f"{label:48} accuracy {ok / len(mapped):6.1%}  Other {other / len(mapped):5.1%}"
+            f"  ({wall:.2f} s)"
+        )
 
 
 def timed(fn: Callable[[], object], runs: int) -> tuple[float, float, object]:
@@ -202,17 +276,34 @@ def process_times(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "eval", nargs="?", type=Path, default=REPO.parent / "shared/eval/arxiv-labeled.jsonl"
+        "eval",
+        type=Path,
+        metavar="EVAL",
+        help="labelled arXiv papers (JSONL with title, abstract, primary_category), for example"
+        " ../shared/eval/arxiv-labeled.jsonl",
+    )
+    parser.add_argument(
+        "--ruleset",
+        type=Path,
+        action="append",
+        help="a rule set whose topics name arXiv categories in their description (repeatable)",
     )
     parser.add_argument("--config", type=Path, default=REPO / "config.yaml")
     parser.add_argument("--samples", type=Path, default=REPO / "tests/data/samples")
-    parser.add_argument("--counting", default="log", choices=[*COUNTING, "all"])
+    parser.add_argument("--counting", default=DEFAULT_COUNTING, choices=[*COUNTING, "all"])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--no-cli", action="store_true", help="skip the whole-process timings")
     parser.add_argument(
         "--show", metavar="GROUP_OR_SAMPLE", help="list a group's papers that land wrong"
     )
     args = parser.parse_args()
+    if not args.eval.is_file():
+        parser.error(f"{args.eval}: no such file; give the labelled arXiv JSONL as EVAL")
+    if args.ruleset:
+        rows = read_eval(args.eval)
+        for path in args.ruleset:
+            report_ruleset(path, rows)
+        return
 
     config = load_config(args.config)
     topics, grouping = config.topic_rules, config.grouping
@@ -233,8 +324,8 @@ def main() -> None:
         t0 = time.perf_counter()
         matcher = TopicMatcher(topics, grouping, counting=counting)
         compile_ms = (time.perf_counter() - t0) * 1000
-        wall, cpu, assignments = timed(lambda m=matcher: assign_all(papers, m), args.runs)
-        engine_topics = [a.topic for a in assignments]  # type: ignore[union-attr]
+        wall, cpu, result = timed(functools.partial(assign_all, papers, matcher), args.runs)
+        engine_topics = [a.topic for a in cast("list[Assignment]", result)]
         print(f"\n== counting: {counting}")
         report_accuracy(rows, engine_topics, naive_topics)
         for name, sample in samples.items():

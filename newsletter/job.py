@@ -96,6 +96,7 @@ def plan_issue(
         return archived.issue, True
     found = load()
     sent_before = store.sent_paper_ids(exclude_issue=wanted) if store is not None else set()
+    history = store.archived_papers(exclude_issue=wanted) if store is not None else []
     issue = build_issue(
         found,
         config.issue_settings(),
@@ -103,6 +104,7 @@ def plan_issue(
         issue_id=wanted,
         use_window=use_window,
         exclude_ids=frozenset(sent_before),
+        background=history,
     )
     left_out = sum(1 for p in found if p.id in sent_before)
     if left_out:

@@ -30,6 +30,7 @@ class Paper:
     summary: str | None = None  # a short summary (the HF `ai_summary`) when the source has one
     categories: tuple[str, ...] = ()
     announce_type: str | None = None  # arXiv listing feeds: new, cross, replace, replace-cross
+    keywords: tuple[str, ...] = ()  # the source's key phrases (the HF `ai_keywords`)
 
     @property
     def arxiv_id(self) -> str | None:
@@ -77,8 +78,10 @@ class Hit:
     """One keyword of a topic that matched a paper, where and how often."""
 
     keyword: str
-    field: Literal["title", "abstract"]
+    field: Literal["title", "abstract", "keywords", "learned"]  # learned: see `topics.learn`
     count: int
+    weight: float = 1.0  # the keyword's specificity (see `topics.specificity`)
+    gain: float = 0.0  # what this hit adds to the topic's score, before the topic's breadth
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,8 @@ class TopicScore:
     hits: tuple[Hit, ...] = ()
     excluded_by: str | None = None  # the exclude keyword that ruled this topic out
     missing_require: bool = False  # a `require` list was given and none of it appeared
+    breadth: float = 1.0  # the hits' sum was divided by this (a topic of common words scores less)
+    evidence: float = 0.0  # the hits' damped counts before weights, which `min_score` asks of
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +109,14 @@ class Assignment:
 
 
 OTHER = "Other"
+
+
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    """A paper with the topic a reader expects it under (or OTHER): `topics eval` and `suggest`."""
+
+    paper: Paper
+    topic: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,3 +42,8 @@ def template_dirs(override: Path | None) -> list[Path]:
 def sample_papers_path() -> Path:
     """The bundled Daily Papers page used by the quick start (`--papers sample`)."""
     return PACKAGE_DIR / "samples" / "daily-papers-page.txt"
+
+
+def document_frequencies_path() -> Path:
+    """The bundled table of document frequencies the keyword weights start from."""
+    return PACKAGE_DIR / "data" / "document-frequencies.tsv.gz"

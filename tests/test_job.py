@@ -12,8 +12,10 @@ import pytest
 
 from newsletter.config import load_config
 from newsletter.errors import NewsletterError
-from newsletter.job import is_fully_sent, run_weekly, send_issue
+from newsletter.job import is_fully_sent, plan_issue, run_weekly, send_issue
+from newsletter.models import Paper
 from newsletter.store.state import Store
+from newsletter.topics import build_issue
 from tests.support.paths import DATA
 from tests.support.smtp_server import SmtpServer
 
@@ -348,3 +350,27 @@ def test_a_run_over_smtp_warns_about_links_mail_providers_refuse(
     assert any("base_url: http://localhost:8000 is not https" in w for w in warned), warned
     assert any("is a loopback address" in w for w in warned), warned
     assert any("postal_address: the footer shows no postal address" in w for w in warned)
+
+
+def test_a_new_issue_weighs_its_keywords_against_the_archive(tmp_path: Path):
+    # Two made-up words no paper of the bundled table uses: alone they weigh the same, and a
+    # paper with one of each goes to the topic listed first. Once the archive holds forty papers
+    # that say "zorbic", that word says less, and the paper goes to the other topic.
+    (tmp_path / "config.yaml").write_text(
+        "topics:\n  - name: Zorbic\n    keywords: [zorbic]\n"
+        "  - name: Quellan\n    keywords: [quellan]\n"
+    )
+    config = load_config(tmp_path / "config.yaml")
+    fresh = [Paper("2611.09999", "Zorbic quellan coupling")]
+    old = [Paper(f"2610.{n:05d}", f"Zorbic study {n}") for n in range(40)]
+
+    def section_of(store: Store | None) -> str:
+        issue, _ = plan_issue(config, store, lambda: fresh, issue_id="2026-W48", now=NOW)
+        return issue.sections[0].topic
+
+    with Store.open(tmp_path / "state.db") as store:
+        assert section_of(store) == "Zorbic"  # an empty archive
+        past = build_issue(old, config.issue_settings(), issue_id="2026-W47", use_window=False)
+        store.save_issue(past)
+        assert section_of(store) == "Quellan"
+    assert section_of(None) == "Zorbic"

@@ -29,6 +29,7 @@ from newsletter.cli.options import (
 )
 from newsletter.cli.progress import ProgressBar
 from newsletter.cli.subscribers import subscribers
+from newsletter.cli.topics import topics
 
 if TYPE_CHECKING:
     from newsletter.job import RunResult
@@ -90,78 +91,6 @@ def papers(sources: tuple[str, ...], kind: str | None, fmt: str) -> None:
     found = read_sources(sources, kind=kind)
     click.echo(output.papers_json(found) if fmt == "json" else output.papers_table(found))
     counts(f"{len(found)} papers from {len(sources)} source(s)")
-
-
-# -- topics -------------------------------------------------------------------------------------
-
-
-@cli.group(
-    epilog=examples(
-        "newsletter topics assign sample",
-        "newsletter topics explain 2404.12345 sample",
-    )
-)
-def topics() -> None:
-    """See how the keyword rules of the config group papers."""
-
-
-@topics.command(
-    "assign",
-    epilog=examples(
-        "newsletter topics assign sample",
-        "newsletter topics assign papers.jsonl --config config.yaml --format json",
-    ),
-)
-@click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
-@config_option
-@format_option
-def topics_assign(sources: tuple[str, ...], config_path: str | None, fmt: str) -> None:
-    """Assign every paper read from the sources to its topic.
-
-    JSON lists each paper's id, title, topic, topics, score and the keywords that matched.
-    """
-    from newsletter.cli import output
-    from newsletter.sources import read_sources
-    from newsletter.topics import assign_all, compile_topics
-
-    config = load_config(config_path)
-    found = read_sources(sources)
-    assignments = assign_all(found, compile_topics(config.topic_rules, config.grouping))
-    if fmt == "json":
-        click.echo(output.assignments_json(found, assignments))
-    else:
-        click.echo(output.assignments_table(found, assignments))
-    counts(output.topic_counts_line(config.topic_rules, assignments))
-
-
-@topics.command(
-    "explain",
-    epilog=examples(
-        "newsletter topics explain 2404.12345 sample",
-        "newsletter topics explain 'An exact paper title' papers.jsonl",
-    ),
-)
-@click.argument("paper_id")
-@click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
-@config_option
-def topics_explain(paper_id: str, sources: tuple[str, ...], config_path: str | None) -> None:
-    """Say which rule put one paper where, and the runner-up.
-
-    PAPER_ID is an arXiv id or the paper's exact title.
-    """
-    from newsletter.cli import output
-    from newsletter.sources import read_sources
-    from newsletter.topics import compile_topics, explain
-
-    config = load_config(config_path)
-    found = read_sources(sources)
-    paper = output.find_paper(found, paper_id)
-    assignment = compile_topics(config.topic_rules, config.grouping).assign(paper)
-    click.echo(explain(paper, assignment))
-    counts(
-        f"explain: {paper.id} -> {assignment.topic} (score {assignment.score:.1f}), "
-        f"1 of {len(found)} papers"
-    )
 
 
 # -- the weekly job and its preview ---------------------------------------------------------------
@@ -377,6 +306,7 @@ def preview(
 cli.add_command(init)
 cli.add_command(check)
 cli.add_command(subscribers)
+cli.add_command(topics)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Plain-text tables and JSON for the inspection commands (`papers`, `topics assign`)."""
+"""Plain-text tables, JSON and YAML for the inspection commands (`papers`, `topics ...`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from newsletter.models import OTHER, Assignment, Paper, Topic
 
 if TYPE_CHECKING:
     from newsletter.store.schema import IssueSummary
+    from newsletter.topics import Evaluation, Suggestion
 
 
 def _width() -> int:
@@ -60,7 +61,10 @@ def assignment_dict(paper: Paper, a: Assignment) -> dict[str, object]:
         "topic": a.topic,
         "topics": list(a.topics),
         "score": round(a.score, 3),
-        "matched": [{"keyword": h.keyword, "field": h.field, "count": h.count} for h in a.hits],
+        "matched": [
+            {"keyword": h.keyword, "field": h.field, "count": h.count, "weight": round(h.weight, 3)}
+            for h in a.hits
+        ],
     }
 
 
@@ -90,6 +94,60 @@ def topic_counts_line(topics: Sequence[Topic], assignments: Sequence[Assignment]
     other = counts[OTHER]
     share = f" ({100 * other / total:.1f}%)" if total else ""
     return f"{total} papers: " + ", ".join([*parts, f"{other} {OTHER}{share}"])
+
+
+def evaluation_table(ev: Evaluation) -> str:
+    """`topics eval` for a terminal: totals, a row per topic, the most frequent confusions."""
+    lines = [
+        f"accuracy {ev.accuracy:.1%}   macro-F1 {ev.macro_f1:.3f}   "
+        f"in {OTHER} {ev.other_rate:.1%}   papers {ev.n}",
+        "",
+    ]
+    rows = [
+        (
+            name,
+            f"{m['precision']:.2f}",
+            f"{m['recall']:.2f}",
+            f"{m['f1']:.2f}",
+            str(m["labelled"]),
+            str(m["assigned"]),
+        )
+        for name, m in ev.per_topic.items()
+    ]
+    lines.append(table(("topic", "precision", "recall", "F1", "labelled", "assigned"), rows, 0))
+    if ev.confusions:
+        lines += ["", "most frequent confusions (expected -> got):"]
+        for c in ev.confusions:
+            lines.append(f"  {c['count']:4}  {c['expected']} -> {c['got']}")
+            lines += [f"        e.g. {title}" for title in c["examples"]]
+    return "\n".join(lines)
+
+
+def suggestions_yaml(found: dict[str, list[Suggestion]]) -> str:
+    """`topics: [{name: ..., keywords: [...]}]`, the new keywords only, ready to paste."""
+    import yaml  # only this output needs it
+
+    doc = {"topics": [{"name": n, "keywords": [s.keyword for s in ss]} for n, ss in found.items()]}
+    return yaml.safe_dump(
+        doc, sort_keys=False, allow_unicode=True, default_flow_style=None
+    ).rstrip()
+
+
+def suggestions_table(found: dict[str, list[Suggestion]], sizes: Counter[str]) -> str:
+    """`topics suggest --format table`: each keyword with the papers using it, in and out."""
+    n = sum(sizes.values())
+    rows = [
+        (
+            name,
+            s.keyword,
+            f"{s.in_topic} of {sizes[name]}",
+            f"{s.elsewhere} of {n - sizes[name]}",
+            f"{s.score:.1f}",
+        )
+        for name, ss in found.items()
+        for s in ss
+    ]
+    return table(("topic", "keyword", "in topic", "elsewhere", "score"), rows, 1)
 
 
 def find_paper(papers: Sequence[Paper], key: str) -> Paper:

@@ -60,6 +60,9 @@ class GroupingConfig(_Strict):
 
     title_weight: float = Field(3.0, gt=0)
     abstract_weight: float = Field(1.0, ge=0)
+    keyword_weight: float = Field(2.0, ge=0)  # the source's key phrases (HF `ai_keywords`)
+    # learned keywords (see `newsletter.topics.learn`): their share of their weight; 0: off
+    learned_weight: float = Field(0.0, ge=0)
     min_score: float = Field(1.0, gt=0)  # below this a paper goes to "Other"
     multi_topic: bool = False  # also list a paper under other topics that score high enough
     max_topics: int = Field(2, ge=1)

@@ -3,8 +3,9 @@
 Each paper is a mapping with at least `title`; `id`, `abstract`, `authors` (a list or one
 comma-separated string), `url`, `pdf_url`, `code_url`, `project_url`, `published` (ISO date or
 datetime), `upvotes`, `summary`, `categories` (a list or a space-separated string),
-`primary_category` and `announce_type` are read when present. Other keys are ignored, so an
-export with extra columns loads as it is. A problem names the file and the line or item.
+`primary_category`, `announce_type` and `keywords` (a list, or `ai_keywords`) are read when
+present. Other keys are ignored, so an export with extra columns loads as it is. A problem names
+the file and the line or item.
 """
 
 from __future__ import annotations
@@ -129,6 +130,11 @@ def _authors(value: Any) -> Any:
     return value
 
 
+def paper_from_item(item: Any, name: str, where: str) -> Paper:
+    """Build the paper of one item of a list (`where`: "line 3", "item 2"; for messages)."""
+    return _paper(item, name, where)
+
+
 def _paper(item: Any, name: str, where: str) -> Paper:
     if not isinstance(item, dict):
         raise SourceError(f"{name}: {where}: expected a mapping with at least `title`")
@@ -154,9 +160,16 @@ def _paper(item: Any, name: str, where: str) -> Paper:
             summary=item.get("summary"),
             categories=categories,
             announce_type=_text(item.get("announce_type")),
+            keywords=_keyword_list(item.get("keywords") or item.get("ai_keywords")),
         )
     except ValueError as e:
         raise SourceError(f"{name}: {where}: {e}") from e
+
+
+def _keyword_list(value: Any) -> list[Any]:
+    if isinstance(value, str):
+        return value.split(",")
+    return list(value) if isinstance(value, list) else []
 
 
 def _text(value: Any) -> str | None:

@@ -1,9 +1,9 @@
 """The Hugging Face Daily Papers API (`/api/daily_papers`): parse a response, page through a window.
 
 Each item is `{"paper": {...}, ...}`; the paper's own fields (id, title, summary, authors,
-upvotes, submittedOnDailyAt, githubRepo, projectPage, ai_summary) are the ones read. The window is
-one of `date=YYYY-MM-DD`, `week=YYYY-Www` or `month=YYYY-MM`; without one, the ISO week that
-contains `now`.
+upvotes, submittedOnDailyAt, githubRepo, projectPage, ai_summary, ai_keywords) are the ones
+read. The window is one of `date=YYYY-MM-DD`, `week=YYYY-Www` or `month=YYYY-MM`; without one, the
+ISO week that contains `now`.
 """
 
 from __future__ import annotations
@@ -74,7 +74,13 @@ def _paper(item: Any) -> Paper:
         upvotes=paper.get("upvotes"),
         source=SOURCE,
         summary=paper.get("ai_summary"),
+        keywords=_keywords(paper.get("ai_keywords")),
     )
+
+
+def _keywords(value: Any) -> list[str]:
+    """The `ai_keywords` list; anything else (missing, a bare string) gives none."""
+    return [str(k) for k in value if isinstance(k, str)] if isinstance(value, list) else []
 
 
 def window_params(

@@ -235,6 +235,7 @@ def make_paper(
     summary: object = None,
     categories: str | Iterable[str] | None = (),
     announce_type: str | None = None,
+    keywords: Iterable[object] | None = (),
 ) -> Paper:
     """Build a normalised `Paper`; raise ValueError when the title is missing or a field is bad.
 
@@ -276,6 +277,7 @@ def make_paper(
             dict.fromkeys(c for c in (normalize_text(c) for c in categories or ()) if c)
         )[:MAX_CATEGORIES],
         announce_type=_optional_text(announce_type),
+        keywords=tuple(dict.fromkeys(k for k in (normalize_text(k) for k in keywords or ()) if k)),
     )
 
 

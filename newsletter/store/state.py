@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from newsletter.errors import StoreError
-from newsletter.models import Issue, Subscriber
+from newsletter.models import Issue, Paper, Subscriber
 from newsletter.store import migrations
 from newsletter.store.archive import issue_from_row, issue_to_row
 from newsletter.store.database import (
@@ -341,7 +341,7 @@ class Store:
             row = conn.execute(sa.select(issues).where(issues.c.id == issue_id)).first()
         if row is None:
             return None
-        return ArchivedIssue(issue_from_row(row._mapping), row.web_html, row.created_at)
+        return ArchivedIssue(issue_from_row(dict(row._mapping)), row.web_html, row.created_at)
 
     def list_issues(self) -> list[IssueSummary]:
         """Every archived issue, newest first, with its ledger counts per status."""
@@ -376,6 +376,20 @@ class Store:
             )
             for r in rows
         ]
+
+    def archived_papers(self, *, exclude_issue: str | None = None) -> list[Paper]:
+        """Every paper of the archived issues (the background keyword weights are learnt from)."""
+        query = sa.select(issues.c.id, issues.c.sections).order_by(issues.c.window_end)
+        seen: dict[str, Paper] = {}
+        with self.db.read() as conn:
+            for issue_id, sections in conn.execute(query):
+                if issue_id == exclude_issue:
+                    continue
+                for section in sections or ():
+                    for item in [*section.get("papers", ()), *section.get("more_papers", ())]:
+                        paper = Paper.from_dict(item)
+                        seen.setdefault(paper.id, paper)
+        return list(seen.values())
 
     def sent_paper_ids(self, *, exclude_issue: str | None = None) -> set[str]:
         """Ids of papers earlier issues carried (leave out the issue being rebuilt)."""

@@ -122,10 +122,14 @@ def make_sections(
 
 
 def group_with_scores(
-    papers: Sequence[Paper], config: IssueSettings
+    papers: Sequence[Paper], config: IssueSettings, background: Iterable[Paper] = ()
 ) -> tuple[dict[str, list[Paper]], dict[tuple[str, str], float]]:
-    """Group papers by topic (config order, Other last) with each paper's score in each topic."""
+    """Group papers by topic (config order, Other last) with each paper's score in each topic.
+
+    `background` (the archive's papers) joins the batch in the keyword weights' background.
+    """
     matcher = compile_topics(config.topic_rules, config.grouping)
+    matcher.observe(background)
     buckets: dict[str, list[Paper]] = {t.name: [] for t in matcher.topics}
     buckets[OTHER] = []
     scores: dict[tuple[str, str], float] = {}
@@ -187,8 +191,12 @@ def build_issue(
     issue_id: str | None = None,
     use_window: bool = True,
     exclude_ids: frozenset[str] | set[str] = frozenset(),
+    background: Iterable[Paper] = (),
 ) -> Issue:
-    """Build the issue sent at `now` from the window's unsent papers, grouped by topic."""
+    """Build the issue sent at `now` from the window's unsent papers, grouped by topic.
+
+    `background` (the archive's papers) joins the batch in the keyword weights' background.
+    """
     sent = _aware(now) if now is not None else default_now()
     start, end = sent - timedelta(days=config.window_days), sent
     chosen = select_papers(
@@ -202,7 +210,7 @@ def build_issue(
         dated = sorted(_aware(p.published) for p in chosen if p.published is not None)
         if dated:
             start, end = dated[0], dated[-1]
-    groups, scores = group_with_scores(chosen, config)
+    groups, scores = group_with_scores(chosen, config, background)
     issue = assemble_issue(
         groups,
         config,

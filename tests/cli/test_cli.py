@@ -155,7 +155,9 @@ def test_topics_assign_json_has_the_documented_fields():
     assert matched, "no paper matched any default topic"
     for item in matched:
         assert item["topics"][0] == item["topic"]
-        assert item["matched"] and {"keyword", "field", "count"} <= set(item["matched"][0])
+        assert item["matched"] and {"keyword", "field", "count", "weight"} <= set(
+            item["matched"][0]
+        )
     assert result.stderr.strip().splitlines()[-1].startswith("30 papers: ")
 
 
@@ -166,8 +168,13 @@ def test_topics_explain_names_the_rule_and_runner_up():
     assert result.returncode == 0, result.stderr
     assert title in result.stdout
     assert "runner-up" in result.stdout.lower()
+    assert '"image synthesis" in title, abstract (weight ' in result.stdout
     assert result.stderr.strip().startswith("explain: title:")
     assert result.stderr.strip().endswith("1 of 83 papers")
+    # the same weights as `topics assign` of the same papers, so the same score
+    assigned = json.loads(run("topics", "assign", sample, "--format", "json").stdout)
+    score = next(item["score"] for item in assigned if item["title"] == title)
+    assert f"(score {score:.2f})" in result.stdout
 
 
 def test_topics_explain_unknown_paper_is_an_error():

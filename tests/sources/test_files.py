@@ -192,3 +192,19 @@ def test_other_bad_papers_files(data: bytes, message: str) -> None:
 def test_yaml_that_is_not_a_list_is_an_error() -> None:
     with pytest.raises(SourceError, match=r"^p\.yaml: expected a list of papers"):
         parse_papers(b"title: A single mapping\n", "p.yaml")
+
+
+def test_keywords_are_read_as_a_list_or_from_ai_keywords() -> None:
+    text = json.dumps(
+        [
+            {"title": "A", "keywords": ["tool use", " web  agents ", "tool use"]},
+            {"title": "B", "ai_keywords": ["diffusion"]},
+            {"title": "C", "keywords": "RAG, retrieval"},
+            {"title": "D"},
+        ]
+    )
+    a, b, c, d = parse_papers(text, "papers.json")
+    assert a.keywords == ("tool use", "web agents")
+    assert b.keywords == ("diffusion",)
+    assert c.keywords == ("RAG", "retrieval")
+    assert d.keywords == ()

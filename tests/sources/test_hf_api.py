@@ -41,6 +41,7 @@ def test_sample_fields_map_to_paper_fields() -> None:
         assert paper.code_url == raw.get("githubRepo")
         assert paper.project_url == raw.get("projectPage")
         assert paper.summary == " ".join(raw["ai_summary"].split())
+        assert paper.keywords == tuple(dict.fromkeys(raw["ai_keywords"]))
         assert paper.url == f"https://huggingface.co/papers/{raw['id']}"
         assert paper.pdf_url == f"https://arxiv.org/pdf/{raw['id']}"
     first = papers[0]
@@ -58,6 +59,7 @@ def test_missing_optional_fields_are_fine_and_published_falls_back() -> None:
     ]
     a, b = parse_daily_papers(json.dumps(data))
     assert (a.upvotes, a.code_url, a.summary, a.authors, a.abstract) == (None, None, None, (), "")
+    assert a.keywords == ()
     assert a.published == datetime(2026, 4, 1, tzinfo=timezone.utc)
     assert b.published == datetime(2026, 4, 2, 10, tzinfo=timezone.utc)
 

@@ -50,6 +50,7 @@ def make_issue(issue_id: str = "2026-W48") -> Issue:
         upvotes=42,
         source="hf_api",
         categories=("cs.CV", "cs.LG"),
+        keywords=("diffusion models", "few-step sampling"),
     )
     b = Paper("title:3f2a9c", "A paper without an arXiv id", source="file")
     c = Paper("2611.00003", "Reasoning about reasoning", ("Kurt Gödel",), upvotes=3)
@@ -209,6 +210,10 @@ def test_issue_archive_round_trip(store, clock):
     archived = store.get_issue("2026-W48")
     assert archived is not None
     assert archived.issue == issue
+    assert archived.issue.sections[0].papers[0].keywords == (
+        "diffusion models",
+        "few-step sampling",
+    )
     assert archived.issue.sections[0].more_papers[0].title == "A paper without an arXiv id"
     assert archived.web_html == "<html>web</html>"
     assert archived.created_at == T0
@@ -219,6 +224,22 @@ def test_issue_archive_round_trip(store, clock):
     assert archived is not None
     assert (archived.web_html, archived.created_at) == ("<html>v2</html>", T0)
     assert store.get_issue("2026-W01") is None
+
+
+def test_archived_papers_are_the_distinct_papers_of_every_issue(store):
+    store.save_issue(make_issue("2026-W47"))
+    store.save_issue(make_issue("2026-W48"))  # the same three papers again
+    papers = store.archived_papers()
+    assert sorted(p.id for p in papers) == ["2611.00001", "2611.00003", "title:3f2a9c"]
+    assert next(p for p in papers if p.id == "2611.00001").abstract == (
+        "We make diffusion models fast."
+    )
+    assert len(store.archived_papers(exclude_issue="2026-W48")) == 3
+
+
+def test_an_empty_archive_has_no_papers(tmp_path):
+    with Store.open(tmp_path / "empty.db") as empty:
+        assert empty.archived_papers() == []
 
 
 def test_list_issues_newest_first_with_ledger_counts(store):
