@@ -58,6 +58,10 @@ class FetchError(SourceError):
     """An HTTP fetch failed after its retries."""
 
 
+class DnsUnavailable(NewsletterError):
+    """DNS gave no answer (offline, timeout, server failure): a record could not be checked."""
+
+
 class NotFoundError(NewsletterError):
     """Something the user named (an issue, a paper, a file) does not exist."""
 

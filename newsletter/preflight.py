@@ -10,7 +10,6 @@ providers refuse, a footer without a postal address) are said but stop nothing.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import re
@@ -174,7 +173,7 @@ def setup_warnings(config: Config) -> list[str]:
                 "unsubscribe (RFC 8058) only over https; set base_url to the public https "
                 "address of `newsletter serve`"
             )
-        if _loopback(parts.hostname or ""):
+        if config.base_url_is_loopback:
             warnings.append(
                 f"base_url: {config.base_url} is a loopback address: the unsubscribe, preference "
                 "and web links in the emails reach only this machine; set base_url to the "
@@ -186,13 +185,3 @@ def setup_warnings(config: Config) -> list[str]:
             "CAN-SPAM ask for one in every bulk email: set postal_address to yours"
         )
     return warnings
-
-
-def _loopback(host: str) -> bool:
-    host = host.lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

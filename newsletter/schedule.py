@@ -218,7 +218,8 @@ def run_scheduler(
                 retry_later(outcome, retries)
 
     def retry_later(outcome: JobOutcome, retries: int) -> None:
-        at = plan_retry(config, retries, clock(), weekly.next_run_time)
+        now = clock()
+        at = plan_retry(config, retries, now, weekly.next_run_time)
         if at is None:
             log.warning(
                 "issue %s: %d still pending; the next run comes before another retry would: "
@@ -243,7 +244,7 @@ def run_scheduler(
             outcome.pending,
             retries + 1,
             at.isoformat(timespec="seconds"),
-            _delay(at - clock()),
+            _delay(at - now),  # the planned wait, not what is left after add_job
         )
 
     with scheduler_lock(lock_path(config, "schedule")):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -7,7 +8,7 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -23,6 +24,7 @@ from newsletter.schedule import (
     plan_retry,
     retry_delay,
 )
+from newsletter.sources import read_source
 from newsletter.store.locks import scheduler_lock
 from tests.support.paths import REPO, SAMPLES
 from tests.support.smtp_server import SmtpServer
@@ -201,10 +203,19 @@ def test_interval_schedule_has_nothing_to_catch_up():
 SAMPLE = SAMPLES / "daily-papers-page.txt"
 
 
+def recent_papers(folder: Path) -> Path:
+    """The sample's papers re-dated to yesterday, so they are in this week's window whenever the
+    tests run (the sample itself is from April 2026)."""
+    yesterday = (datetime.now(timezone.utc) - timedelta(days=1)).isoformat()
+    papers = [{**p.to_dict(), "published": yesterday} for p in read_source(str(SAMPLE))]
+    path = folder / "papers.json"
+    path.write_text(json.dumps(papers), encoding="utf-8")
+    return path
+
+
 def scheduler_site(tmp_path: Path, port: int, people: int) -> Path:
     (tmp_path / "config.yaml").write_text(
-        f"sources: [{{file: {SAMPLE}}}]\n"
-        "window_days: 366\n"  # the sample's papers are from April: keep them in the window
+        f"sources: [{{file: {recent_papers(tmp_path)}}}]\n"
         "schedule: {every_seconds: 2}\n"
         "sender: {address: digest@papers.example.org}\n"
         "delivery: {transport: smtp, smtp: "
@@ -336,8 +347,7 @@ def test_scheduled_run_that_leaves_rows_pending_is_retried_and_finishes_before_n
 ):
     # a daily fire whose last time is within the grace: the scheduler catches it up at start
     (tmp_path / "config.yaml").write_text(
-        f"sources: [{{file: {SAMPLE}}}]\n"
-        "window_days: 366\n"
+        f"sources: [{{file: {recent_papers(tmp_path)}}}]\n"
         "schedule: {cron: '0 8 * * *', misfire_grace_hours: 24, retry_after_minutes: 0.01}\n"
         "sender: {address: digest@papers.example.org}\n"
         "delivery: {transport: smtp, max_consecutive_errors: 2, smtp: "

@@ -35,7 +35,7 @@ MAX_AGE: dict[str, int | None] = {
     "preferences": None,
     "confirm": 48 * 3600,  # the default of `web.confirm_max_age_hours`
 }
-_MIN_KEY_CHARS = 16
+MIN_KEY_CHARS = 32  # a shorter key is warned about (and `check --production` refuses it)
 
 _MISSING = (
     f"{ENV_VAR} is not set: set it to a long random string "
@@ -59,12 +59,12 @@ class SecretKeys:
         """Read the comma-separated keys of `NEWSLETTER_SECRET_KEY` (newest first)."""
         value = (os.environ if environ is None else environ).get(ENV_VAR, "")
         keys = cls(value.split(","))
-        if any(len(k) < _MIN_KEY_CHARS for k in keys._keys):
+        if any(len(k) < MIN_KEY_CHARS for k in keys._keys):
             # the length only: the value itself must never reach a log
             log.warning(
                 "%s holds a key shorter than %d characters; use a longer one",
                 ENV_VAR,
-                _MIN_KEY_CHARS,
+                MIN_KEY_CHARS,
             )
         return keys
 

@@ -13,6 +13,18 @@ import click
 from newsletter.cli.options import config_option, counts, examples, load_config, subscribers_option
 
 
+def _nameserver(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Refuse a --nameserver that is not IP[:PORT] before anything runs, in one line."""
+    if value is not None:
+        from newsletter.cli.dns_records import split_nameserver
+
+        try:
+            split_nameserver(value)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+    return value
+
+
 @click.command(
     epilog=examples(
         "newsletter init site && cd site && newsletter check",
@@ -60,6 +72,7 @@ def init(folder: Path) -> None:
 @click.option(
     "--nameserver",
     metavar="IP[:PORT]",
+    callback=_nameserver,
     help="Ask this DNS server for the sender domain's records (default: the system resolver).",
 )
 def check(
@@ -94,7 +107,7 @@ def check(
         counts(f"check: {len(problems)} problem(s), {len(warnings)} warning(s) in {where}")
         sys.exit(1 if problems else 0)
     from newsletter.cli import readiness
-    from newsletter.delivery.dns_records import resolver_lookup
+    from newsletter.cli.dns_records import resolver_lookup
 
     lookup = resolver_lookup(nameserver) if nameserver else None
     items = readiness.production_report(config, smtp=smtp, lookup=lookup, subscribers=given)

@@ -23,11 +23,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from newsletter.audience import audience, load_subscribers
 from newsletter.audience.tokens import ENV_VAR as SECRET_VAR
+from newsletter.audience.tokens import MIN_KEY_CHARS
+from newsletter.cli import dns_records as dnsr
 from newsletter.cli.audience import existing_state
 from newsletter.cli.message_size import largest_message
 from newsletter.cli.options import SECRETS_FILE
-from newsletter.delivery import dns_records as dnsr
-from newsletter.delivery.probe import probe_relay
+from newsletter.cli.relay_probe import probe_relay
 from newsletter.errors import NewsletterError, TransportError
 
 if TYPE_CHECKING:
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
     from newsletter.config import Config
 
 Status = Literal["ok", "FAIL", "warn", "skip", "unknown"]
-MIN_SECRET_CHARS = 32
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 # Names that never receive mail or never resolve publicly (RFC 2606, RFC 6761, mDNS).
 PLACEHOLDER_SUFFIXES = ("example", "test", "invalid", "localhost", "local", "internal", "lan")
@@ -141,11 +141,11 @@ def secret_key(environ: Mapping[str, str]) -> Item:
     if not keys:
         return Item("FAIL", f"{SECRET_VAR}: not set: put a key made with `{make}` in secrets.env")
     short = min(len(k) for k in keys)
-    if short < MIN_SECRET_CHARS:
+    if short < MIN_KEY_CHARS:
         # the length only: the key itself never appears in output
         return Item(
             "FAIL",
-            f"{SECRET_VAR}: a key has {short} characters: use at least {MIN_SECRET_CHARS}, "
+            f"{SECRET_VAR}: a key has {short} characters: use at least {MIN_KEY_CHARS}, "
             f"made with `{make}`",
         )
     return Item("ok", f"{SECRET_VAR}: {len(keys)} key(s), the shortest {short} characters")

@@ -6,6 +6,7 @@ The commands import what they use when they run, so that `newsletter --help` sta
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import click
 
@@ -161,8 +162,6 @@ def topics_suggest(labelled: str, config_path: str | None, per_topic: int, fmt: 
     Words and two-word phrases that a topic's papers in LABELLED (as for `topics eval`) use often
     and the other papers rarely do; keywords its rules already match are left out.
     """
-    from collections import Counter
-
     from newsletter.cli import output
     from newsletter.sources.labelled import read_labelled
     from newsletter.topics import suggest

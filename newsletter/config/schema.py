@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import string
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 
@@ -60,14 +62,14 @@ class Config(_Strict):
     subscribers: str = "subscribers.yaml"
     # the state store: a SQLite file path, or a database URL (sqlite:///..., postgresql://...)
     state: str = "newsletter.db"
-    # delivery (see newsletter/mail.py and newsletter/delivery.py)
+    # delivery (see newsletter/delivery/message.py and newsletter/delivery/send.py)
     sender: SenderConfig = SenderConfig()
     list_id: str | None = None  # default: "<title slug>.<sender domain>"
     unsubscribe_mailto: str | None = None  # also offer mailto: in List-Unsubscribe
     send_empty: bool = False  # send to a subscriber whose topics have no papers this week
     delivery: DeliveryConfig = DeliveryConfig()
     dkim: DkimConfig | None = None
-    web: WebConfig = WebConfig()  # see newsletter/web.py
+    web: WebConfig = WebConfig()  # see newsletter/web/
     # where the file came from (set by `load_config`, not by users)
     path: Path | None = Field(None, exclude=True)
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
@@ -149,6 +151,17 @@ class Config(_Strict):
         """Resolve a path written in this config against the config's folder."""
         p = Path(path).expanduser()
         return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def base_url_is_loopback(self) -> bool:
+        """True when `base_url` names this machine (links in emails would reach no one else)."""
+        host = (urlsplit(self.base_url).hostname or "").lower().rstrip(".")
+        if host == "localhost" or host.endswith(".localhost"):
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     @property
     def topic_names(self) -> tuple[str, ...]:

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from newsletter.config import Config
 
 EXAMPLE_SUBSCRIBER = "reader@example.com"
+# What a real link signs is the recipient's opaque id (`store.recipients`), never the address:
+# an example id of the same form (16 URL-safe characters) gives links of the same shape and length.
+EXAMPLE_ID = "ExamplePreview01"
 # Public on purpose: it signs example links only, and must never be a server's key.
 PREVIEW_KEY = "preview-example-links-not-a-server-key"
 
@@ -41,7 +44,7 @@ def example_links(
     base = config.base_url
 
     def token(purpose: Literal["unsubscribe", "preferences"]) -> str:
-        return make_token(purpose, email, [PREVIEW_KEY], clock=lambda: moment)
+        return make_token(purpose, EXAMPLE_ID, [PREVIEW_KEY], clock=lambda: moment)
 
     return ExampleLinks(
         email,

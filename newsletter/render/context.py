@@ -125,13 +125,10 @@ def topic_anchors(sections: Sequence[Section]) -> dict[str, str]:
     return {s.topic: slug(s.topic, taken) for s in sections}
 
 
-def paper_dates(
-    issue: Issue, sections: Sequence[Section] | None = None
-) -> tuple[datetime, datetime]:
-    """The first and last date of the papers (of `sections`, else the issue); the issue's window
-    when none is dated."""
-    chosen = issue.sections if sections is None else sections
-    dated = [p.published for s in chosen for p in s.all_papers if p.published is not None]
+def paper_dates(issue: Issue) -> tuple[datetime, datetime]:
+    """The first and last date of the issue's papers (every section, whatever a variant shows,
+    so every reader sees one range); the issue's window when none is dated."""
+    dated = [p.published for s in issue.sections for p in s.all_papers if p.published is not None]
     if not dated:
         return issue.start, issue.end
     return min(dated), max(dated)
@@ -267,7 +264,7 @@ def build_context(
     every = {p.id for s in capped for p in s.all_papers}
     total = len(every)
     counts = {"total": total, "shown": len(shown), "web_only": total - len(shown)}
-    first, last = paper_dates(issue, sections)
+    first, last = paper_dates(issue)
     return {
         "lang": config.lang,
         "title": config.title,

@@ -76,8 +76,13 @@ class Signups:
                 )
             )
             self._queue(conn, email, request, now)
-            conn.execute(signups.delete().where(signups.c.created_at < now - KEEP))
+            _forget_old(conn, now)
         return request
+
+    def forget_old(self) -> None:
+        """Forget requests nobody confirmed within `KEEP` (the mail worker calls this)."""
+        with self.db.write() as conn:
+            _forget_old(conn, self.db.clock())
 
     def again(self, request: str, resend_window: timedelta) -> bool:
         """Queue one more confirmation of a request (its link expired); False when too soon."""
@@ -185,3 +190,7 @@ class Signups:
                 kind=CONFIRM, email=email, ref=request, created_at=now, due_at=now, attempts=0
             )
         )
+
+
+def _forget_old(conn: sa.Connection, now: datetime) -> None:
+    conn.execute(signups.delete().where(signups.c.created_at < now - KEEP))

@@ -205,11 +205,11 @@ def build_issue(
         end=end if use_window else None,
         exclude_ids=exclude_ids,
     )
-    if not use_window:
-        # Papers given by hand cover their own dates; the header should say which.
-        dated = sorted(_aware(p.published) for p in chosen if p.published is not None)
-        if dated:
-            start, end = dated[0], dated[-1]
+    # The issue covers its papers' dates (the window only bounds them): the email's header, the
+    # web page and the archive all say the same range, whatever topics a reader chose.
+    dated = sorted(_aware(p.published) for p in chosen if p.published is not None)
+    if dated:
+        start, end = dated[0], dated[-1]
     groups, scores = group_with_scores(chosen, config, background)
     issue = assemble_issue(
         groups,

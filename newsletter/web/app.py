@@ -4,9 +4,9 @@ preferences, the issue archive and its Atom feed. A Starlette app served by uvic
     create_app(config)                  the ASGI app (tests drive it with Starlette's TestClient)
     serve(config, host, port, dev)      run it; refuses to start without a secret key
 
-The handlers live in `web_archive` (public pages) and `web_subscribe` (subscription pages); the
-store work behind them in `web_actions`; headers, rate limits and the CSRF reasoning in
-`web_security`. Confirmation emails go out from the app's own mail worker (`web.mailer`), which
+The handlers live in `web.archive` (public pages) and `web.subscribe` (subscription pages); the
+store work behind them in `web.actions`; headers, rate limits and the CSRF reasoning in
+`web.security`. Confirmation emails go out from the app's own mail worker (`web.mailer`), which
 runs while the app runs (its lifespan), never from a page.
 """
 
@@ -155,7 +155,7 @@ def serve(config: Config, host: str = "127.0.0.1", port: int = 8000, dev: bool =
     """Serve the subscription pages and the archive until interrupted."""
     keys = server_keys(dev)
     base = urlsplit(config.base_url)
-    if base.hostname in ("localhost", "127.0.0.1") and (base.port or 80) != port:
+    if config.base_url_is_loopback and (base.port or 80) != port:
         # the links in confirmation emails point at base_url, not at this server
         print(
             f"warning: base_url is {config.base_url} but the server listens on port {port}; "

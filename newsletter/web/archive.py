@@ -77,7 +77,8 @@ async def issue_page(request: Request) -> Response:
         )
     issue = archived.issue
     ids_in_email = {p.id for s in issue.sections for p in s.papers}
-    view = issue_page_view(issue, st.config)
+    # summarising every paper is CPU work: off the event loop, like the store call above
+    view = await run_in_threadpool(issue_page_view, issue, st.config)
     return page(
         request,
         "issue.html",

@@ -118,6 +118,7 @@ class Mailer:
 
     def run_once(self) -> int:
         """Send every confirmation that is due now; return how many went out."""
+        self.store.signups.forget_old()  # requests nobody confirmed go, whatever else happens
         sent = 0
         while not self._stop.is_set():
             items = self.store.mail_queue.claim(LEASE, BATCH)

@@ -16,9 +16,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from newsletter.cli import readiness
+from newsletter.cli.dns_records import public_key_text
 from newsletter.cli.scaffold import make_folder
 from newsletter.config import load_config
-from newsletter.delivery.dns_records import DnsUnavailable, public_key_text
+from newsletter.errors import DnsUnavailable
 from tests.support.dns_server import dns_server
 from tests.support.paths import REPO
 from tests.support.smtp_server import smtp_server

@@ -20,9 +20,16 @@ from newsletter.errors import NewsletterError, RenderError, TokenError
 from newsletter.models import Paper
 from newsletter.preview import files as preview
 from newsletter.preview import server as preview_server
-from newsletter.preview.links import EXAMPLE_SUBSCRIBER, PREVIEW_KEY, example_links, fill
+from newsletter.preview.links import (
+    EXAMPLE_ID,
+    EXAMPLE_SUBSCRIBER,
+    PREVIEW_KEY,
+    example_links,
+    fill,
+)
 from newsletter.render.renderer import render_issue
 from newsletter.sources import read_source
+from newsletter.store.schema import new_id
 from newsletter.topics.issue import build_issue
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
@@ -79,7 +86,9 @@ def test_write_preview_writes_the_exact_mime_parts(
     assert links.preferences in hrefs and links.unsubscribe in hrefs
     # A real-looking token, but signed with a key no server holds: it unsubscribes no one.
     token = links.unsubscribe.split("token=")[1]
-    assert read_token("unsubscribe", token, [PREVIEW_KEY]) == EXAMPLE_SUBSCRIBER
+    # like a real link it carries an opaque id of the same form, never the address
+    assert read_token("unsubscribe", token, [PREVIEW_KEY]) == EXAMPLE_ID
+    assert len(EXAMPLE_ID) == len(new_id()) and "@" not in EXAMPLE_ID
     with pytest.raises(TokenError):
         read_token("unsubscribe", token, ["a-real-server-key-0123456789"])
     assert EXAMPLE_SUBSCRIBER in (out / "index.html").read_text(encoding="utf-8")

@@ -618,3 +618,16 @@ def test_a_paper_that_cannot_be_rendered_is_named_with_its_field():
     message = str(info.value)
     assert f"paper {bad.id}" in message and "abstract" in message, message
     assert "fix the template" not in message
+
+
+def test_every_variant_shows_the_same_date_range() -> None:
+    # a reader of one topic sees the issue's dates, not only those of the papers they chose
+    config = default_config()
+    early = paper(1, "Early paper", published=datetime(2026, 11, 20, tzinfo=timezone.utc))
+    late = paper(2, "Late paper", published=datetime(2026, 11, 25, tzinfo=timezone.utc))
+    issue = issue_of({"A": [early], "B": [late]}, config)
+    whole = visible_text(render_issue(issue, config.render_settings()).html)
+    only_a = visible_text(
+        render_issue(issue, config.render_settings(), topics=frozenset({"A"})).html
+    )
+    assert "20–25 Nov 2026" in whole and "20–25 Nov 2026" in only_a

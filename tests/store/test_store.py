@@ -570,3 +570,14 @@ def test_the_mail_queue_claims_defers_and_hides_a_claimed_row(store, clock):
     assert (again.attempts, again.last_error) == (2, "421 try later")
     store.mail_queue.done(again)
     assert store.mail_queue.waiting() == [] and store.mail_queue.next_due() is None
+
+
+def test_requests_nobody_confirms_are_forgotten_after_30_days(store, clock):
+    request = store.signups.open(Subscriber("late@example.org"), timedelta(hours=24))
+    assert request is not None
+    clock.now += timedelta(days=29)
+    store.signups.forget_old()
+    assert store.signups.get(request) is not None  # still within the 30 days
+    clock.now += timedelta(days=2)
+    store.signups.forget_old()  # what the confirmation worker does every round
+    assert store.signups.get(request) is None

@@ -81,7 +81,10 @@ def test_window_keeps_the_last_seven_days_and_undated_papers():
     ]
     issue = build_issue(papers, config(), now=NOW)
     assert sorted(p.id for p in issue.papers) == ["2611.00002", "2611.00004", "2611.00006"]
-    assert issue.start == NOW - timedelta(days=7) and issue.end == NOW
+    # the issue says its papers' dates, not the window's: one range for every reader
+    assert issue.start == NOW - timedelta(days=6) and issue.end == NOW
+    undated = build_issue([paper(6)], config(), now=NOW)
+    assert undated.start == NOW - timedelta(days=7) and undated.end == NOW
 
 
 def test_window_days_comes_from_the_config():

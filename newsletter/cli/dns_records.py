@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import logging
 import re
 from collections.abc import Callable
@@ -21,13 +22,11 @@ import dns.resolver
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from newsletter.errors import DnsUnavailable
+
 log = logging.getLogger(__name__)
 
 TxtLookup = Callable[[str], list[str]]  # name -> its TXT records ([] when there is none)
-
-
-class DnsUnavailable(Exception):
-    """DNS gave no answer (offline, timeout, server failure): the record could not be checked."""
 
 
 def resolver_lookup(nameserver: str | None = None, *, timeout: float = 5.0) -> TxtLookup:
@@ -55,14 +54,23 @@ def resolver_lookup(nameserver: str | None = None, *, timeout: float = 5.0) -> T
 
 
 def split_nameserver(value: str) -> tuple[str, int]:
-    """`1.2.3.4`, `1.2.3.4:5353`, `::1` or `[::1]:5353` -> (address, port)."""
+    """`1.2.3.4`, `1.2.3.4:5353`, `::1` or `[::1]:5353` -> (address, port); else ValueError."""
     bracketed = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d+))?", value)
     if bracketed:
-        return bracketed.group(1), int(bracketed.group(2) or 53)
-    if value.count(":") == 1:
+        host, port = bracketed.group(1), bracketed.group(2) or "53"
+    elif value.count(":") == 1:
         host, port = value.split(":")
-        return host, int(port)
-    return value, 53
+    else:
+        host, port = value, "53"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(
+            f"'{value}' is not IP[:PORT] (like 192.0.2.53 or 192.0.2.53:5353)"
+        ) from None
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"'{value}': the port must be a number from 1 to 65535")
+    return host, int(port)
 
 
 # -- what the records say ------------------------------------------------------------------------
