@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from newsletter.audience import audience, load_subscribers, make_subscriber, normalize_email
 from newsletter.cli.output import table
-from newsletter.errors import NotFoundError, SubscribersError
+from newsletter.errors import SubscribersError
 from newsletter.models import Subscriber
 from newsletter.store import Store, Suppression
 
@@ -37,9 +37,7 @@ def audience_rows(
     config: Config, subscribers: Path | None = None
 ) -> tuple[list[AudienceRow], list[str]]:
     """Everyone the program knows of: the file's entries (`subscribers`, else the config's)
-    and the state's, with their status."""
-    if subscribers is not None and not subscribers.is_file():
-        raise NotFoundError(f"{subscribers}: no such subscribers file; check --subscribers")
+    and the state's, with their status (`--subscribers` was checked by its option)."""
     listed = load_subscribers(subscribers or config.subscribers_path, config.topic_names)
     with Store.from_config(config) as store:
         stored = store.stored_subscribers()
@@ -134,8 +132,6 @@ def existing_state(config: Config) -> Store | None:
 
 def preview_audience(config: Config, subscribers: Path | None, sections: Sequence[str]) -> str:
     """Who the previewed issue would reach and in how many variants (the state is not made)."""
-    if subscribers is not None and not subscribers.is_file():
-        raise NotFoundError(f"{subscribers}: no such subscribers file; check --subscribers")
     path = subscribers or config.subscribers_path
     listed = load_subscribers(path, config.topic_names)
     store = existing_state(config)

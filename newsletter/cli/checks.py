@@ -41,8 +41,7 @@ def run_checks(config: Config, *, smtp: bool = False, subscribers: Path | None =
 
 
 def _subscribers(config: Config, given: Path | None) -> list[str]:
-    if given is not None and not given.is_file():
-        return [f"{given}: no such subscribers file; check --subscribers"]
+    # a `--subscribers FILE` that does not exist was refused by the option already
     path = given or config.subscribers_path
     if not path.is_file():
         # not a problem: an audience may come only from the web form and imports

@@ -12,22 +12,14 @@ import pytest
 from click.testing import CliRunner
 
 from newsletter.cli.main import cli
+from tests.support.cli import newsletter
 from tests.support.paths import DATA, REPO
 from tests.support.smtp_server import SmtpServer
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run the real `python -m newsletter` process, as a user would."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("NEWSLETTER_CONFIG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "newsletter", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd or REPO,
-        env=env,
-        timeout=120,
-    )
+    return newsletter(*args, cwd=cwd)
 
 
 def all_commands(group: click.Group, prefix: str = "newsletter") -> list[str]:

@@ -6,7 +6,6 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,24 +14,10 @@ from newsletter.cli.options import read_secrets_file
 from newsletter.cli.scaffold import make_folder
 from newsletter.config import load_config
 from newsletter.errors import AlreadyExistsError, WriteError
+from tests.support.cli import newsletter
 from tests.support.paths import REPO
 
 FILES = {"config.yaml", "subscribers.yaml", "secrets.env", ".gitignore"}
-
-
-def newsletter(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The real command in a shell that has no newsletter variables set."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for name in ("NEWSLETTER_CONFIG", "NEWSLETTER_SECRET_KEY", "NEWSLETTER_SMTP_PASSWORD"):
-        env.pop(name, None)
-    return subprocess.run(
-        [sys.executable, "-m", "newsletter", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=120,
-    )
 
 
 def test_init_then_check_and_run_from_inside_the_folder(tmp_path: Path):

@@ -6,9 +6,6 @@ lookup, the relay is aiosmtpd on 127.0.0.1 with STARTTLS and AUTH: nothing leave
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,27 +17,12 @@ from newsletter.cli.dns_records import public_key_text
 from newsletter.cli.scaffold import make_folder
 from newsletter.config import load_config
 from newsletter.errors import DnsUnavailable
+from tests.support.cli import newsletter
 from tests.support.dns_server import dns_server
-from tests.support.paths import REPO
 from tests.support.smtp_server import smtp_server
 
 DOMAIN = "papers.lab-mail.net"  # answered only by the local DNS server
 PASSWORD = "relay-password-for-the-test"
-
-
-def newsletter(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {**os.environ, "PYTHONPATH": str(REPO), **env}
-    for name in ("NEWSLETTER_CONFIG", "NEWSLETTER_SECRET_KEY", "NEWSLETTER_SMTP_PASSWORD"):
-        if name not in env:
-            environ.pop(name, None)
-    return subprocess.run(
-        [sys.executable, "-m", "newsletter", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=environ,
-        timeout=120,
-    )
 
 
 def statuses(stdout: str) -> dict[str, str]:

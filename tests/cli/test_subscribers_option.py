@@ -3,44 +3,34 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import newsletter
 from tests.support.paths import REPO
 
 EXAMPLE = "subscribers.example.yaml"
 
 
-def newsletter(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "NEWSLETTER_SECRET_KEY": "k" * 40}
-    env.pop("NEWSLETTER_CONFIG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "newsletter", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=120,
-    )
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return newsletter(*args, cwd=cwd, NEWSLETTER_SECRET_KEY="k" * 40)
 
 
 @pytest.fixture
 def quick_start(tmp_path: Path) -> Path:
     """A folder after the README's quick start (the bundled config, the example subscribers)."""
     shutil.copy(REPO / EXAMPLE, tmp_path / EXAMPLE)
-    result = newsletter("run", "--papers", "sample", "--subscribers", EXAMPLE, cwd=tmp_path)
+    result = run("run", "--papers", "sample", "--subscribers", EXAMPLE, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert ", 4 subscribers; 4 sent, 0 failed" in result.stderr
     return tmp_path
 
 
 def test_subscribers_list_reads_the_file_run_sent_to(quick_start: Path):
-    result = newsletter("subscribers", "list", "--subscribers", EXAMPLE, cwd=quick_start)
+    result = run("subscribers", "list", "--subscribers", EXAMPLE, cwd=quick_start)
     assert result.returncode == 0, result.stderr
     for address in (
         "alice@example.org",
@@ -53,14 +43,14 @@ def test_subscribers_list_reads_the_file_run_sent_to(quick_start: Path):
         "subscribers: 4 receive the next issue; 0 pending, 0 suppressed (4 file)"
     )
     rows = json.loads(
-        newsletter(
+        run(
             "subscribers", "list", "--subscribers", EXAMPLE, "--format", "json", cwd=quick_start
         ).stdout
     )
     carol = next(r for r in rows if r["email"] == "carol@example.org")
     assert carol["format"] == "text" and carol["topics"] == ["Diffusion & Image Generation"]
     # without the option it reads the config's `subscribers.yaml`, which the quick start lacks
-    plain = newsletter("subscribers", "list", cwd=quick_start)
+    plain = run("subscribers", "list", cwd=quick_start)
     assert plain.stderr.strip().startswith("subscribers: 0 receive the next issue")
 
 
@@ -74,18 +64,18 @@ def test_a_missing_subscribers_file_is_one_line_and_nonzero(quick_start: Path):
 
 def test_check_reads_the_given_subscribers_file(tmp_path: Path):
     shutil.copy(REPO / EXAMPLE, tmp_path / EXAMPLE)
-    good = newsletter("check", "--subscribers", EXAMPLE, cwd=tmp_path)
+    good = run("check", "--subscribers", EXAMPLE, cwd=tmp_path)
     assert good.returncode == 0, good.stderr
     assert "does not exist" not in good.stderr  # the given file, not subscribers.yaml
     (tmp_path / "bad.yaml").write_text("- email: ann@example.org\n  topics: [Cooking]\n")
-    bad = newsletter("check", "--subscribers", "bad.yaml", cwd=tmp_path)
+    bad = run("check", "--subscribers", "bad.yaml", cwd=tmp_path)
     assert bad.returncode == 1
     assert "bad.yaml: line 2: ann@example.org: unknown topic 'Cooking'" in bad.stderr
 
 
 def test_preview_says_who_the_issue_would_reach(tmp_path: Path):
     shutil.copy(REPO / EXAMPLE, tmp_path / EXAMPLE)
-    result = newsletter("preview", "--papers", "sample", "--subscribers", EXAMPLE, cwd=tmp_path)
+    result = run("preview", "--papers", "sample", "--subscribers", EXAMPLE, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stderr.strip().splitlines()
     # alice and dave get every topic, bob two topics, carol one topic as text: three variants

@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
-from tests.support.paths import DATA, REPO
+from tests.support.cli import newsletter
+from tests.support.paths import DATA
 
 LABELLED = DATA / "sample-topics.jsonl"
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("NEWSLETTER_CONFIG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "newsletter", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=120,
-    )
+    return newsletter(*args)
 
 
 def independent_scores(expected: list[str], got: list[str]) -> tuple[float, float, float]:
