@@ -240,10 +240,11 @@ def test_min_score_asks_for_hits_not_for_weight() -> None:
     assert strict.assign(paper("A model")).topic == "T"  # a title hit: 1 + ln 3
 
 
-def test_bundled_table_gives_broad_words_low_weights() -> None:
-    m = TopicMatcher([topic("T", "language model", "learning", "speculative decoding")])
-    assert m.specificity("learning") < m.specificity("language model") < 1.0
-    assert m.specificity("speculative decoding") > 2.0
+def test_bundled_table_gives_broad_words_low_weights_within_a_narrow_band() -> None:
+    m = TopicMatcher([topic("T", "model", "language model", "speculative decoding")])
+    weights = [m.specificity(k) for k in ("model", "language model", "speculative decoding")]
+    assert weights == sorted(weights) and weights[1] < 1.0 < weights[2]
+    assert weights[0] > 0.5 and weights[2] < 1.5  # a few hundred papers cannot swing them far
 
 
 # -- learned keywords ---------------------------------------------------------------------------
