@@ -3,6 +3,7 @@
     python bench/topics.py EVAL.jsonl [--config config.yaml] [--counting log|...|all] [--runs 7]
                            [--no-cli] [--show GROUP]
     python bench/topics.py EVAL.jsonl --ruleset bench/rulesets/arxiv-a.yaml [--ruleset ...]
+                           [--batch-size 83]
 
 EVAL is a JSON Lines file of arXiv papers with `id`, `title`, `abstract` and `primary_category`
 (in this project's workspace: ../shared/eval/arxiv-labeled.jsonl; it is not in the repository).
@@ -15,13 +16,16 @@ substring counts, no word boundaries, no variants, no exclude/require).
 `--ruleset` mode: each topic of the rule set stands for the arXiv categories named in its
 `description` ("arXiv cs.SD, eess.AS"); a paper of such a category is "mapped", and correct when
 it lands in that topic. Prints accuracy and Other share over the mapped papers for the scoring
-variants side by side (the engine as it was, each step added, the default), on all the papers.
+variants side by side (the engine as it was, each step added, the default), on all the papers
+grouped as one batch, or with `--batch-size N` in batches of N (each with a fresh matcher, so the
+background is the bundled table and that batch alone: what a first run sees).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import os
 import re
@@ -46,6 +50,7 @@ from newsletter.topics.engine import (  # noqa: E402
     TopicMatcher,
     assign_all,
 )
+from newsletter.topics.specificity import DocumentFrequencies  # noqa: E402
 
 REASON = "LLM Reasoning"
 AGENTS = "Agents & Tool Use"
@@ -189,21 +194,32 @@ VARIANTS: list[tuple[str, dict[str, object]]] = [
         "before (per-field log, no weights)",
         {"counting": "log", "specificity": False, "breadth": 0, "learned_weight": 0},
     ),
-    ("+ specificity", {"counting": "log", "breadth": 0, "learned_weight": 0}),
-    ("+ pooled fields", {"breadth": 0, "learned_weight": 0}),
-    ("+ breadth 0.5 (default)", {"learned_weight": 0}),
+    ("+ specificity", {"counting": "log", "breadth": 0, "shrink": 0, "learned_weight": 0}),
+    ("+ pooled fields", {"breadth": 0, "shrink": 0, "learned_weight": 0}),
+    ("+ breadth 0.5", {"shrink": 0, "learned_weight": 0}),
+    ("+ weights drawn towards 1 (default)", {"learned_weight": 0}),
     ("  breadth 0.75", {"breadth": 0.75, "learned_weight": 0}),
+    ("  without the bundled table", {"table": DocumentFrequencies(0), "learned_weight": 0}),
     ("  default, one paper at a time", {"one_by_one": True, "learned_weight": 0}),
     ("+ learned keywords (learned_weight 0.5)", {"learned_weight": 0.5}),
     ("  learned_weight 1.0", {"learned_weight": 1.0}),
 ]
 
 
+def batches(papers: list[Paper], size: int | None) -> list[list[Paper]]:
+    """All the papers as one batch, or batches of `size` in an order set by a hash of the ids
+    (mixed fields, as a week's papers are): a first run, with a background of one batch."""
+    if not size:
+        return [papers]
+    order = sorted(papers, key=lambda p: hashlib.sha256(p.id.encode()).hexdigest())
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
 def categories_of(topic: Topic) -> list[str]:
     return re.findall(r"\b[a-z][a-z-]*\.[A-Za-z-]+\b", topic.description)
 
 
-def report_ruleset(path: Path, rows: list[tuple[Paper, str]]) -> None:
+def report_ruleset(path: Path, rows: list[tuple[Paper, str]], batch_size: int | None) -> None:
     """Accuracy and Other share on the papers of the categories the rule set's topics name."""
     config = load_config(path)
     topics = config.topic_rules
@@ -213,6 +229,8 @@ def report_ruleset(path: Path, rows: list[tuple[Paper, str]]) -> None:
     papers = [p for p, _ in rows]
     mapped = [(i, wanted[cat]) for i, (_, cat) in enumerate(rows) if cat in wanted]
     print(f"\n== {path}: {len(topics)} topics, {len(mapped)} of {len(rows)} papers mapped")
+    if batch_size:
+        print(f"   grouped in batches of {batch_size}, each by a fresh matcher")
     naive = NaiveMatcher(topics, config.grouping)
     got = [naive.topic(papers[i]) for i, _ in mapped]
     ok = sum(g == e for g, (_, e) in zip(got, mapped, strict=True))
@@ -226,12 +244,15 @@ def report_ruleset(path: Path, rows: list[tuple[Paper, str]]) -> None:
         grouping = config.grouping
         if "learned_weight" in opts:
             grouping = grouping.model_copy(update={"learned_weight": opts.pop("learned_weight")})
-        matcher = TopicMatcher(topics, grouping, **opts)  # type: ignore[arg-type]
         t0 = time.perf_counter()
-        if one_by_one:
-            assigned = [matcher.assign(p).topic for p in papers]
-        else:
-            assigned = [a.topic for a in assign_all(papers, matcher)]
+        by_id: dict[str, str] = {}
+        for batch in batches(papers, batch_size):
+            matcher = TopicMatcher(topics, grouping, **opts)  # type: ignore[arg-type]
+            if one_by_one:
+                by_id.update((p.id, matcher.assign(p).topic) for p in batch)
+            else:
+                by_id.update((a.paper_id, a.topic) for a in assign_all(batch, matcher))
+        assigned = [by_id[p.id] for p in papers]
         wall = time.perf_counter() - t0
         ok = sum(assigned[i] == e for i, e in mapped)
         other = sum(assigned[i] == OTHER for i, _ in mapped)
@@ -288,6 +309,12 @@ def main() -> None:
         action="append",
         help="a rule set whose topics name arXiv categories in their description (repeatable)",
     )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="N",
+        help="with --ruleset: group the papers in batches of N, as first runs would (default: one)",
+    )
     parser.add_argument("--config", type=Path, default=REPO / "config.yaml")
     parser.add_argument("--samples", type=Path, default=REPO / "tests/data/samples")
     parser.add_argument("--counting", default=DEFAULT_COUNTING, choices=[*COUNTING, "all"])
@@ -302,7 +329,7 @@ def main() -> None:
     if args.ruleset:
         rows = read_eval(args.eval)
         for path in args.ruleset:
-            report_ruleset(path, rows)
+            report_ruleset(path, rows, args.batch_size)
         return
 
     config = load_config(args.config)

@@ -26,7 +26,13 @@ from newsletter.errors import ConfigError
 from newsletter.models import OTHER, Assignment, Hit, Paper, Topic, TopicScore
 from newsletter.topics.learn import clear_topic, learn, words_of
 from newsletter.topics.matching import EXCLUDE, KEYWORD, KeywordFinder, Owner
-from newsletter.topics.specificity import Background, DocumentFrequencies, bundled, weight
+from newsletter.topics.specificity import (
+    SHRINK_DOCS,
+    Background,
+    DocumentFrequencies,
+    bundled,
+    weight,
+)
 from newsletter.topics.wordforms import term_key
 
 if TYPE_CHECKING:  # pydantic is slow to import; the CLI has loaded the config by the time we run
@@ -75,6 +81,7 @@ class TopicMatcher:
         specificity: bool = True,
         breadth: float = 0.5,
         table: DocumentFrequencies | None = None,
+        shrink: float = SHRINK_DOCS,
     ) -> None:
         if grouping is None:
             # the defaults, without making every caller of the engine import pydantic
@@ -92,8 +99,13 @@ class TopicMatcher:
         self._requires = frozenset(i for i, t in enumerate(self.topics) if t.require)
         self._keywords = KeywordFinder(self.topics)
         self._table = table if table is not None else bundled()
+        self._shrink = shrink
         self.background = Background(
-            self._keywords.term_keys, self._keywords.topic_terms, self._table, breadth=breadth
+            self._keywords.term_keys,
+            self._keywords.topic_terms,
+            self._table,
+            breadth=breadth,
+            shrink=shrink,
         )
         self._seen_ids: set[str] = set()
         # the words each topic's keywords hold: never learnt again for that topic
@@ -155,7 +167,7 @@ class TopicMatcher:
         docs = self._table.docs + len(known)
         share = self.grouping.learned_weight
         self._learned_gain = {
-            w: share * weight(self._table.df(w) + df[w], docs) for w in self._learned
+            w: share * weight(self._table.df(w) + df[w], docs, self._shrink) for w in self._learned
         }
         log.debug("learned keywords: %s", self.learned_keywords())
         return [w if contested else None for w, (_, contested) in zip(words, status, strict=True)]

@@ -154,8 +154,8 @@ def test_email_fits_the_width_and_shows_every_title(
     assert overflow <= width, f"horizontal scroll at {width} px: content is {overflow} px wide"
     titles = expected_titles(sample)
     # four a topic at most, the rest behind "+N more" links (how many topics have fewer than four
-    # papers depends on the grouping: specificity and the HF key phrases regrouped both issues)
-    assert len(titles) == {"sample": 36, "rich": 28}[case]
+    # papers depends on the grouping: the keyword weights' background regrouped both issues)
+    assert len(titles) == {"sample": 40, "rich": 29}[case]
     problems = page.evaluate(FIND_TITLES, {"titles": titles, "width": width})
     assert not problems, "\n".join(problems)
 
