@@ -37,8 +37,16 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], flex: int) -> s
     return "\n".join(lines)
 
 
+def json_list(items: Sequence[object]) -> str:
+    """A JSON list with one item per line: readable, and written by the C encoder (`indent`
+    would fall back to the pure-Python one, a third of `topics assign` on 3,739 papers)."""
+    if not items:
+        return "[]"
+    return "[\n" + ",\n".join(json.dumps(item, ensure_ascii=False) for item in items) + "\n]"
+
+
 def papers_json(papers: Sequence[Paper]) -> str:
-    return json.dumps([p.to_dict() for p in papers], ensure_ascii=False, indent=2)
+    return json_list([p.to_dict() for p in papers])
 
 
 def papers_table(papers: Sequence[Paper]) -> str:
@@ -69,8 +77,7 @@ def assignment_dict(paper: Paper, a: Assignment) -> dict[str, object]:
 
 
 def assignments_json(papers: Sequence[Paper], assignments: Sequence[Assignment]) -> str:
-    items = [assignment_dict(p, a) for p, a in zip(papers, assignments, strict=True)]
-    return json.dumps(items, ensure_ascii=False, indent=2)
+    return json_list([assignment_dict(p, a) for p, a in zip(papers, assignments, strict=True)])
 
 
 def assignments_table(papers: Sequence[Paper], assignments: Sequence[Assignment]) -> str:

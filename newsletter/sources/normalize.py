@@ -54,9 +54,11 @@ def normalize_text(value: object) -> str:
     """Return `value` as NFC text without control characters, whitespace runs as one space."""
     if value is None:
         return ""
-    text = _SURROGATE.sub("\ufffd", str(value))
-    text = unicodedata.normalize("NFC", _CONTROL.sub("", text))
-    return _SPACE.sub(" ", text).strip()
+    text = _CONTROL.sub("", str(value))
+    if not text.isascii():  # ASCII has no surrogates and is its own NFC: most text skips both
+        text = unicodedata.normalize("NFC", _CONTROL.sub("", _SURROGATE.sub("\ufffd", text)))
+    # split() cuts at the same whitespace as `\s+`, in C: several times faster on an abstract
+    return " ".join(text.split())
 
 
 def _cut(text: str, limit: int) -> str:
@@ -89,12 +91,24 @@ def _link(value: object) -> tuple[str | None, str]:
     return text, ""
 
 
+class _PunctuationToSpace(dict[int, int]):
+    """A `str.translate` table of Unicode punctuation and symbols (categories P*, S*) to a space,
+    filled as characters are first seen, so translating runs in C after the first time."""
+
+    def __missing__(self, codepoint: int) -> int:
+        kept = 32 if unicodedata.category(chr(codepoint))[0] in "PS" else codepoint
+        self[codepoint] = kept
+        return kept
+
+
+_PUNCTUATION_TO_SPACE = _PunctuationToSpace()
+
+
 def title_key(title: str) -> str:
     """Return the form of a title used to match duplicates: casefolded, punctuation as spaces."""
     text = unicodedata.normalize("NFKC", normalize_text(title)).casefold()
     # Punctuation becomes a space so "Text-to-Image" and "Text to Image" agree.
-    text = "".join(" " if unicodedata.category(ch)[0] in "PS" else ch for ch in text)
-    return _SPACE.sub(" ", text).strip()
+    return _SPACE.sub(" ", text.translate(_PUNCTUATION_TO_SPACE)).strip()
 
 
 def arxiv_id(value: str | None) -> str | None:
