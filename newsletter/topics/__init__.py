@@ -1,7 +1,7 @@
 """Group papers by topic with the keyword rules, and build the week's issue from them; measure
 the rules against labelled papers and suggest keywords for them."""
 
-from newsletter.topics.engine import TopicMatcher, assign_all, compile_topics, group
+from newsletter.topics.engine import TopicMatcher, assign_all, compile_topics
 from newsletter.topics.evaluation import Evaluation, evaluate
 from newsletter.topics.explanation import explain
 from newsletter.topics.issue import build_issue, default_now, issue_id_for
@@ -17,7 +17,6 @@ __all__ = [
     "default_now",
     "evaluate",
     "explain",
-    "group",
     "issue_id_for",
     "suggest",
 ]

@@ -340,13 +340,3 @@ def assign_all(papers: Sequence[Paper], matcher: TopicMatcher) -> list[Assignmen
     other = sum(a.topic == OTHER for a in assignments)
     log.info("grouped %d papers into topics; %d in %s", len(papers), other, OTHER)
     return assignments
-
-
-def group(papers: Sequence[Paper], matcher: TopicMatcher) -> dict[str, list[Paper]]:
-    """Group papers by topic: topics in config order, empty ones left out, Other last."""
-    buckets: dict[str, list[Paper]] = {t.name: [] for t in matcher.topics}
-    buckets[OTHER] = []
-    for paper, assignment in zip(papers, assign_all(papers, matcher), strict=True):
-        for topic in assignment.topics:
-            buckets[topic].append(paper)
-    return {name: found for name, found in buckets.items() if found}

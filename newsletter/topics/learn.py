@@ -22,37 +22,19 @@ time to group them), results then depend on the batch as well as on the rules, a
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from newsletter.topics.wordforms import singular
+from newsletter.topics.wordforms import STOP_WORDS, log_odds_z, singular
 
 PER_TOPIC = 40
 MIN_PAPERS = 3  # a learned word is used by at least this many of the topic's clear papers
 MIN_LIFT = 2.0  # ... and is this many times as common among them as among all papers
-PRIOR = 500.0  # total pseudo-count of the informative prior
 CLEAR_SCORE = 2.0  # a clear paper's best topic scores at least this
 CLEAR_RATIO = 1.5  # ... and this many times the runner-up
 _WORD = re.compile(r"[^\W\d_][^\W_]+")
 _ASCII_WORD = re.compile(r"[a-z][a-z0-9]+", re.ASCII)  # the same on ASCII text, faster
-STOP_WORDS = frozenset(
-    re.findall(
-        r"\w+",
-        """a about above across after again against all also although am among an and any are
-        as at be because been before being below between both but by can could did do does
-        doing done down during each either et etc few for from further had has have having
-        here how however if in into is it its itself just may might more most much must no nor
-        not of off on once one only or other our ours out over own per same several should
-        since so some such than that the their them then there these they this those three
-        through thus to too two under until up upon us use used uses using very via was we
-        were what when where whether which while who whom whose why will with within without
-        would yet you your paper papers propose proposed present show shows shown approach
-        method methods result results based new novel work study existing different various
-        well""",
-    )
-)
 
 
 def words_of(text: str, cache: dict[str, str]) -> set[str]:
@@ -67,19 +49,6 @@ def words_of(text: str, cache: dict[str, str]) -> set[str]:
         found.add(form)
     found.discard("")
     return found
-
-
-def log_odds_z(y_t: float, y_r: float, total: float, mass_t: float, mass_r: float) -> float:
-    """The z-score of a term's log-odds in a topic against the rest (informative prior).
-
-    `y_t` and `y_r` count the term in the topic and the rest, `total` in all (its prior share is
-    `total / (mass_t + mass_r)`); `mass_t` and `mass_r` count every term in each part.
-    """
-    alpha = PRIOR * total / (mass_t + mass_r)
-    delta = math.log((y_t + alpha) / (mass_t + PRIOR - y_t - alpha)) - math.log(
-        (y_r + alpha) / (mass_r + PRIOR - y_r - alpha)
-    )
-    return delta / math.sqrt(1 / (y_t + alpha) + 1 / (y_r + alpha))
 
 
 def clear_topic(scores: Sequence[tuple[int, float]]) -> int | None:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import gzip
 import logging
 import math
-import re
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -41,7 +40,7 @@ from functools import cache
 from pathlib import Path
 
 from newsletter.resources import document_frequencies_path
-from newsletter.topics.wordforms import TERM_WORD, fold
+from newsletter.topics.wordforms import CLAUSE, TERM_WORD, fold
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +48,6 @@ MIN_WEIGHT = 0.1  # a keyword in nearly every paper still counts for something
 # A background of this many papers keeps half of each weight's distance from 1 (see `weight`).
 SHRINK_DOCS = 500.0
 # Phrases do not run across punctuation: "diffusion. Model" holds no "diffusion model".
-_CLAUSE = re.compile(r"[^\w\s\-\u2010\u2011]+")
 
 
 def weight(df: float, docs: float, shrink: float = SHRINK_DOCS) -> float:
@@ -67,7 +65,7 @@ def weight(df: float, docs: float, shrink: float = SHRINK_DOCS) -> float:
 def terms_of(text: str) -> set[str]:
     """Return the table keys a text holds: its words and its two-word phrases."""
     found: set[str] = set()
-    for clause in _CLAUSE.split(text):
+    for clause in CLAUSE.split(text):
         words = [fold(w) for w in TERM_WORD.findall(clause)]
         found.update(words)
         found.update(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))

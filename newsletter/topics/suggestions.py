@@ -14,35 +14,23 @@ are left out.
 
 from __future__ import annotations
 
-import math
-import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from newsletter.models import OTHER, Labelled, Topic
-from newsletter.topics.wordforms import acronym, singular, term_key
+from newsletter.topics.wordforms import (
+    CLAUSE,
+    STOP_WORDS,
+    TERM_WORD,
+    acronym,
+    log_odds_z,
+    singular,
+    term_key,
+)
 
-PRIOR = 500.0  # total pseudo-count of the prior: how far it pulls rare terms toward the mean
 MIN_PAPERS = 3  # a suggestion must be used by at least this many papers of its topic
 MIN_LIFT = 2.0  # ... and by at least twice the share of its topic's papers as of all papers
-_CLAUSE = re.compile(r"[^\w\s\-\u2010\u2011]+")
-_WORD = re.compile(r"[^\W_]+")
-_STOP = frozenset(
-    re.findall(
-        r"\w+",
-        """a about above across after again against all also although am among an and any are as
-    at be because been before being below between both but by can could did do does doing done
-    down during each either et etc few for from further had has have having here how however i
-    if in into is it its itself just may might more most much must no nor not of off on once
-    one only or other our ours out over own per same several should since so some such than
-    that the their them then there these they this those three through thus to too two under
-    until up upon us use used uses using very via was we were what when where whether which
-    while who whom whose why will with within without would yet you your paper papers propose
-    proposed present show shows shown approach method methods result results based new novel
-    work study existing different various well""",
-    )
-)
 
 
 @dataclass(frozen=True)
@@ -56,9 +44,9 @@ class Suggestion:
 def _terms(text: str, shapes: dict[str, Counter[bool]]) -> set[str]:
     """A paper's candidate terms (table keys); note for each word whether it was in capitals."""
     found: set[str] = set()
-    for clause in _CLAUSE.split(text):
+    for clause in CLAUSE.split(text):
         words = []
-        for raw in _WORD.findall(clause):
+        for raw in TERM_WORD.findall(clause):
             core = acronym(raw)
             key = core.lower() if core else singular(raw.lower())
             shapes.setdefault(key, Counter())[core is not None] += 1
@@ -73,7 +61,7 @@ def _terms(text: str, shapes: dict[str, Counter[bool]]) -> set[str]:
 
 
 def _content(word: str) -> bool:
-    return len(word) > 2 and word not in _STOP and not word.isdigit()
+    return len(word) > 2 and word not in STOP_WORDS and not word.isdigit()
 
 
 def _display(term: str, shapes: dict[str, Counter[bool]]) -> str:
@@ -128,11 +116,7 @@ def suggest(
             y_r = total[term] - y_t
             if y_t / size[topic.name] < MIN_LIFT * total[term] / n_papers:
                 continue  # not used much more often in the topic than in papers at large
-            alpha = PRIOR * total[term] / mass_all
-            delta = math.log((y_t + alpha) / (mass_t + PRIOR - y_t - alpha)) - math.log(
-                (y_r + alpha) / (mass_r + PRIOR - y_r - alpha)
-            )
-            z = delta / math.sqrt(1 / (y_t + alpha) + 1 / (y_r + alpha))
+            z = log_odds_z(y_t, y_r, total[term], mass_t, mass_r)
             if z > 0:
                 ranked.append((-z, term, y_t, y_r))
         ranked.sort()

@@ -6,6 +6,7 @@ import graph.
 
 from __future__ import annotations
 
+import math
 import re
 
 TERM_WORD = re.compile(r"[^\W_]+")  # a word of a term: letters and digits
@@ -68,3 +69,42 @@ def fold(word: str) -> str:
 def term_key(keyword: str) -> str:
     """Normalise a keyword or phrase to its table key: lower case, singular words, one space."""
     return " ".join(fold(w) for w in TERM_WORD.findall(keyword))
+
+
+# Words that say nothing of a paper's topic (for learned keywords and suggestions).
+STOP_WORDS = frozenset(
+    re.findall(
+        r"\w+",
+        """a about above across after again against all also although am among an and any are
+        as at be because been before being below between both but by can could did do does
+        doing done down during each either et etc few for from further had has have having
+        here how however if in into is it its itself just may might more most much must no nor
+        not of off on once one only or other our ours out over own per same several should
+        since so some such than that the their them then there these they this those three
+        through thus to too two under until up upon us use used uses using very via was we
+        were what when where whether which while who whom whose why will with within without
+        would yet you your paper papers propose proposed present show shows shown approach
+        method methods result results based new novel work study existing different various
+        well""",
+    )
+)
+
+# A clause boundary: punctuation but hyphens (a term never runs across one).
+CLAUSE = re.compile(r"[^\w\s\-\u2010\u2011]+")
+
+PRIOR = 500.0  # total pseudo-count of the informative prior of the log-odds
+
+
+def log_odds_z(
+    y_t: float, y_r: float, total: float, mass_t: float, mass_r: float, *, prior: float = PRIOR
+) -> float:
+    """The z-score of a term's log-odds in a topic against the rest (informative prior).
+
+    `y_t` and `y_r` count the term in the topic and the rest, `total` in all (its prior share is
+    `total / (mass_t + mass_r)`); `mass_t` and `mass_r` count every term in each part.
+    """
+    alpha = prior * total / (mass_t + mass_r)
+    delta = math.log((y_t + alpha) / (mass_t + prior - y_t - alpha)) - math.log(
+        (y_r + alpha) / (mass_r + prior - y_r - alpha)
+    )
+    return delta / math.sqrt(1 / (y_t + alpha) + 1 / (y_r + alpha))

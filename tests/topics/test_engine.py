@@ -18,7 +18,6 @@ from newsletter.topics.engine import (
     TopicMatcher,
     assign_all,
     compile_topics,
-    group,
 )
 from newsletter.topics.specificity import DocumentFrequencies
 from tests.support.paths import DATA, REPO, SAMPLES
@@ -342,26 +341,6 @@ def test_multi_topic_adds_close_seconds_up_to_max_topics() -> None:
     assert strict.topics == ("A",)
 
 
-def test_group_keeps_topic_order_omits_empty_topics_and_puts_other_last() -> None:
-    m = matcher(
-        topic("A", "agent"),
-        topic("B", "robot"),
-        topic("Empty", "quasar"),
-        multi_topic=True,
-        secondary_ratio=0.1,
-    )
-    papers = [
-        paper("Stars", id="other"),
-        paper("A robot", id="robot"),
-        paper("An agent", "and a robot", id="both"),
-    ]
-    grouped = group(papers, m)
-    assert list(grouped) == ["A", "B", OTHER]
-    assert [p.id for p in grouped["A"]] == ["both"]
-    assert [p.id for p in grouped["B"]] == ["robot", "both"]
-    assert [p.id for p in grouped[OTHER]] == ["other"]
-
-
 def test_assign_all_keeps_input_order() -> None:
     m = compile_topics([topic("A", "agent"), topic("B", "robot")])
     got = assign_all([paper("robot", id="1"), paper("agent", id="2")], m)
@@ -476,8 +455,9 @@ def test_property_result_is_invariant_to_case(title_words, abstract_words) -> No
 # -- the default topics on real pages -----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def default_matcher() -> TopicMatcher:
+    """A fresh matcher per test: assigning a batch grows its background (the batch counts)."""
     config = load_config(REPO / "config.yaml")
     assert 8 <= len(config.topics) <= 14
     return compile_topics(config.topic_rules, config.grouping)

@@ -11,6 +11,7 @@ from newsletter.topics.issue import (
     build_issue,
     default_now,
     fill_caps,
+    group_with_scores,
     issue_id_for,
     make_sections,
     select_papers,
@@ -223,3 +224,23 @@ def test_issue_is_frozen():
     issue = build_issue([paper(1)], config(), now=NOW)
     with pytest.raises(AttributeError):
         issue.id = "other"  # type: ignore[misc]
+
+
+def test_grouping_keeps_topic_order_omits_empty_topics_and_puts_other_last() -> None:
+    rules = (
+        "topics:\n"
+        "  - {name: A, keywords: [agent]}\n"
+        "  - {name: B, keywords: [robot]}\n"
+        "  - {name: Empty, keywords: [quasar]}\n"
+        "grouping: {multi_topic: true, secondary_ratio: 0.1}\n"
+    )
+    papers = [
+        paper(1, "Stars"),
+        paper(2, "A robot"),
+        paper(3, "An agent and a robot"),
+    ]
+    grouped, _ = group_with_scores(papers, parse_config(rules).issue_settings())
+    assert list(grouped) == ["A", "B", OTHER]
+    assert [p.title for p in grouped["A"]] == ["An agent and a robot"]
+    assert [p.title for p in grouped["B"]] == ["A robot", "An agent and a robot"]
+    assert [p.title for p in grouped[OTHER]] == ["Stars"]
