@@ -516,8 +516,13 @@ def test_variant_labels_are_short_and_stable(issue: Issue) -> None:
     some = plan.selection(issue, frozenset({topics[2], topics[0], "Gone Topic"}))
     assert some == (topics[0], topics[2])  # issue order
     assert plan.selection(issue, frozenset()) == ()
-    label = plan.variant_label(some, "text")
-    assert label.startswith("text:") and len(label) < 40
-    assert label == plan.variant_label((topics[0], topics[2]), "text")
-    assert plan.variant_label(None, "html") == "html:all"
+    label = plan.variant_label(issue, some, "text")
+    assert label == "text:0.2"  # the sections' places in the issue: any sender can read it back
+    assert plan.parse_label(issue, label) == (some, "text")
+    assert plan.variant_label(issue, None, "html") == "html:all"
+    assert plan.parse_label(issue, "html:all") == (None, "html")
+    assert plan.parse_label(issue, plan.variant_label(issue, (), "html")) == ((), "html")
+    # the hashed labels of earlier versions, and places the issue does not have, are not read
+    for other in ("skip", "text:3f9a0c12d4e5", f"html:0.{len(topics)}", "pdf:all"):
+        assert plan.parse_label(issue, other) is None
     assert mail.list_id(make_config(Path("."))) == "papers-of-the-week.example.org"
