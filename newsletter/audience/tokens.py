@@ -126,16 +126,18 @@ class _Signing:
     """`URLSafeTimedSerializer.dumps` for a plain id, with the work that stays the same done once.
 
     itsdangerous builds a signer, derives the key from the secret and the salt, and builds two
-    HMAC objects for every token: 30 us, twice per message. Here the key is derived once (by the
-    signer itself), the timestamp is encoded once a second, and the value is signed with one call
-    to `hmac.digest`; the result is the same text `dumps` makes (tests compare the two).
+    HMAC objects for every token: 22 us, twice per message. Here the key is derived once (by the
+    signer itself) into an HMAC state that each token copies, and the timestamp is encoded once a
+    second: 4 us. The result is the same text `dumps` makes (tests compare the two).
     """
 
     def __init__(self, serializer: URLSafeTimedSerializer, clock: Callable[[], float]) -> None:
         signer = serializer.make_signer()
         assert isinstance(signer, TimestampSigner) and isinstance(signer.algorithm, HMACAlgorithm)
-        self._key = signer.derive_key()  # the newest key, as `dumps` signs with
-        self._digest = signer.algorithm.digest_method
+        # the newest key, as `dumps` signs with, in an HMAC state copied for each token (by name,
+        # so that it is OpenSSL's: itsdangerous' digest is a Python wrapper around hashlib.sha1)
+        name = signer.algorithm.digest_method().name
+        self._mac = hmac.new(signer.derive_key(), digestmod=name)
         self._sep = signer.sep.encode() if isinstance(signer.sep, str) else signer.sep
         self._clock = clock
         self._second = -1
@@ -150,8 +152,9 @@ class _Signing:
             self._stamp = base64.urlsafe_b64encode(int_to_bytes(second)).rstrip(b"=")
             self._second = second
         signed = payload + self._sep + self._stamp
-        mac = hmac.digest(self._key, signed, self._digest)
-        return (signed + self._sep + base64.urlsafe_b64encode(mac).rstrip(b"=")).decode()
+        mac = self._mac.copy()
+        mac.update(signed)
+        return (signed + self._sep + base64.urlsafe_b64encode(mac.digest()).rstrip(b"=")).decode()
 
 
 class TokenMaker:
