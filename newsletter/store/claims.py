@@ -24,14 +24,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from newsletter.errors import StoreError
 from newsletter.store.database import Database, db_message
-from newsletter.store.schema import MAX_ERROR_CHARS
-
-if TYPE_CHECKING:
-    from newsletter.store.recipients import Recipients
+from newsletter.store.schema import MAX_ERROR_CHARS, new_id
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +62,9 @@ _PG_TAKE = (
     "UPDATE ledger AS l SET lease_owner = %s, lease_until = now() + %s * interval '1 second' "
     f"FROM picked WHERE l.issue_id = picked.issue_id AND l.email = picked.email RETURNING {_SELECT}"
 )
+_ADD_ID = (
+    "INSERT INTO recipients (id, email, created_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
+)
 _PG_HELD = (
     "SELECT count(*), extract(epoch FROM min(lease_until) - now()) FROM ledger "
     "WHERE issue_id = %s AND status = 'pending' AND lease_owner <> %s AND lease_until >= now()"
@@ -87,12 +87,9 @@ def sender_name() -> str:
 class Claims:
     """One sender's rows of one issue: take them in batches, mark each, give back the rest."""
 
-    def __init__(
-        self, db: Database, recipients: Recipients, issue_id: str, lease_seconds: float
-    ) -> None:
+    def __init__(self, db: Database, issue_id: str, lease_seconds: float) -> None:
         self.db, self.issue_id, self.lease = db, issue_id, lease_seconds
         self.owner: str | None = None  # the lease owner; None on SQLite (no leases)
-        self.recipients = recipients
         self.marks = Marks(self)
 
     def take(self, n: int) -> list[Claimed]:
@@ -111,9 +108,21 @@ class Claims:
         """Give back the rows taken and not finished; close the connections."""
         self.marks.close()
 
-    def _with_ids(self, rows: list[Any]) -> list[Claimed]:
+    def _with_ids(self, conn: Any, rows: list[Any]) -> list[Claimed]:
+        """The claimed rows, each with its recipient id (made here for an address's first send,
+        in the claim's own transaction)."""
         missing = [r[0] for r in rows if r[5] is None]
-        made = self.recipients.ids(missing) if missing else {}
+        made: dict[str, str] = {}
+        if missing:
+            sql, stamp = self.db.sql, self.db.stamp(self.db.clock())
+            cur = conn.cursor()
+            # another sender may have made some meanwhile: theirs are kept
+            cur.executemany(sql(_ADD_ID), [(new_id(), email, stamp) for email in missing])
+            for start in range(0, len(missing), 500):
+                part = missing[start : start + 500]
+                marks = ", ".join(["%s"] * len(part))
+                cur.execute(sql(f"SELECT email, id FROM recipients WHERE email IN ({marks})"), part)
+                made.update(cur.fetchall())
         return [
             Claimed(r[0], r[1], r[2], int(r[3]), r[4], r[5] or made[r[0]], bool(r[6])) for r in rows
         ]
@@ -122,27 +131,24 @@ class Claims:
 class SqliteClaims(Claims):
     """The pending rows in address order, a batch at a time (one sender per SQLite state)."""
 
-    def __init__(
-        self, db: Database, recipients: Recipients, issue_id: str, lease_seconds: float
-    ) -> None:
-        super().__init__(db, recipients, issue_id, lease_seconds)
+    def __init__(self, db: Database, issue_id: str, lease_seconds: float) -> None:
+        super().__init__(db, issue_id, lease_seconds)
         self._last = ""
 
     def take(self, n: int) -> list[Claimed]:
         with self.db.raw() as conn:
             rows = conn.execute(_SQLITE_TAKE, (self.issue_id, self._last, n)).fetchall()
+            taken = self._with_ids(conn, rows)
         if rows:
             self._last = rows[-1][0]
-        return self._with_ids(rows)
+        return taken
 
 
 class PgClaims(Claims):
     """Rows claimed with a lease, which a heartbeat renews while the sender lives."""
 
-    def __init__(
-        self, db: Database, recipients: Recipients, issue_id: str, lease_seconds: float
-    ) -> None:
-        super().__init__(db, recipients, issue_id, lease_seconds)
+    def __init__(self, db: Database, issue_id: str, lease_seconds: float) -> None:
+        super().__init__(db, issue_id, lease_seconds)
         self.owner = sender_name()
         self._valid_until = time.monotonic() + lease_seconds
         self._stop = threading.Event()
@@ -152,7 +158,7 @@ class PgClaims(Claims):
     def take(self, n: int) -> list[Claimed]:
         with self.db.raw() as conn:
             rows = conn.execute(_PG_TAKE, (self.issue_id, n, self.owner, self.lease)).fetchall()
-        return self._with_ids(rows)
+            return self._with_ids(conn, rows)
 
     def held_elsewhere(self) -> float | None:
         with self.db.raw() as conn:
@@ -185,10 +191,10 @@ class PgClaims(Claims):
         super().close()
 
 
-def claims_for(db: Database, recipients: Recipients, issue_id: str, lease_seconds: float) -> Claims:
+def claims_for(db: Database, issue_id: str, lease_seconds: float) -> Claims:
     """The claims of one sender on one issue, as the database can take them."""
     kind = PgClaims if db.dialect == "postgresql" else SqliteClaims
-    return kind(db, recipients, issue_id, lease_seconds)
+    return kind(db, issue_id, lease_seconds)
 
 
 # -- marks ----------------------------------------------------------------------------------------
@@ -310,9 +316,10 @@ class _GroupCommit(_Writer):
     """One SQLite connection shared by the sending threads, committing their marks together.
 
     A thread that wants to write queues its statement; if no commit is under way it takes every
-    statement queued so far and commits them in one transaction, else it waits for the one under
-    way and for its own turn. Each call returns only once its own statement is committed, so a
-    thread still takes its next message only after its mark is on disk (in the WAL).
+    statement queued so far and commits them in one transaction (a statement alone runs as its
+    own transaction), else it waits for the one under way and for its own turn. Each call returns
+    only once its own statement is committed, so a thread still takes its next message only
+    after its mark is on disk (in the WAL).
     """
 
     def __init__(self, db: Database) -> None:
@@ -344,6 +351,9 @@ class _GroupCommit(_Writer):
             if self._raw is None:
                 self._raw = self._db.engine.raw_connection()
             db: sqlite3.Connection = self._raw.driver_connection
+            if len(batch) == 1:  # alone: one statement, its own transaction (one call, not three)
+                batch[0].count = db.execute(batch[0].sql, batch[0].params).rowcount
+                return
             db.execute("BEGIN IMMEDIATE")  # wait for the write lock up front
             try:
                 for ticket in batch:

@@ -97,7 +97,7 @@ class Store:
 
     def claims(self, issue_id: str, *, lease_seconds: float = 60.0) -> Claims:
         """One sender's share of an issue's pending rows (see `newsletter.store.claims`)."""
-        return claims_for(self.db, self.recipients, issue_id, lease_seconds)
+        return claims_for(self.db, issue_id, lease_seconds)
 
     @property
     def label(self) -> str:
@@ -230,8 +230,10 @@ class Store:
         ]
         if not rows:
             return 0
-        with self.db.write() as conn:  # the insert's row count: nothing counted before or after
-            return int(conn.execute(self.db.insert_ignore(subscribers), rows).rowcount)
+        # the rows the insert returns are the new ones: nothing is counted before or after
+        insert = self.db.insert_ignore(subscribers).returning(subscribers.c.id)
+        with self.db.write() as conn:
+            return len(conn.execute(insert, rows).all())
 
     def confirm_subscriber(self, email: str) -> bool:
         """Confirm a pending subscription; return False if there was none pending."""
