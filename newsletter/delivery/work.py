@@ -106,7 +106,9 @@ class Work:
             self._in_flight -= 1
             if retry is not None and not self.stopped:
                 heapq.heappush(self._retries, retry)
-            self._cond.notify_all()
+                self._cond.notify_all()  # a waiting thread may have to wait less long now
+            elif self._exhausted and not self._in_flight:
+                self._cond.notify_all()  # the last row: the waiting threads can end
 
     def stop(self) -> None:
         with self._cond:
