@@ -73,12 +73,18 @@ class Enqueued:
     audience: int  # people written (the audience of this run)
     new: int  # rows the ledger did not have before
     absent: int  # pending rows of people no longer in the audience, skipped
+    selections: tuple[Selection, ...] = ()  # the variants the audience gets, in first-seen order
 
 
 def audience_rows(
-    issue: Issue, audience: Iterable[Subscriber], *, send_empty: bool
+    issue: Issue,
+    audience: Iterable[Subscriber],
+    *,
+    send_empty: bool,
+    seen: dict[Selection, None] | None = None,
 ) -> Iterator[AudienceRow]:
-    """The ledger row of each subscriber: address, variant label, name."""
+    """The ledger row of each subscriber: address, variant label, name (`seen` collects the
+    selections the rows name)."""
     labels: dict[tuple[frozenset[str] | None, str], str] = {}  # a few topic choices, many people
     for sub in audience:
         key = (sub.topics, sub.format)
@@ -87,6 +93,8 @@ def audience_rows(
             sel = selection(issue, sub.topics)
             empty = sel == () and not send_empty
             label = labels[key] = SKIP if empty else variant_label(issue, sel, sub.format)
+            if seen is not None and not empty:
+                seen.setdefault(sel)
         yield sub.email, label, sub.name
 
 
@@ -95,7 +103,9 @@ def enqueue(
 ) -> Enqueued:
     """Stream everyone in `audience` into the ledger, then skip the pending rows of anyone who
     left it since (unsubscribed, or removed from the list)."""
-    written = ledger.write_audience(issue.id, audience_rows(issue, audience, send_empty=send_empty))
+    seen: dict[Selection, None] = {}
+    rows = audience_rows(issue, audience, send_empty=send_empty, seen=seen)
+    written = ledger.write_audience(issue.id, rows)
     absent = ledger.skip_absent(issue.id, written, ABSENT)
     log.info(
         "ledger %s: %d in the audience (%d new), %d no longer in it",
@@ -104,4 +114,4 @@ def enqueue(
         written.new,
         absent,
     )
-    return Enqueued(issue.id, written.rows, written.new, absent)
+    return Enqueued(issue.id, written.rows, written.new, absent, tuple(seen))

@@ -75,6 +75,7 @@ class _Run:
         self.sender = config.sender.address
         self.base = config.base_url
         self.templates: dict[tuple[Selection, str], MessageTemplate] = {}
+        self.labels: dict[str, tuple[Selection, str] | None] = {}  # ledger label -> variant
         self.lock = threading.Lock()  # the counts, the breaker and the progress; never the store
         self.seq = itertools.count()
         self.consecutive_errors = self.done = self.total = 0
@@ -124,7 +125,9 @@ class _Run:
         if row.variant == SKIP:
             self._skip(row.email, "none of the chosen topics has papers this week")
             return None
-        variant = parse_label(self.issue, row.variant)
+        variant = self.labels.get(row.variant)
+        if variant is None:
+            variant = self.labels[row.variant] = parse_label(self.issue, row.variant)
         if variant is None:  # written by another version of this program
             assert self.claims is not None
             self.claims.marks.pending(row.email, f"unknown variant {row.variant!r}", tried=False)
@@ -336,16 +339,20 @@ def deliver(
 ) -> DeliveryReport:
     """Send `issue` to every pending row of its ledger (this sender's share); return the counts.
 
-    `variants` gives the rendered email of a selection when a row first needs it (rendering it
-    then, if the mapping does). `transport` is opened here (when there is anything to send) and
-    closed. Setting `stop` ends the run after the messages in flight (`stopped_early`, rows kept).
+    `variants` gives the rendered email of a selection (rendering it then, if the mapping does):
+    those of `enqueued.selections` before the first message, any other when a row needs it.
+    `transport` is opened here (when there is anything to send) and closed. Setting `stop` ends
+    the run after the messages in flight (`stopped_early`, rows kept).
     """
-    started = time.perf_counter()
     if keys is None:
         keys = SecretKeys.from_env()
     run = _Run(issue, config, store, transport, keys, variants, retry or RetryPolicy(), progress)
     before = store.ledger.counts(issue.id)
     run.total = before["pending"]
+    if run.total and enqueued is not None:
+        for sel in enqueued.selections:  # before the first message (others when a row needs one)
+            variants[sel]
+    started = time.perf_counter()
     run.breaker = CircuitBreaker(run.total)
     run.report.already_sent = before["sent"]
     run.report.failed_before = before["failed"]

@@ -343,7 +343,8 @@ class _GroupCommit(_Writer):
         finally:
             with self._cond:
                 self._busy = False
-                self._cond.notify_all()
+                if len(batch) > 1 or self._queue:  # others wait: for their mark, or their turn
+                    self._cond.notify_all()
         return ticket.result()
 
     def _commit(self, batch: list[_Ticket]) -> None:

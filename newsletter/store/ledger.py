@@ -29,6 +29,7 @@ from newsletter.store.schema import (
     check_value,
     email_key,
     ledger,
+    new_ids,
 )
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ _ADD = (
 # PostgreSQL: the chunk is copied into a temporary table, then two statements do the same.
 _PG_CHUNK = (
     "CREATE TEMP TABLE IF NOT EXISTS audience_chunk "
-    "(email varchar(320) PRIMARY KEY, variant text, name text) ON COMMIT DELETE ROWS"
+    "(email varchar(320) PRIMARY KEY, variant text, name text, rid text) ON COMMIT DELETE ROWS"
 )
 _PG_REFRESH = (
     "UPDATE ledger AS l SET variant = a.variant, name = a.name, updated_at = %s "
@@ -71,6 +72,15 @@ _PG_REFRESH = (
 _PG_ADD = (
     "INSERT INTO ledger (issue_id, email, variant, name, status, attempts, updated_at) "
     "SELECT %s, email, variant, name, 'pending', 0, %s FROM audience_chunk "
+    "ON CONFLICT DO NOTHING"
+)
+# Each address's recipient id (the one its links carry) is made when it is first written: an
+# address that has one keeps it (see `newsletter.store.recipients`).
+_ADD_ID = (
+    "INSERT INTO recipients (id, email, created_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
+)
+_PG_IDS = (
+    "INSERT INTO recipients (id, email, created_at) SELECT rid, email, %s FROM audience_chunk "
     "ON CONFLICT DO NOTHING"
 )
 
@@ -124,18 +134,24 @@ class Ledger:
                     "SELECT pg_advisory_xact_lock(%s)", (advisory_key("enqueue", issue_id),)
                 )
                 cur.execute(_PG_CHUNK)
-                with cur.copy("COPY audience_chunk (email, variant, name) FROM STDIN") as copy:
-                    for email, (variant, name) in rows.items():
-                        copy.write_row((email, variant, name))
+                ids = new_ids(len(rows))
+                copying = "COPY audience_chunk (email, variant, name, rid) FROM STDIN"
+                with cur.copy(copying) as copy:
+                    for (email, (variant, name)), rid in zip(rows.items(), ids, strict=True):
+                        copy.write_row((email, variant, name, rid))
                 cur.execute(_PG_REFRESH, (stamp, issue_id))
                 cur.execute(_PG_ADD, (issue_id, stamp))
-                return int(cur.rowcount)
+                added = int(cur.rowcount)
+                cur.execute(_PG_IDS, (stamp,))
+                return added
             sql = self.db.sql
             refresh = [(v, n, stamp, issue_id, e) for e, (v, n) in rows.items()]
             conn.executemany(sql(_REFRESH), refresh)
             added = conn.executemany(
                 sql(_ADD), [(issue_id, e, v, n, stamp) for e, (v, n) in rows.items()]
             )
+            made = zip(new_ids(len(rows)), rows, strict=True)
+            conn.executemany(sql(_ADD_ID), [(rid, email, stamp) for rid, email in made])
             return int(added.rowcount)
 
     def skip_absent(self, issue_id: str, written: Written, reason: str) -> int:

@@ -6,6 +6,7 @@ change to them is a new migration first.
 
 from __future__ import annotations
 
+import base64
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -181,3 +182,9 @@ def email_key(email: str) -> str:
 def new_id() -> str:
     """A random id for a recipient or a sign-up (96 bits, URL-safe, never holding an "@")."""
     return secrets.token_urlsafe(12)
+
+
+def new_ids(n: int) -> list[str]:
+    """`n` ids as `new_id` makes them, from one read of the system's random source."""
+    raw = secrets.token_bytes(12 * n)
+    return [base64.urlsafe_b64encode(raw[i : i + 12]).decode() for i in range(0, 12 * n, 12)]

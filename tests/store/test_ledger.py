@@ -130,7 +130,7 @@ def test_claimed_rows_carry_what_a_message_needs(store):
         False,
     )
     assert (b.name, b.variant, b.suppressed) == ("Bea", "text:0.3", True)
-    assert b.recipient_id == store.recipients.id_of("b@example.org")  # made when first needed
+    assert b.recipient_id == store.recipients.id_of("b@example.org")  # made when written
 
 
 def test_marks_record_what_the_one_at_a_time_marks_record(store, clock):
