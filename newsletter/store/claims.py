@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from newsletter.errors import StoreError
@@ -276,7 +277,12 @@ class _Writer:
 
 
 class _OwnConnections(_Writer):
-    """A connection of its own for each thread, in autocommit: a mark is one round trip."""
+    """A connection of its own for each thread, in autocommit: a mark is one round trip.
+
+    Each statement is prepared once per connection and run through libpq's own call (psycopg's
+    `pgconn.exec_prepared`, which lets other threads run meanwhile), its parameters sent as
+    text: psycopg's cursor spent 30 us more of this process's time on every mark.
+    """
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -285,31 +291,55 @@ class _OwnConnections(_Writer):
         self._lock = threading.Lock()
 
     def execute(self, sql: str, params: tuple[Any, ...]) -> int:
-        conn = getattr(self._local, "conn", None)
+        local = self._local
         try:
-            if conn is None:
-                conn = self._open()
-            return int(conn.execute(sql, params).rowcount)
+            if getattr(local, "conn", None) is None:
+                self._open()
+            name = local.prepared.get(sql)
+            if name is None:
+                name = local.prepared[sql] = f"mark{len(local.prepared)}".encode()
+                numbered = sql.replace("%s", "${}").format(*range(1, sql.count("%s") + 1))
+                _checked(local.conn.pgconn.prepare(name, numbered.encode(), None), self._db)
+            values = [None if v is None else _text(v) for v in params]
+            result = _checked(local.conn.pgconn.exec_prepared(name, values, None), self._db)
+            return int(result.command_tuples or 0)
         except Exception as e:
             if type(e).__module__.startswith("psycopg"):
                 raise StoreError(f"{self._db.label}: {db_message(e)}") from e
             raise
 
-    def _open(self) -> Any:
+    def _open(self) -> None:
         raw = self._db.engine.raw_connection()
         conn: Any = raw.driver_connection
         raw.detach()  # ours until the send ends, not the pool's
         conn.autocommit = True
         self._local.conn = conn
+        self._local.prepared = {}
         with self._lock:
             self._opened.append(conn)
-        return conn
 
     def close(self) -> None:
         with self._lock:
             opened, self._opened = self._opened, []
         for conn in opened:
             conn.close()
+
+
+def _text(value: Any) -> bytes:
+    """A parameter in PostgreSQL's text form (a timestamp in ISO 8601, with its offset)."""
+    if isinstance(value, datetime):
+        return value.isoformat().encode()
+    return str(value).encode()
+
+
+def _checked(result: Any, db: Database) -> Any:
+    from psycopg import pq  # present whenever a PostgreSQL state is
+
+    if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+        message = (result.error_message or b"").decode(errors="replace").strip()
+        first = message.splitlines()[0] if message else "the statement failed"
+        raise StoreError(f"{db.label}: {first}")
+    return result
 
 
 class _GroupCommit(_Writer):

@@ -324,3 +324,17 @@ def test_a_marks_timestamp_is_stored_as_the_column_type_stores_it():
         assert _sqlite_stamp(moment) == bind(moment)
     with pytest.raises(ValueError, match="naive datetime"):
         _sqlite_stamp(datetime(2026, 1, 1))
+
+
+def test_a_mark_that_postgresql_refuses_names_the_database(pg_url):
+    with Store.open(pg_url) as store:
+        store.ledger.write_audience("W", [("a@example.org", "html:all", None)])
+        claims = store.claims("W")
+        try:
+            claims.take(1)
+            with store.engine.begin() as conn:
+                conn.execute(sa.text("ALTER TABLE ledger RENAME TO ledger_gone"))
+            with pytest.raises(StoreError, match=r"t_\w+: .*ledger"):
+                claims.marks.sent("a@example.org", "<a@mail>")
+        finally:
+            claims.close()  # its rows cannot be given back: their lease runs out instead
