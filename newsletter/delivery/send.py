@@ -34,7 +34,7 @@ from newsletter.delivery.message import Format, Links, MessageTemplate, build_te
 from newsletter.delivery.plan import SKIP, Enqueued, Selection, parse_label
 from newsletter.delivery.report import DeliveryReport
 from newsletter.delivery.transport import Outgoing, SendResult
-from newsletter.delivery.work import Item, RetryPolicy, Work
+from newsletter.delivery.work import Item, RetryPolicy, Work, join
 from newsletter.errors import MessageError, TransportError
 
 if TYPE_CHECKING:
@@ -315,15 +315,6 @@ class _Run:
             self.work.stop()
 
 
-def _wait(threads: list[threading.Thread], run: _Run, stop: threading.Event | None) -> None:
-    """Join the sending threads; pass a stop request on to them."""
-    for t in threads:
-        while t.is_alive():
-            if stop is not None and stop.is_set() and not run.report.stopped_early:
-                run._stop("stop requested")
-            t.join(0.1 if stop is not None else None)
-
-
 def deliver(
     issue: Issue,
     variants: Mapping[Selection, RenderedEmail],
@@ -395,7 +386,7 @@ def _send_all(run: _Run, store: Store, transport: Transport, stop: threading.Eve
         for t in threads:
             t.start()
         try:
-            _wait(threads, run, stop)
+            join(threads, stop, lambda: run._stop("stop requested"))
         except BaseException:  # Ctrl-C: finish and record what is in flight; stop
             run._stop("interrupted")
             for t in threads:

@@ -114,3 +114,16 @@ class Work:
         with self._cond:
             self.stopped = True
             self._cond.notify_all()
+
+
+def join(
+    threads: list[threading.Thread], stop: threading.Event | None, on_stop: Callable[[], None]
+) -> None:
+    """Join the threads; once `stop` is set, call `on_stop` (to pass the request on to them)."""
+    asked = False
+    for t in threads:
+        while t.is_alive():
+            if stop is not None and stop.is_set() and not asked:
+                on_stop()
+                asked = True
+            t.join(0.1 if stop is not None else None)

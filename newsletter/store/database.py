@@ -83,6 +83,10 @@ class Database:
         finally:
             raw.close()
 
+    def error(self, e: Exception) -> StoreError:
+        """The error to raise for a failure of this database: its name, the driver's line."""
+        return StoreError(f"{self.label}: {db_message(e)}")
+
     def sql(self, text: str) -> str:
         """A statement written with `%s` placeholders, as this database's driver takes it."""
         return text.replace("%s", "?") if self.dialect == "sqlite" else text
