@@ -10,6 +10,7 @@ issue (`html:all`, `text:0.3.5`), so any sender can tell from a row which varian
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -74,6 +75,7 @@ class Enqueued:
     new: int  # rows the ledger did not have before
     absent: int  # pending rows of people no longer in the audience, skipped
     selections: tuple[Selection, ...] = ()  # the variants the audience gets, in first-seen order
+    seconds: float = 0.0  # the time it took (part of the send's time in the counts line)
 
 
 def audience_rows(
@@ -103,6 +105,7 @@ def enqueue(
 ) -> Enqueued:
     """Stream everyone in `audience` into the ledger, then skip the pending rows of anyone who
     left it since (unsubscribed, or removed from the list)."""
+    started = time.perf_counter()
     seen: dict[Selection, None] = {}
     rows = audience_rows(issue, audience, send_empty=send_empty, seen=seen)
     written = ledger.write_audience(issue.id, rows)
@@ -114,4 +117,5 @@ def enqueue(
         written.new,
         absent,
     )
-    return Enqueued(issue.id, written.rows, written.new, absent, tuple(seen))
+    seconds = time.perf_counter() - started
+    return Enqueued(issue.id, written.rows, written.new, absent, tuple(seen), seconds)
