@@ -64,15 +64,16 @@ _PG_CHUNK = (
     "CREATE TEMP TABLE IF NOT EXISTS audience_chunk "
     "(email varchar(320) PRIMARY KEY, variant text, name text, rid text) ON COMMIT DELETE ROWS"
 )
-_PG_REFRESH = (
-    "UPDATE ledger AS l SET variant = a.variant, name = a.name, updated_at = %s "
-    "FROM audience_chunk AS a WHERE l.issue_id = %s AND l.email = a.email "
-    "AND l.status = 'pending'"
-)
-_PG_ADD = (
-    "INSERT INTO ledger (issue_id, email, variant, name, status, attempts, updated_at) "
+# One statement: a new address is inserted, a pending row takes the chunk's variant and name (a
+# row already sent, failed or skipped stays as it is); the new rows are counted from what the
+# statement returns (a row it inserted has no xmax yet). Each row is one probe of the primary
+# key: joining the chunk to the ledger in an UPDATE ... FROM was planned as a scan of the issue.
+_PG_UPSERT = (
+    "WITH w AS (INSERT INTO ledger (issue_id, email, variant, name, status, attempts, updated_at) "
     "SELECT %s, email, variant, name, 'pending', 0, %s FROM audience_chunk "
-    "ON CONFLICT DO NOTHING"
+    "ON CONFLICT (issue_id, email) DO UPDATE SET variant = excluded.variant, "
+    "name = excluded.name, updated_at = excluded.updated_at WHERE ledger.status = 'pending' "
+    "RETURNING (xmax = 0) AS added) SELECT count(*) FILTER (WHERE added) FROM w"
 )
 # Each address's recipient id (the one its links carry) is made when it is first written: an
 # address that has one keeps it (see `newsletter.store.recipients`).
@@ -139,9 +140,7 @@ class Ledger:
                 with cur.copy(copying) as copy:
                     for (email, (variant, name)), rid in zip(rows.items(), ids, strict=True):
                         copy.write_row((email, variant, name, rid))
-                cur.execute(_PG_REFRESH, (stamp, issue_id))
-                cur.execute(_PG_ADD, (issue_id, stamp))
-                added = int(cur.rowcount)
+                added = int(cur.execute(_PG_UPSERT, (issue_id, stamp)).fetchone()[0])
                 cur.execute(_PG_IDS, (stamp,))
                 return added
             sql = self.db.sql
