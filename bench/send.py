@@ -1,80 +1,383 @@
-"""Measure delivery: the sample issue to generated subscribers through a local SMTP sink.
+"""Measure `newsletter run` against Postfix's `smtp-source`, like with like, side by side.
 
-    python bench/send.py [--subscribers 10000] [--connections 4] [--naive 200]
-                         [--big 100000] [--no-big] [--dkim]
+    python bench/send.py [--subscribers 10000 100000] [--state sqlite postgresql]
+                         [--senders 1 2] [--connections 4] [--repeat 2]
+                         [--code PATH]... [--dkim]
 
-Starts Postfix's `smtp-sink` on 127.0.0.1 (nothing leaves the machine), then, on that sink:
+Starts Postfix's `smtp-sink` on 127.0.0.1 (nothing leaves the machine) and, for each number of
+subscribers, state and number of senders, runs in turn (`--repeat` times, interleaved):
 
-1. `deliver` to N subscribers spread over 10 topic selections (one in ten wants plain text),
-   with the ledger on (a temporary SQLite store): messages per second end to end (ledger
-   writes, variant renders and tokens included) and peak memory (ru_maxrss of that process);
-2. Postfix's own `smtp-source` sending N messages of the same size over the same number of
-   reused connections: the ceiling for this machine and sink;
-3. a naive path that renders the issue and builds the MIME message with `EmailMessage` for every
-   subscriber, then sends it: measured on `--naive` subscribers and extrapolated;
-4. `deliver` to `--big` subscribers, for peak memory (sent to the sink too).
+1. `newsletter run --papers sample` in one site per sender (a config folder of its own, as each
+   host would have), all on one state (a SQLite file, or a fresh database on a throwaway
+   PostgreSQL cluster with the tests' settings: fsync off), sending the sample issue to N
+   subscribers over ten topic selections (one in ten plain text), `--connections` each;
+2. `smtp-source` with the same number of sessions in all (connections x senders), sending N
+   messages of the same average size (for each checkout compared, its own): the bytes the sink
+   read per message from our run, the commands included, are measured (`/proc/PID/io` of the
+   sink), and smtp-source gets a message sized so that it makes the sink read as many bytes per
+   message (printed for both).
 
-Each `deliver` run is its own process so its peak memory is its own. CPU time per message is
-shown too, for each client and for the sink while that client ran: on a busy machine it varies
-less than the rate does, and it shows which side bounds the rate.
+For our side two rates are shown: `send`, over the seconds the counts line gives (writing the
+audience into the ledger, then the delivery to the last mark; earlier versions count the same),
+and `whole`, over the whole process (start-up, building the issue, rendering the variants, the
+audience, the delivery).
+CPU time per message is shown for each client, for the sink meanwhile and, with PostgreSQL, for
+the database server; `other` is the CPU that other processes on the machine used meanwhile
+(the machine is shared), as a share of all its cores. `--code PATH` (repeatable) also runs
+another checkout of newsletter, interleaved, to compare versions on the same machine state.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
-import resource
+import re
 import shutil
-import socket
+import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from sites import (
+    REPO,
+    Sink,
+    busy_seconds,
+    cpu_seconds,
+    finish,
+    loadavg,
+    postgres,
+    smtp_sink,
+    start,
+    write_site,
+    write_subscribers,
+)
 
-from newsletter import resources  # noqa: E402
-from newsletter.config import Config, parse_config  # noqa: E402
-from newsletter.models import Issue, Subscriber  # noqa: E402
-
-NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
-KEY = "bench-secret-key-0123456789abcdef"
 SENDER = "digest@example.org"
+_SECONDS = re.compile(r" in ([0-9.]+) s")
 
 
-def sample_issue(config: Config) -> Issue:
-    from newsletter.sources import read_source
-    from newsletter.topics.issue import build_issue
+@dataclass
+class Measured:
+    label: str
+    messages: int
+    send_seconds: float  # ours: the counts line's; smtp-source: its wall time
+    whole_seconds: float
+    cpu: float  # the client's CPU seconds (all senders)
+    sink_cpu: float
+    db_cpu: float
+    other_cpu: float  # CPU used meanwhile by everything else on the machine
+    wire_bytes: float  # bytes the sink read per message
+    peak_mb: float = 0.0
+    note: str = ""
 
-    papers = read_source("sample", now=NOW)
-    return build_issue(
-        papers, config.issue_settings(), now=NOW, issue_id="2026-W48", use_window=False
+    @property
+    def rate(self) -> float:
+        return self.messages / self.send_seconds
+
+    @property
+    def whole_rate(self) -> float:
+        return self.messages / self.whole_seconds
+
+
+class Meter:
+    """CPU and bytes around one measured client run."""
+
+    def __init__(self, sink: Sink, db_pid: int | None) -> None:
+        self.sink, self.db_pid = sink, db_pid
+
+    @contextmanager
+    def around(self) -> Iterator[dict[str, float]]:
+        out: dict[str, float] = {}
+        busy, sink_cpu, wire = busy_seconds(), self.sink.cpu(), self.sink.bytes_read()
+        db = _tree_cpu(self.db_pid)
+        started = time.perf_counter()
+        yield out
+        out["wall"] = time.perf_counter() - started
+        out["busy"] = busy_seconds() - busy
+        out["sink_cpu"] = self.sink.cpu() - sink_cpu
+        out["wire"] = self.sink.bytes_read() - wire
+        out["db_cpu"] = _tree_cpu(self.db_pid) - db
+
+
+def _tree_cpu(pid: int | None) -> float:
+    """CPU of a server process and its children, the exited ones included (PostgreSQL)."""
+    if pid is None:
+        return 0.0
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            total += cpu_seconds(int(proc.name))
+    return total
+
+
+def _postmaster(port: int) -> int | None:
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if f"port={port}".encode() in cmdline and b"listen_addresses" in cmdline:
+            return int(proc.name)
+    return None
+
+
+def run_ours(
+    meter: Meter,
+    folder: Path,
+    code: Path,
+    label: str,
+    n: int,
+    senders: int,
+    connections: int,
+    state: str,
+    extra: str,
+    subscribers: Path,
+) -> Measured:
+    """`newsletter run` in `senders` sites at once on one state; the numbers of all of them."""
+    sites = []
+    for i in range(senders):
+        site = write_site(
+            folder / f"{label}-{i}",
+            port=meter.sink.port,
+            state=state,
+            connections=connections,
+            sender=SENDER,
+            extra=extra,
+            code=code,
+        )
+        shutil.copy(subscribers, site / "subscribers.yaml")
+        sites.append(site)
+    with meter.around() as m:
+        started = time.perf_counter()
+        procs = [start(site, "run", "--papers", "sample", code=code) for site in sites]
+        done = [finish(p, started) for p in procs]
+    for result in done:
+        if result.code != 0:
+            raise SystemExit(f"{label}: newsletter run failed: {result.err.strip()[-800:]}")
+    sent = 0
+    send_seconds = 0.0
+    for result in done:
+        line = result.last_line
+        sent += int(line.split("; ", 1)[1].split(" sent", 1)[0])
+        found = _SECONDS.search(line)
+        send_seconds = max(send_seconds, float(found.group(1)) if found else result.seconds)
+    if sent != n:
+        raise SystemExit(f"{label}: {sent} sent, not {n}: {[r.last_line for r in done]}")
+    cpu = sum(r.cpu for r in done)
+    return Measured(
+        label,
+        n,
+        send_seconds,
+        max(r.seconds for r in done),
+        cpu,
+        m["sink_cpu"],
+        m["db_cpu"],
+        max(0.0, m["busy"] - cpu - m["sink_cpu"] - m["db_cpu"]),
+        m["wire"] / n,
+        max(r.peak_mb for r in done),
+        "; ".join(r.last_line.split("; ", 1)[1] for r in done),
     )
 
 
-def bench_config(port: int, connections: int, folder: Path, dkim: bool) -> Config:
-    extra = (
-        "\nbase_url: https://news.example.org\n"
-        f"delivery: {{transport: smtp, smtp: {{host: 127.0.0.1, port: {port}, "
-        f"security: none, connections: {connections}, timeout: 60}}}}\n"
+def source_message(path: Path, size: int) -> None:
+    """Write a message for smtp-source of `size` bytes once sent (CRLF lines of 78)."""
+    head = (
+        f"From: Weekly Papers <{SENDER}>\nTo: reader@example.com\nSubject: Papers of the week\n"
+        "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n"
     )
-    if dkim:
-        extra += "dkim: {domain: example.org, selector: bench, key_path: dkim.pem}\n"
-        _write_dkim_key(folder / "dkim.pem")
-    return parse_config(resources.default_config_text() + extra, "bench", folder)
+    line = "x" * 76 + "\n"  # 78 bytes on the wire (CRLF)
+    body_wire = max(0, size - len(head) - head.count("\n"))
+    full, rest = divmod(body_wire, len(line) + 1)
+    text = head + line * full + ("y" * max(0, rest - 2) + "\n" if rest >= 2 else "")
+    path.write_text(text)
 
 
-def _write_dkim_key(path: Path) -> None:
+def run_source(meter: Meter, folder: Path, n: int, sessions: int, size: int) -> Measured:
+    binary = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+    message = folder / "source.eml"
+    source_message(message, size)
+    # -F: the message file (smtp-source sends its lines with CRLF, dot-stuffed); -d: reuse each
+    # connection for the next message, as we do
+    cmd = [binary, "-d", "-s", str(sessions), "-m", str(n), "-F", str(message)]
+    cmd += ["-f", SENDER, "-t", "reader@example.com", f"127.0.0.1:{meter.sink.port}"]
+    with meter.around() as m:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        result = finish(proc, started)
+    if result.code != 0:
+        raise SystemExit(f"smtp-source failed: {result.err}")
+    return Measured(
+        "smtp-source",
+        n,
+        result.seconds,
+        result.seconds,
+        result.cpu,
+        m["sink_cpu"],
+        0.0,
+        max(0.0, m["busy"] - result.cpu - m["sink_cpu"]),
+        m["wire"] / n,
+    )
+
+
+def matched_size(meter: Meter, folder: Path, sessions: int, wire_bytes: float) -> int:
+    """The message size that makes smtp-source's bytes per message at the sink `wire_bytes`."""
+    probe = max(1000, int(wire_bytes) - 200)
+    calibration = run_source(meter, folder, 300, sessions, probe)
+    return max(200, probe + round(wire_bytes - calibration.wire_bytes))
+
+
+def show(m: Measured, cores: int, base: Measured | None) -> str:
+    ratio = f"  {m.rate / base.rate:5.2f}x" if base is not None else "       "
+    whole = (
+        f"  whole {m.whole_rate:6.0f}/s {m.whole_rate / base.rate:4.2f}x"
+        if base is not None
+        else " " * 25
+    )
+    per = 1e6 / m.messages
+    db = f" db {m.db_cpu * per:3.0f}" if m.db_cpu else ""
+    peak = f"  peak {m.peak_mb:4.0f} MB" if m.peak_mb else ""
+    return (
+        f"  {m.label:<14} {m.send_seconds:6.2f} s {m.rate:7.0f} msg/s{ratio}{whole}  "
+        f"{m.wire_bytes / 1000:5.1f} KB/msg  cpu/msg us: client {m.cpu * per:4.0f} "
+        f"sink {m.sink_cpu * per:3.0f}{db}  other {m.other_cpu / m.send_seconds / cores:4.0%}"
+        f"{peak}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--subscribers", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--state", nargs="+", choices=("sqlite", "postgresql"))
+    parser.add_argument("--senders", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--code", type=Path, action="append", help="another checkout to run")
+    parser.add_argument("--dkim", action="store_true", help="sign every message (DKIM)")
+    args = parser.parse_args()
+    codes = [REPO] + [c.resolve() for c in args.code or []]
+    labels = {code: ("this" if code == REPO else code.name) for code in codes}
+    states = args.state or ["sqlite", "postgresql"]
+    cores = os.cpu_count() or 1
+
+    print(
+        f"machine: {cores} cores, load average {loadavg()}; sink: Postfix smtp-sink on 127.0.0.1; "
+        f"{args.connections} connections per sender; each line below is one run, and each "
+        "group's runs are interleaved, side by side"
+    )
+    with tempfile.TemporaryDirectory() as tmp, smtp_sink() as sink:
+        folder = Path(tmp)
+        extra = _dkim(folder) if args.dkim else ""
+        pg = postgres() if "postgresql" in states else nullcontext()
+        with pg as cluster:
+            db_pid = _postmaster(cluster.port) if cluster is not None else None
+            for n in args.subscribers:
+                write_subscribers(folder / "subscribers.yaml", n)
+                for state in states:
+                    for senders in args.senders:
+                        if state == "sqlite" and senders > 1:
+                            continue  # one sender per SQLite state: a second one is refused
+                        meter = Meter(sink, db_pid if state == "postgresql" else None)
+                        _group(
+                            meter,
+                            folder,
+                            codes,
+                            labels,
+                            n,
+                            state,
+                            senders,
+                            args,
+                            cluster,
+                            extra,
+                            cores,
+                        )
+    print(f"load average at the end: {loadavg()}")
+
+
+def _group(
+    meter: Meter,
+    folder: Path,
+    codes: list[Path],
+    labels: dict[Path, str],
+    n: int,
+    state: str,
+    senders: int,
+    args: Any,
+    cluster: Any,
+    extra: str,
+    cores: int,
+) -> None:
+    sessions = args.connections * senders
+    print(
+        f"\n{n:,} subscribers, {state}, {senders} sender(s) x {args.connections} connections "
+        f"= smtp-source -s {sessions}:"
+    )
+    ours: dict[Path, list[Measured]] = {code: [] for code in codes}
+    # each checkout is set against smtp-source sending messages of its own average size (an
+    # earlier version's messages may be larger or smaller)
+    sizes: dict[Path, int] = {}
+    source: dict[Path, list[Measured]] = {code: [] for code in codes}
+    for round_ in range(args.repeat):
+        for code in codes:
+            if state == "postgresql":
+                url = cluster.create_database()
+            else:
+                url = str(folder / f"state-{labels[code]}-{round_}.db")
+            measured = run_ours(
+                meter,
+                folder / f"r{n}-{state}-{senders}-{round_}",
+                code,
+                labels[code],
+                n,
+                senders,
+                args.connections,
+                url,
+                extra,
+                folder / "subscribers.yaml",
+            )
+            ours[code].append(measured)
+            if code not in sizes:
+                sizes[code] = matched_size(meter, folder, sessions, measured.wire_bytes)
+            print(show(measured, cores, None), flush=True)
+        for code in codes:
+            measured = run_source(meter, folder, n, sessions, sizes[code])
+            source[code].append(measured)
+            print(show(measured, cores, None), flush=True)
+    for code in codes:
+        rate = statistics.median(m.rate for m in source[code])
+        wire = source[code][0].wire_bytes
+        print(
+            f"  -> {labels[code]} against the median of smtp-source at its size ({rate:.0f} msg/s, "
+            f"{sessions} sessions, {wire / 1000:.1f} KB per message at the sink):"
+        )
+        base = Measured("smtp-source", n, n / rate, 0, 0, 0, 0, 0, wire)
+        for m in ours[code]:
+            print(show(m, cores, base))
+
+
+def _dkim(folder: Path) -> str:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = folder / "dkim.pem"
     path.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,
@@ -82,317 +385,7 @@ def _write_dkim_key(path: Path) -> None:
             serialization.NoEncryption(),
         )
     )
-
-
-def selections(issue: Issue) -> list[frozenset[str] | None]:
-    """Ten topic selections: everything, single topics, pairs and a larger mix."""
-    topics = [s.topic for s in issue.sections]
-    chosen: list[frozenset[str] | None] = [None]
-    chosen += [frozenset({t}) for t in topics[:4]]
-    chosen += [frozenset(topics[i : i + 2]) for i in range(0, 6, 2)]
-    chosen += [frozenset(topics[::2]), frozenset(topics[1::3])]
-    return chosen
-
-
-def audience(issue: Issue, n: int) -> Iterator[Subscriber]:
-    sels = selections(issue)
-    for i in range(n):
-        yield Subscriber(
-            f"reader{i:06d}@example.com",
-            f"Reader {i}" if i % 3 else None,
-            topics=sels[i % len(sels)],
-            format="text" if i % 10 == 9 else "html",
-        )
-
-
-# -- the sink -------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (Linux /proc), 0 if unknown."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-@contextlib.contextmanager
-def smtp_sink() -> Iterator[tuple[int, int]]:
-    """Run Postfix's smtp-sink on 127.0.0.1; yield its port and process id."""
-    binary = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
-    if not Path(binary).exists():
-        sys.exit("smtp-sink not found: install the Debian package postfix")
-    port = free_port()
-    cmd = [binary]
-    if os.geteuid() == 0:
-        cmd += ["-u", "postfix"]  # it refuses to run as root without dropping privileges
-    cmd += [f"127.0.0.1:{port}", "1000"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        for _ in range(200):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
-                break
-            time.sleep(0.02)
-        else:
-            sys.exit(
-                f"smtp-sink did not start: {proc.stderr.read().decode() if proc.stderr else ''}"
-            )
-        yield port, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-# -- measured runs --------------------------------------------------------------------------------
-
-
-def child_deliver(port: int, n: int, connections: int, dkim: bool) -> dict[str, float]:
-    """Deliver to n generated subscribers (in this process); return the numbers."""
-    from newsletter.audience.tokens import SecretKeys
-    from newsletter.delivery.smtp import SmtpTransport
-    from newsletter.job import send_rendered
-    from newsletter.store.state import Store
-
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        config = bench_config(port, connections, folder, dkim)
-        issue = sample_issue(config)
-        people = list(audience(issue, n))
-        started = time.perf_counter()
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        cpu = usage.ru_utime + usage.ru_stime
-        with Store.open(folder / "state.db") as store:
-            # the send stage as `run` calls it: ledger, recipient ids, variants, delivery
-            report = send_rendered(
-                issue,
-                config,
-                people,
-                store,
-                SmtpTransport(config.delivery.smtp),
-                keys=SecretKeys([KEY]),
-            )
-            counts = store.ledger.counts(issue.id)
-        seconds = time.perf_counter() - started
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        cpu = usage.ru_utime + usage.ru_stime - cpu
-    assert counts["sent"] == n and report.sent == n, (counts, report.summary())
-    return {
-        "sent": report.sent,
-        "seconds": seconds,
-        "rate": report.sent / seconds,
-        "variants": report.variants,
-        "cpu_seconds": cpu,
-        "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
-
-
-def run_child(port: int, n: int, connections: int, dkim: bool) -> dict[str, float]:
-    cmd = [sys.executable, __file__, "--child", str(n), "--port", str(port)]
-    cmd += ["--connections", str(connections)] + (["--dkim"] if dkim else [])
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
-
-
-def sample_message(port: int, connections: int) -> bytes:
-    """One personalised message of the every-topic variant, as the sink receives it."""
-    from newsletter.audience.tokens import SecretKeys, TokenMaker
-    from newsletter.delivery.message import Links, build_template
-    from newsletter.render.renderer import render_issue
-    from newsletter.store.schema import new_id
-
-    with tempfile.TemporaryDirectory() as tmp:
-        config = bench_config(port, connections, Path(tmp), False)
-    issue = sample_issue(config)
-    template = build_template(
-        render_issue(issue, config.render_settings()), config.mail_settings(), issue.id
-    )
-    tokens, addr, rid = TokenMaker(SecretKeys([KEY])), "reader000001@example.com", new_id()
-    links = Links(
-        f"{config.base_url}/unsubscribe?token={tokens.make('unsubscribe', rid)}",
-        f"{config.base_url}/preferences?token={tokens.make('preferences', rid)}",
-    )
-    return template.fill(addr, "Reader 1", links)
-
-
-def personalise_cost(port: int, connections: int, n: int = 5000) -> dict[str, float]:
-    """Seconds to make one subscriber's message from a variant: two tokens and the fill.
-
-    Side by side on the same variant and addresses: `id` is how a send does it (serializers
-    built once, tokens signing the recipient id), `address` how it did before (a serializer
-    built for every token, which signed the address).
-    """
-    from newsletter.audience.tokens import SecretKeys, TokenMaker, make_token
-    from newsletter.delivery.message import Links, build_template
-    from newsletter.render.renderer import render_issue
-    from newsletter.store.schema import new_id
-
-    with tempfile.TemporaryDirectory() as tmp:
-        config = bench_config(port, connections, Path(tmp), False)
-    issue = sample_issue(config)
-    template = build_template(
-        render_issue(issue, config.render_settings()), config.mail_settings(), issue.id
-    )
-    keys, base = SecretKeys([KEY]), config.base_url
-    people = [(f"reader{i:06d}@example.com", new_id()) for i in range(n)]
-    tokens = TokenMaker(keys)
-    out: dict[str, float] = {}
-    for way in ("address", "id", "address", "id"):  # twice each, interleaved; keep the best
-        started = time.perf_counter()
-        for i, (addr, rid) in enumerate(people):
-            if way == "id":
-                unsub, prefs = tokens.make("unsubscribe", rid), tokens.make("preferences", rid)
-            else:
-                unsub = make_token("unsubscribe", addr, keys)
-                prefs = make_token("preferences", addr, keys)
-            links = Links(f"{base}/unsubscribe?token={unsub}", f"{base}/preferences?token={prefs}")
-            template.fill(addr, f"Reader {i}", links)
-        seconds = (time.perf_counter() - started) / n
-        out[way] = min(seconds, out.get(way, seconds))
-    return out
-
-
-def smtp_source(port: int, n: int, connections: int, message: bytes) -> float:
-    """Time Postfix's smtp-source sending n copies of `message` over reused connections."""
-    binary = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
-    with tempfile.NamedTemporaryFile(suffix=".eml") as f:
-        # -F adds CRLF to each line itself and dot-stuffs: give it LF lines
-        f.write(message.replace(b"\r\n", b"\n"))
-        f.flush()
-        cmd = [binary, "-d", "-s", str(connections), "-m", str(n), "-F", f.name]
-        cmd += ["-f", SENDER, "-t", "reader@example.com", f"127.0.0.1:{port}"]
-        started = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        return time.perf_counter() - started
-
-
-def naive(port: int, n: int, connections: int) -> dict[str, float]:
-    """Render and build every message from scratch, then send it: per-message seconds."""
-    from email.message import EmailMessage
-    from email.utils import format_datetime, make_msgid
-
-    from newsletter.audience.tokens import SecretKeys, make_token
-    from newsletter.delivery.smtp import SmtpTransport
-    from newsletter.render.renderer import (
-        PREFERENCES_PLACEHOLDER,
-        UNSUBSCRIBE_PLACEHOLDER,
-        render_issue,
-    )
-
-    keys = SecretKeys([KEY])
-    with tempfile.TemporaryDirectory() as tmp:
-        config = bench_config(port, connections, Path(tmp), False)
-    issue = sample_issue(config)
-    subs = list(audience(issue, n))
-    build = 0.0
-    started = time.perf_counter()
-    with SmtpTransport(config.delivery.smtp) as transport:
-        for sub in subs:
-            t0 = time.perf_counter()
-            rendered = render_issue(issue, config.render_settings(), topics=sub.topics)
-            unsub = (
-                f"{config.base_url}/unsubscribe?token={make_token('unsubscribe', sub.email, keys)}"
-            )
-            prefs = (
-                f"{config.base_url}/preferences?token={make_token('preferences', sub.email, keys)}"
-            )
-            msg = EmailMessage()
-            msg["From"] = f"{config.title} <{SENDER}>"
-            msg["To"] = sub.email
-            msg["Subject"] = rendered.subject
-            msg["Date"] = format_datetime(NOW)
-            msg["Message-ID"] = make_msgid(domain="example.org")
-            msg["List-Unsubscribe"] = f"<{unsub}>"
-            msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-
-            def fill(text: str, unsub: str = unsub, prefs: str = prefs) -> str:
-                return text.replace(UNSUBSCRIBE_PLACEHOLDER, unsub).replace(
-                    PREFERENCES_PLACEHOLDER, prefs
-                )
-
-            msg.set_content(fill(rendered.text), cte="quoted-printable")
-            if sub.format == "html":
-                msg.add_alternative(fill(rendered.html), subtype="html", cte="quoted-printable")
-            data = msg.as_bytes()
-            build += time.perf_counter() - t0
-            assert transport.send(SENDER, sub.email, data).ok
-    total = time.perf_counter() - started
-    return {"per_message": total / n, "build_per_message": build / n}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--subscribers", type=int, default=10_000)
-    parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--naive", type=int, default=200)
-    parser.add_argument("--big", type=int, default=100_000)
-    parser.add_argument("--no-big", action="store_true")
-    parser.add_argument("--dkim", action="store_true", help="also sign every message (DKIM)")
-    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(child_deliver(args.port, args.child, args.connections, args.dkim)))
-        return
-
-    n, conns = args.subscribers, args.connections
-    with smtp_sink() as (port, sink):
-        sink_cpu = cpu_seconds(sink)
-        ours = run_child(port, n, conns, args.dkim)
-        sink_ours = cpu_seconds(sink) - sink_cpu
-        message = sample_message(port, conns)
-        sink_cpu, source_cpu = cpu_seconds(sink), children_cpu()
-        source_seconds = smtp_source(port, n, conns, message)
-        sink_source = cpu_seconds(sink) - sink_cpu
-        source_cpu = children_cpu() - source_cpu
-        slow = naive(port, args.naive, conns)
-        per_message = personalise_cost(port, conns)
-        big = None if args.no_big else run_child(port, args.big, conns, args.dkim)
-
-    source_rate = n / source_seconds
-    naive_rate = 1 / slow["per_message"]
-    print(f"machine: {os.cpu_count()} cores; sink: smtp-sink on 127.0.0.1; {conns} connections")
-    print(f"message: {len(message):,} bytes (html variant, every topic)")
-    print(
-        f"deliver      {n:>7,} msgs  {ours['seconds']:6.1f} s  {ours['rate']:7.0f} msg/s  "
-        f"peak {ours['maxrss_mb']:.0f} MB  ({ours['variants']:.0f} variants rendered"
-        f"{', DKIM-signed' if args.dkim else ''})"
-    )
-    print(
-        f"smtp-source  {n:>7,} msgs  {source_seconds:6.1f} s  {source_rate:7.0f} msg/s  "
-        f"-> deliver is {ours['rate'] / source_rate:.2f}x smtp-source"
-    )
-    print(
-        f"naive        {args.naive:>7,} msgs measured, {slow['per_message'] * 1000:.1f} ms/msg "
-        f"({slow['build_per_message'] * 1000:.1f} ms render+build)  {naive_rate:7.1f} msg/s; "
-        f"{n:,} would take {n / naive_rate:,.0f} s -> deliver is {ours['rate'] / naive_rate:.0f}x"
-    )
-    print(
-        f"per message: {per_message['id'] * 1e6:.0f} us to personalise a variant (2 tokens + "
-        f"fill; tokens signing the address, a serializer each: {per_message['address'] * 1e6:.0f}"
-        f" us) vs {slow['build_per_message'] * 1e3:.1f} ms to render and build from scratch"
-    )
-    print(
-        f"cpu per message: deliver {ours['cpu_seconds'] / n * 1e6:.0f} us (sink meanwhile "
-        f"{sink_ours / n * 1e6:.0f} us); smtp-source {source_cpu / n * 1e6:.0f} us (sink "
-        f"meanwhile {sink_source / n * 1e6:.0f} us)"
-    )
-    if big is not None:
-        print(
-            f"deliver      {args.big:>7,} msgs  {big['seconds']:6.1f} s  {big['rate']:7.0f} msg/s  "
-            f"peak {big['maxrss_mb']:.0f} MB"
-        )
+    return f"dkim: {{domain: example.org, selector: bench, key_path: {path}}}\n"
 
 
 if __name__ == "__main__":

@@ -9,31 +9,30 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from newsletter.audience import audience, load_subscribers
+from newsletter.audience import SubscriberFile, audience, read_subscribers
 from newsletter.audience.tokens import SecretKeys
 from newsletter.delivery import (
-    Batch,
     DeliveryReport,
+    Enqueued,
     RetryPolicy,
     Selection,
     Transport,
     deliver,
     enqueue,
     make_transport,
-    selections_of,
 )
 from newsletter.errors import NotFoundError
 from newsletter.models import Issue, Paper, RenderedEmail, Subscriber
 from newsletter.preflight import preflight
 from newsletter.render import render_issue
 from newsletter.sources import load_papers, read_sources
-from newsletter.store import Store, send_lock
+from newsletter.store import Store, issue_lock, send_lock
 from newsletter.topics import build_issue, default_now, issue_id_for
 
 if TYPE_CHECKING:
@@ -172,32 +171,40 @@ def run_weekly(
     """Build (or resume) this week's issue and deliver it to everyone not yet sent it.
 
     Everything that can be checked is checked first (`newsletter.preflight`), and a new issue
-    is rendered before it is archived: a run that fails on the way leaves the archive, the
-    ledger and the papers sent before as they were. Another send on the same state makes this
-    one refuse at once, or, with `wait_for_send` (the scheduler), wait for it to end (until
-    `stop` is set).
+    is rendered and its audience written into the ledger before it is archived: a run that fails
+    on the way leaves the archive, the ledger and the papers sent before as they were. On a
+    SQLite state another send makes this one refuse at once, or, with `wait_for_send` (the
+    scheduler), wait for it to end (until `stop` is set). On PostgreSQL, runs on any number of
+    hosts share the work: one builds and archives the issue while the others wait for it, then
+    all of them send a share.
     """
     keys = preflight(config, papers=papers or (), subscribers=subscribers)
     waiting = (stop or threading.Event()) if wait_for_send else None
     with send_lock(config, wait=waiting), Store.from_config(config) as store:
-        # the audience first: a broken subscribers file must fail before anything is archived
-        people, problems = _audience(config, store, subscribers)
-        issue, reused = _plan(config, store, papers, issue_id, now)
-        if issue.paper_count == 0 and not config.send_empty:
-            log.warning("issue %s has no papers: nothing to send (send_empty is off)", issue.id)
-            return RunResult(issue, reused, 0, None, empty=True)
-        if dry_run:
-            return RunResult(issue, reused, len(people), None, problems, _outbox(config))
-        variants: dict[Selection, RenderedEmail] = {}
-        if not reused:
-            # rendered before the issue is archived: a paper that cannot be rendered stops the
-            # run with nothing written, not with an archived issue that nobody got
-            needed = selections_of(issue, people, send_empty=config.send_empty)
-            variants = render_variants(issue, config, needed)
-            if issue.paper_count:
-                store.save_issue(issue, record_papers=True)
+        listed = _subscriber_file(config, subscribers)
+        moment = now or default_now()
+        wanted = issue_id or issue_id_for(moment, config.timezone)
+        enqueued: Enqueued | None = None
+        with issue_lock(store, wanted):  # one builder per issue across hosts (PostgreSQL)
+            issue, reused = _plan(config, store, papers, wanted, moment)
+            if issue.paper_count == 0 and not config.send_empty:
+                log.warning("issue %s has no papers: nothing to send (send_empty is off)", issue.id)
+                return RunResult(issue, reused, 0, None, empty=True)
+            variants = Variants(issue, config)
+            if dry_run:
+                count = sum(1 for _ in audience(listed, store))
+                return RunResult(issue, reused, count, None, _problems(listed), _outbox(config))
+            if not reused:
+                # the whole issue rendered before it is archived: a paper that cannot be rendered
+                # stops the run with nothing written (any topic selection is a part of it)
+                variants[None]
+                enqueued = _enqueue(config, store, issue, listed, new_issue=True)
+                if issue.paper_count:
+                    store.save_issue(issue, record_papers=True)
+        if enqueued is None:
+            enqueued = _enqueue(config, store, issue, listed)
         return _deliver(
-            config, store, issue, reused, people, problems, keys, progress, stop, variants
+            config, store, issue, reused, enqueued, listed, keys, variants, progress, stop
         )
 
 
@@ -219,40 +226,81 @@ def send_issue(
                 f"issue {issue_id} is not in the archive (latest: {known}); "
                 "build it with `newsletter run`"
             )
-        people, problems = _audience(config, store, subscribers)
+        listed = _subscriber_file(config, subscribers)
         issue = archived.issue
-        return _deliver(config, store, issue, True, people, problems, keys, progress, stop)
+        enqueued = _enqueue(config, store, issue, listed)
+        variants = Variants(issue, config)
+        return _deliver(
+            config, store, issue, True, enqueued, listed, keys, variants, progress, stop
+        )
 
 
-def _audience(
-    config: Config, store: Store, subscribers: str | Path | None
-) -> tuple[list[Subscriber], tuple[str, ...]]:
-    """Who gets the issue: the subscribers file (or `--subscribers`) and the state."""
+def _subscriber_file(config: Config, subscribers: str | Path | None) -> SubscriberFile:
+    """The subscribers file (or `--subscribers`), read as the audience is written."""
     path = Path(subscribers) if subscribers is not None else config.subscribers_path
-    listed = load_subscribers(path, config.topic_names)
+    return read_subscribers(path, config.topic_names)
+
+
+def _problems(listed: SubscriberFile) -> tuple[str, ...]:
     for problem in listed.problems:
         log.warning("%s (skipped)", problem)
-    people = audience(listed.subscribers, store)
-    if not people:
-        log.warning("nobody to send to: %s lists no one and no one subscribed on the web", path)
-    return people, tuple(listed.problems)
+    return tuple(listed.problems)
 
 
-def render_variants(
-    issue: Issue, config: Config, selections: Sequence[Selection]
-) -> dict[Selection, RenderedEmail]:
-    """Render the issue once per topic selection (a variant), never once per subscriber."""
-    settings = config.render_settings()
-    return {
-        sel: render_issue(issue, settings, topics=None if sel is None else frozenset(sel))
-        for sel in selections
-    }
+def _enqueue(
+    config: Config, store: Store, issue: Issue, listed: SubscriberFile, *, new_issue: bool = False
+) -> Enqueued:
+    """Stream who gets the issue (the subscribers file and the state) into the ledger.
+
+    For an issue not archived yet, a subscribers file that turns out broken half-way leaves no
+    row behind: nobody was sent anything for it.
+    """
+    try:
+        enqueued = enqueue(
+            issue, audience(listed, store), store.ledger, send_empty=config.send_empty
+        )
+    except BaseException:
+        if new_issue:
+            store.ledger.forget(issue.id)
+        raise
+    if not enqueued.audience:
+        log.warning(
+            "nobody to send to: %s lists no one and no one subscribed on the web", listed.path
+        )
+    return enqueued
+
+
+class Variants(Mapping[Selection, RenderedEmail]):
+    """The issue rendered once per topic selection (a variant), each when first asked for."""
+
+    def __init__(
+        self,
+        issue: Issue,
+        config: Config,
+        rendered: Mapping[Selection, RenderedEmail] | None = None,
+    ) -> None:
+        self._issue, self._settings = issue, config.render_settings()
+        self._rendered: dict[Selection, RenderedEmail] = dict(rendered or {})
+        self._lock = threading.Lock()
+
+    def __getitem__(self, sel: Selection) -> RenderedEmail:
+        with self._lock:
+            if sel not in self._rendered:
+                topics = None if sel is None else frozenset(sel)
+                self._rendered[sel] = render_issue(self._issue, self._settings, topics=topics)
+            return self._rendered[sel]
+
+    def __iter__(self) -> Iterator[Selection]:
+        return iter(list(self._rendered))
+
+    def __len__(self) -> int:
+        return len(self._rendered)
 
 
 def send_rendered(
     issue: Issue,
     config: Config,
-    people: Sequence[Subscriber],
+    people: Iterable[Subscriber],
     store: Store,
     transport: Transport,
     *,
@@ -262,22 +310,19 @@ def send_rendered(
     stop: threading.Event | None = None,
     variants: Mapping[Selection, RenderedEmail] | None = None,
 ) -> DeliveryReport:
-    """Write the audience into the ledger, render what it needs, and deliver: the send stage.
+    """Write the audience into the ledger and deliver, rendering what it needs: the send stage.
 
-    `variants` may hold selections rendered already (the rest are rendered here).
+    `variants` may hold selections rendered already (the rest are rendered when first needed).
     """
     mail = config.mail_settings()
-    batch: Batch = enqueue(issue, people, store.ledger, send_empty=mail.send_empty)
-    ready = dict(variants or {})
-    missing = [sel for sel in batch.selections if sel not in ready]
-    ready.update(render_variants(issue, config, missing))
+    enqueued = enqueue(issue, people, store.ledger, send_empty=mail.send_empty)
     return deliver(
         issue,
-        batch,
-        ready,
+        Variants(issue, config, variants),
         store,
         transport,
         mail,
+        enqueued=enqueued,
         keys=keys,
         retry=retry,
         progress=progress,
@@ -295,25 +340,26 @@ def _deliver(
     store: Store,
     issue: Issue,
     reused: bool,
-    people: list[Subscriber],
-    problems: tuple[str, ...],
+    enqueued: Enqueued,
+    listed: SubscriberFile,
     keys: SecretKeys,
+    variants: Variants,
     progress: Progress | None,
     stop: threading.Event | None,
-    variants: Mapping[Selection, RenderedEmail] | None = None,
 ) -> RunResult:
-    report = send_rendered(
+    problems = _problems(listed)
+    report = deliver(
         issue,
-        config,
-        people,
+        variants,
         store,
         make_transport(config.transport_settings()),
+        config.mail_settings(),
+        enqueued=enqueued,
         keys=keys,
         progress=progress,
         stop=stop,
-        variants=variants,
     )
-    return RunResult(issue, reused, len(people), report, problems, _outbox(config))
+    return RunResult(issue, reused, enqueued.audience, report, problems, _outbox(config))
 
 
 def is_fully_sent(config: Config, issue_id: str) -> bool:

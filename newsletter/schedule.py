@@ -2,7 +2,10 @@
 
 APScheduler's defaults are wrong for a weekly send: `misfire_grace_time` of 1 s silently skips a
 run when the machine was asleep or restarting. We set a grace of hours, `coalesce=True` and
-`max_instances=1`, catch up on start, and hold an OS lock so that one scheduler drives one state.
+`max_instances=1`, catch up on start, and hold an OS lock so that one scheduler runs per config
+folder. On a SQLite state that is one per state. On a PostgreSQL state every host runs its own:
+they all fire, one builds the week's issue while the others wait for it, and all of them send a
+share of it (`newsletter.job.run_weekly`); a host that is down leaves its share to the others.
 A run that ends with rows still pending (deferred past its retry time, or stopped by the circuit
 breaker) is run again for the same issue after `schedule.retry_after_minutes`, doubling each
 time, as long as that comes before the next weekly fire: Postfix's deferred queue, for the run.

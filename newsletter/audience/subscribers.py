@@ -1,9 +1,9 @@
 """The audience: the hand-written `subscribers.yaml`, imports, and the state store's subscribers.
 
-The file is read with libyaml's C composer and the nodes are walked directly, with the garbage
-collector paused: 100,000 entries load in about a second instead of a minute with PyYAML's pure
-loader, and every node keeps its line, so a problem names the line it is on. A bad entry is
-reported and skipped; only a file that is not YAML at all stops the load.
+The file is read as a stream (`newsletter.audience.reading`: libyaml's C parser, one entry at a
+time), so a list of a million people never sits in memory: a send writes it into the ledger as
+it is read, an import into the state. Every entry keeps its line, so a problem names the line it
+is on. A bad entry is reported and skipped; only a file that is not YAML at all stops the load.
 
 Addresses are validated for syntax by `email-validator`, normalised (IDNA domain, NFC) and then
 lower-cased as a whole: the address is the identity that suppressions and the ledger match on, and
@@ -13,22 +13,22 @@ local parts case-insensitively in practice; RFC 5321 asks senders not to rely on
 
 from __future__ import annotations
 
-import csv
 import difflib
-import gc
 import logging
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 import yaml
 from email_validator import EmailNotValidError, ValidatedEmail, validate_email
 from email_validator.rfc_constants import DOT_ATOM_TEXT as _DOT_ATOM
 from email_validator.rfc_constants import EMAIL_MAX_LENGTH as _MAX_ADDRESS
 
+from newsletter.audience.reading import NULL, csv_rows, csv_topics, yaml_entries
+from newsletter.audience.seen import AddressSet
 from newsletter.errors import SubscribersError
 from newsletter.models import Subscriber
 
@@ -43,7 +43,8 @@ if LOADER is yaml.SafeLoader:  # pragma: no cover - depends on how PyYAML was bu
 
 KEYS = ("email", "name", "topics", "format")
 FORMATS = ("html", "text")
-_NULL = "tag:yaml.org,2002:null"
+_NULL = NULL
+CHUNK = 5000  # entries per state lookup or insert
 # every character `str.splitlines` breaks on: a name goes into a header, where any of them could
 # start a new header line
 _BREAK = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
@@ -112,18 +113,6 @@ class AddressCache:
         return _ascii(valid)
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    # building 100k small objects triggers many full collections that find nothing to free
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _label(path: Path) -> str:
     """Name a file as the user would: relative to the current folder when it is inside it."""
     try:
@@ -139,9 +128,8 @@ class _Checker:
         self.label = label
         self.topics = {name.casefold(): name for name in topic_names}
         self.source = source
-        self.seen: dict[str, int] = {}  # address -> line of its first entry
+        self.seen = AddressSet()  # every address so far, with the line of its first entry
         self.addresses = AddressCache()
-        self.subscribers: list[Subscriber] = []
         self.problems: list[str] = []
 
     def problem(self, line: int, text: str) -> None:
@@ -154,16 +142,16 @@ class _Checker:
         name: str | None,
         topics: list[tuple[str, int]] | None,
         fmt: str | None,
-    ) -> None:
-        """Check one entry; keep it, or report every problem it has and skip it."""
+    ) -> Subscriber | None:
+        """Check one entry; return it, or report every problem it has and skip it."""
         if not email or not email.strip():
             self.problem(line, "entry has no email; write it as `- email: alice@example.org`")
-            return
+            return None
         try:
             address = self.addresses.normalize(email)
         except ValueError as e:
             self.problem(line, f"'{email.strip()}' is not a valid address: {e}")
-            return
+            return None
         before = len(self.problems)
         if name is not None:
             name = name.strip() or None
@@ -177,13 +165,13 @@ class _Checker:
         fmt = (fmt or "html").strip().lower()
         if fmt not in FORMATS:
             self.problem(line, f"{address}: format '{fmt}' is not html or text")
-        if address in self.seen:
-            first = self.seen[address]
-            self.problem(line, f"{address} is listed twice (first on line {first}); skipped")
         if len(self.problems) > before:
-            return
-        self.seen[address] = line
-        self.subscribers.append(Subscriber(address, name, chosen, fmt, self.source))  # type: ignore[arg-type]
+            return None
+        first = self.seen.add(address, line)
+        if first is not None:
+            self.problem(line, f"{address} is listed twice (first on line {first}); skipped")
+            return None
+        return Subscriber(address, name, chosen, fmt, self.source)  # type: ignore[arg-type]
 
     def _topics(
         self, line: int, address: str, topics: list[tuple[str, int]] | None
@@ -216,35 +204,13 @@ def _scalar(node: yaml.Node | None) -> str | None:
     raise TypeError
 
 
-def _entries(root: yaml.Node | None, checker: _Checker) -> None:
-    """Walk the composed document (a list of mappings, or `subscribers:` holding one)."""
-    if root is None or root.tag == _NULL:
-        return
-    if isinstance(root, yaml.MappingNode):
-        found = [v for k, v in root.value if k.value == "subscribers"]
-        if len(found) != 1 or len(root.value) != 1:
-            raise SubscribersError(
-                f"{checker.label}: expected a list of entries like `- email: alice@example.org`"
-            )
-        root = found[0]
-        if root.tag == _NULL:
-            return
-    if not isinstance(root, yaml.SequenceNode):
-        raise SubscribersError(
-            f"{checker.label}: expected a list of entries like `- email: alice@example.org`"
-        )
-    for node in root.value:
-        _entry(node, checker)
-
-
-def _entry(node: yaml.Node, checker: _Checker) -> None:
+def _entry(node: yaml.Node, checker: _Checker) -> Subscriber | None:
     line = node.start_mark.line + 1
     if isinstance(node, yaml.ScalarNode):  # a bare address: `- alice@example.org`
-        checker.add(line, _scalar(node), None, None, None)
-        return
+        return checker.add(line, _scalar(node), None, None, None)
     if not isinstance(node, yaml.MappingNode):
         checker.problem(line, "expected an entry like `- email: alice@example.org`")
-        return
+        return None
     fields: dict[str, yaml.Node] = {}
     bad = False
     for key, value in node.value:
@@ -262,7 +228,7 @@ def _entry(node: yaml.Node, checker: _Checker) -> None:
         email, person, fmt = (_scalar(fields.get(k)) for k in ("email", "name", "format"))
     except TypeError:
         checker.problem(line, "email, name and format take one value each, not a list")
-        return
+        return None
     topics_node = fields.get("topics")
     topics: list[tuple[str, int]] | None = None
     if isinstance(topics_node, yaml.SequenceNode):
@@ -270,133 +236,127 @@ def _entry(node: yaml.Node, checker: _Checker) -> None:
         for item in topics_node.value:
             if not isinstance(item, yaml.ScalarNode):
                 checker.problem(item.start_mark.line + 1, "a topic is a name, not a list")
-                return
+                return None
             topics.append((str(item.value), item.start_mark.line + 1))
     elif topics_node is not None and topics_node.tag != _NULL:
         if not isinstance(topics_node, yaml.ScalarNode):
             checker.problem(line, "topics is a list of names (or `all`)")
-            return
+            return None
         topics = [(str(topics_node.value), topics_node.start_mark.line + 1)]
     if bad:
-        return
-    checker.add(line, email, person, topics, fmt)
-
-
-def _read_yaml(text: str, checker: _Checker) -> None:
-    with _gc_paused():
-        loader = LOADER(text)
-        try:
-            root = loader.get_single_node()
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f": line {mark.line + 1}" if mark is not None else ""
-            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-            raise SubscribersError(
-                f"{checker.label}{where}: not valid YAML ({problem}); fix the file"
-            ) from e
-        finally:
-            loader.dispose()
-        _entries(root, checker)
-
-
-def _read_text(path: Path, label: str) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SubscribersError(f"{label}: cannot read ({e})") from e
+    return checker.add(line, email, person, topics, fmt)
+
+
+class SubscriberFile:
+    """A subscribers list (YAML, or CSV for imports), read entry by entry as it is iterated.
+
+    Iterating yields the valid entries in file order and collects a problem line for each bad
+    one in `problems`; a missing file yields nothing. Iterate it once.
+    """
+
+    def __init__(self, path: str | Path, topic_names: Iterable[str], *, source: str = "file"):
+        self.path = Path(path)
+        self.label = _label(self.path)
+        self._checker = _Checker(self.label, topic_names, source)
+        self.problems = self._checker.problems
+        self.exists = self.path.is_file()
+
+    def __iter__(self) -> Iterator[Subscriber]:
+        if not self.exists:
+            log.info("%s: no such file; no hand-written subscribers", self.label)
+            return
+        try:
+            # newline="": the csv module reads line ends inside quoted cells itself
+            with self.path.open(encoding="utf-8-sig", newline="") as stream:
+                if self.path.suffix.lower() == ".csv":
+                    yield from self._csv(stream)
+                else:
+                    for node in yaml_entries(stream, self.label, LOADER):
+                        sub = _entry(node, self._checker)
+                        if sub is not None:
+                            yield sub
+        except (OSError, UnicodeDecodeError) as e:
+            raise SubscribersError(f"{self.label}: cannot read ({e})") from e
+
+    def _csv(self, stream: IO[str]) -> Iterator[Subscriber]:
+        checker = self._checker
+        for row in csv_rows(stream, self.label):
+            if isinstance(row, str):
+                checker.problems.append(row)
+                continue
+            line, cells = row
+            sub = checker.add(
+                line,
+                cells.get("email"),
+                cells.get("name"),
+                csv_topics(cells, line),
+                cells.get("format"),
+            )
+            if sub is not None:
+                yield sub
+
+
+def read_subscribers(path: str | Path, topic_names: Iterable[str]) -> SubscriberFile:
+    """The hand-written list, to be read as it is used (a missing file is an empty list)."""
+    return SubscriberFile(path, topic_names)
 
 
 def load_subscribers(path: str | Path, topic_names: Iterable[str]) -> SubscriberList:
-    """Read the hand-written list; a missing file is an empty list, a bad entry a problem."""
-    path = Path(path)
-    label = _label(path)
-    text = _read_text(path, label)
-    checker = _Checker(label, topic_names, "file")
-    if text is None:
-        log.info("%s: no such file; no hand-written subscribers", label)
-        return SubscriberList([], [])
-    _read_yaml(text, checker)
-    log.debug(
-        "%s: %d subscribers, %d problems", label, len(checker.subscribers), len(checker.problems)
-    )
-    return SubscriberList(checker.subscribers, checker.problems)
-
-
-CSV_COLUMNS = ("email", "name", "topics", "format")
-
-
-def _read_csv(text: str, checker: _Checker) -> None:
-    """Read `email,name,topics,format` rows; topics are separated by `;` or `|`."""
-    reader = csv.reader(text.splitlines(keepends=True))
-    try:
-        header = [h.strip().lower() for h in next(reader)]
-    except StopIteration:
-        return
-    unknown = [h for h in header if h not in CSV_COLUMNS]
-    if unknown or "email" not in header:
-        what = f"unknown column '{unknown[0]}'" if unknown else "no `email` column"
-        close = difflib.get_close_matches(unknown[0], CSV_COLUMNS, n=1) if unknown else []
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise SubscribersError(
-            f"{checker.label}: line 1: {what}{hint}; the header is {','.join(CSV_COLUMNS)}"
-        )
-    line = reader.line_num + 1
-    for row in reader:
-        start, line = line, reader.line_num + 1
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) > len(header):
-            checker.problem(start, f"{len(row)} cells but the header has {len(header)}")
-            continue
-        cells = dict(zip(header, row, strict=False))  # a short row leaves cells empty
-        raw_topics = cells.get("topics", "").strip()
-        topics = [(t, start) for t in re.split(r"[;|]", raw_topics)] if raw_topics else None
-        checker.add(start, cells.get("email"), cells.get("name"), topics, cells.get("format"))
+    """Read the hand-written list whole; a missing file is an empty list, a bad entry a problem."""
+    listed = read_subscribers(path, topic_names)
+    people = list(listed)
+    log.debug("%s: %d subscribers, %d problems", listed.label, len(people), len(listed.problems))
+    return SubscriberList(people, listed.problems)
 
 
 def import_subscribers(path: str | Path, store: Store, topic_names: Iterable[str]) -> ImportResult:
-    """Add a YAML or CSV list to the state store as confirmed; report bad rows by line."""
-    path = Path(path)
-    label = _label(path)
-    text = _read_text(path, label)
-    if text is None:
-        raise SubscribersError(f"{label}: no such file; give the list to import")
-    checker = _Checker(label, topic_names, "cli")
-    if path.suffix.lower() == ".csv":
-        with _gc_paused():
-            _read_csv(text, checker)
-    else:
-        _read_yaml(text, checker)
-    added = store.add_subscribers(checker.subscribers, status="confirmed")
-    existing = len(checker.subscribers) - added
+    """Add a YAML or CSV list to the state store as confirmed, a chunk at a time as it is
+    read; report bad rows by line."""
+    listed = SubscriberFile(path, topic_names, source="cli")
+    if not listed.exists:
+        raise SubscribersError(f"{listed.label}: no such file; give the list to import")
+    added = total = 0
+    entries = iter(listed)
+    while chunk := list(islice(entries, CHUNK)):
+        added += store.add_subscribers(chunk, status="confirmed")
+        total += len(chunk)
+    existing = total - added
     log.info(
         "%s: %d added, %d already subscribed, %d problems",
-        label,
+        listed.label,
         added,
         existing,
-        len(checker.problems),
+        len(listed.problems),
     )
-    return ImportResult(added, existing, checker.problems)
+    return ImportResult(added, existing, listed.problems)
 
 
-def audience(file_subscribers: Iterable[Subscriber], store: Store) -> list[Subscriber]:
-    """Return who gets the issue: the file and confirmed state subscribers, less suppressions.
+def audience(file_subscribers: Iterable[Subscriber], store: Store) -> Iterator[Subscriber]:
+    """Yield who gets the issue: the file and the confirmed state subscribers, less suppressions.
 
-    An address in both keeps the state's name, topics and format: the state holds what the
-    person chose on the preferences page, while the file (never rewritten) holds what the
-    operator wrote first. A suppression (unsubscribe, bounce, complaint) beats both.
+    An address in both comes once, as the state has it: the state holds what the person chose
+    on the preferences page, while the file (never rewritten) holds what the operator wrote
+    first. A suppression (unsubscribe, bounce, complaint) beats both. The file's entries come
+    first, in its order, then the state's, oldest first; both are read a chunk at a time.
     """
-    chosen: dict[str, Subscriber] = {}
-    for sub in file_subscribers:
-        chosen.setdefault(sub.email, sub)
-    for sub in store.confirmed_subscribers():
-        chosen[sub.email] = sub
-    suppressed = store.suppressed_set()
-    kept = [sub for email, sub in chosen.items() if email not in suppressed]
-    log.info("audience: %d subscribers (%d suppressed)", len(kept), len(chosen) - len(kept))
-    return kept
+    kept = suppressed = 0
+    entries = iter(file_subscribers)
+    while chunk := list(islice(entries, CHUNK)):
+        in_state, stopped = store.roster.known([sub.email for sub in chunk])
+        for sub in chunk:
+            if sub.email in in_state:
+                continue  # the state's own entry comes below
+            if sub.email in stopped:
+                suppressed += 1
+            else:
+                kept += 1
+                yield sub
+    for sub in store.roster.confirmed():
+        kept += 1
+        yield sub
+    suppressed += store.roster.suppressed_count()
+    log.info("audience: %d subscribers (%d suppressed)", kept, suppressed)
 
 
 def make_subscriber(
@@ -411,7 +371,7 @@ def make_subscriber(
     """Check one subscriber given on the command line (`topics` comma-separated, or `all`)."""
     checker = _Checker("subscriber", topic_names, source)
     chosen = None if topics is None else [(t, 1) for t in topics.split(",")]
-    checker.add(1, email, name, chosen, fmt)
-    if checker.problems:
+    sub = checker.add(1, email, name, chosen, fmt)
+    if sub is None:
         raise SubscribersError(checker.problems[0].replace(": line 1: ", ": ", 1))
-    return checker.subscribers[0]
+    return sub

@@ -13,13 +13,18 @@ A token is signed, not encrypted: whatever it carries can be read by anyone who 
 
 from __future__ import annotations
 
+import base64
+import hmac
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous.encoding import int_to_bytes
+from itsdangerous.signer import HMACAlgorithm
 
 from newsletter.errors import SecretKeyError, TokenError
 
@@ -113,6 +118,45 @@ def is_address(value: str) -> bool:
     return "@" in value
 
 
+# What a recipient or sign-up id is made of (`secrets.token_urlsafe`): its JSON is itself quoted.
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class _Signing:
+    """`URLSafeTimedSerializer.dumps` for a plain id, with the work that stays the same done once.
+
+    itsdangerous builds a signer, derives the key from the secret and the salt, and builds two
+    HMAC objects for every token: 22 us, twice per message. Here the key is derived once (by the
+    signer itself) into an HMAC state that each token copies, and the timestamp is encoded once a
+    second: 4 us. The result is the same text `dumps` makes (tests compare the two).
+    """
+
+    def __init__(self, serializer: URLSafeTimedSerializer, clock: Callable[[], float]) -> None:
+        signer = serializer.make_signer()
+        assert isinstance(signer, TimestampSigner) and isinstance(signer.algorithm, HMACAlgorithm)
+        # the newest key, as `dumps` signs with, in an HMAC state copied for each token (by name,
+        # so that it is OpenSSL's: itsdangerous' digest is a Python wrapper around hashlib.sha1)
+        name = signer.algorithm.digest_method().name
+        self._mac = hmac.new(signer.derive_key(), digestmod=name)
+        self._sep = signer.sep.encode() if isinstance(signer.sep, str) else signer.sep
+        self._clock = clock
+        self._second = -1
+        self._stamp = b""
+
+    def dumps(self, value: str) -> str:
+        # compact JSON of a plain id is the id in quotes; a short random id never compresses,
+        # so itsdangerous sends it as it is (were it to compress, both forms still verify)
+        payload = base64.urlsafe_b64encode(b'"%s"' % value.encode()).rstrip(b"=")
+        second = int(self._clock())
+        if second != self._second:
+            self._stamp = base64.urlsafe_b64encode(int_to_bytes(second)).rstrip(b"=")
+            self._second = second
+        signed = payload + self._sep + self._stamp
+        mac = self._mac.copy()
+        mac.update(signed)
+        return (signed + self._sep + base64.urlsafe_b64encode(mac.digest()).rstrip(b"=")).decode()
+
+
 class TokenMaker:
     """Make and read tokens with serializers built once: a send makes two for every message."""
 
@@ -120,9 +164,15 @@ class TokenMaker:
         self, keys: SecretKeys | Sequence[str], *, clock: Callable[[], float] | None = None
     ) -> None:
         self._serializers = {purpose: _serializer(purpose, keys, clock) for purpose in MAX_AGE}
+        self._signing = {
+            purpose: _Signing(serializer, clock or time.time)
+            for purpose, serializer in self._serializers.items()
+        }
 
     def make(self, purpose: Purpose, value: str) -> str:
         """Sign `value` (an opaque id) for one purpose with the newest key; URL-safe."""
+        if _PLAIN_VALUE.fullmatch(value):
+            return self._signing[purpose].dumps(value)
         return str(self._serializers[purpose].dumps(value))
 
     def read(self, purpose: Purpose, token: str, max_age: int | None = None) -> str:

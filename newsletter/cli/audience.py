@@ -136,7 +136,9 @@ def preview_audience(config: Config, subscribers: Path | None, sections: Sequenc
     listed = load_subscribers(path, config.topic_names)
     store = existing_state(config)
     try:
-        people = audience(listed.subscribers, store) if store is not None else listed.subscribers
+        people = (
+            list(audience(listed.subscribers, store)) if store is not None else listed.subscribers
+        )
     finally:
         if store is not None:
             store.close()

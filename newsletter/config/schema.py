@@ -216,6 +216,7 @@ class Config(_Strict):
             max_consecutive_errors=self.delivery.max_consecutive_errors,
             retry_minutes=self.delivery.retry_minutes,
             max_attempts=self.delivery.max_attempts,
+            lease_seconds=self.delivery.lease_seconds,
             dkim=dkim,
         )
 

@@ -195,6 +195,9 @@ class DeliveryConfig(_Strict):
     # to a later run; postgrey, the common greylister, waits 5 minutes
     retry_minutes: float = Field(15, ge=0, le=1440)
     max_attempts: int = Field(5, ge=1, le=100)  # tries per subscriber and issue, across runs
+    # on a PostgreSQL state shared by several senders: how long rows a sender claimed stay its own
+    # without its heartbeat; a sender that dies gives its rows back after this
+    lease_seconds: float = Field(60, ge=2, le=3600)
     smtp: SmtpConfig = SmtpConfig()
 
 

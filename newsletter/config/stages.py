@@ -71,6 +71,7 @@ class MailSettings:
     max_consecutive_errors: int
     retry_minutes: float  # how long one run retries deferred messages
     max_attempts: int  # tries per subscriber and issue, across runs
+    lease_seconds: float  # how long a claimed row stays a sender's without its heartbeat
     dkim: DkimConfig | None  # `key_path` resolved
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from newsletter.delivery.outbox import OutboxTransport
-from newsletter.delivery.plan import Batch, Selection, enqueue, selections_of
-from newsletter.delivery.send import DeliveryReport, RetryPolicy, deliver
+from newsletter.delivery.plan import Enqueued, Selection, enqueue
+from newsletter.delivery.report import DeliveryReport
+from newsletter.delivery.send import RetryPolicy, deliver
 from newsletter.delivery.smtp import SmtpTransport
 from newsletter.delivery.transport import SendResult, Transport
 
@@ -14,8 +15,8 @@ if TYPE_CHECKING:
     from newsletter.config.stages import TransportSettings
 
 __all__ = [
-    "Batch",
     "DeliveryReport",
+    "Enqueued",
     "RetryPolicy",
     "SendResult",
     "Selection",
@@ -23,7 +24,6 @@ __all__ = [
     "deliver",
     "enqueue",
     "make_transport",
-    "selections_of",
 ]
 
 

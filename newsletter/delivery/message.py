@@ -61,6 +61,7 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+
 _QP_SAFE = frozenset(range(33, 127)) - {ord("=")}
 _QP_PLAIN = re.compile(rb"[!-~]+")  # printable ASCII, no space
 _HEADER_SAFE = re.compile(r"[!-=?-~]*")  # printable ASCII but ">" (it would end the <URL>)
+_HTML_SPECIAL = re.compile(r"[&<>\"']")  # what html.escape(quote=True) changes
 
 
 @dataclass(frozen=True)
@@ -309,8 +310,9 @@ class MessageTemplate:
 
 
 def _html_atom(url: str, plain: bytes) -> bytes:
-    escaped = html.escape(url, quote=True)
-    return plain if escaped == url else qp_atom(escaped)
+    if not _HTML_SPECIAL.search(url):  # the usual link: the same bytes (one search, no copy)
+        return plain
+    return qp_atom(html.escape(url, quote=True))
 
 
 def build_template(

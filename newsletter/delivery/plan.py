@@ -1,29 +1,31 @@
-"""Who gets which variant: the audience written into the ledger, and the variants it needs.
+"""Who gets which variant: the audience streamed into the ledger, each row naming its variant.
 
 The whole audience is in the ledger before the first message goes out, so a crash or a second
-run resumes from the ledger. A subscriber's variant is the issue's sections they chose, in issue
-order, in their format; the orchestrator renders each selection the pending rows need, once.
+run resumes from the ledger. It is written as it is read, in chunks, so a list of a million
+people never sits in memory. A subscriber's variant is the issue's sections they chose, in issue
+order, in their format; its label in the ledger row names the sections by their place in the
+issue (`html:all`, `text:0.3.5`), so any sender can tell from a row which variant to send.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from newsletter.models import Issue, Subscriber
 
 if TYPE_CHECKING:
-    from newsletter.store.ledger import Ledger
+    from newsletter.store.ledger import AudienceRow, Ledger
 
 log = logging.getLogger(__name__)
 
 SKIP = "skip"  # the ledger variant of a subscriber with nothing to receive this week
-# Audience rows per ledger insert: bounds the memory a 100,000-row insert would take at once.
-ENQUEUE_CHUNK = 5000
+ABSENT = "no longer in the audience (unsubscribed or removed)"
 Selection = tuple[str, ...] | None  # the sections a subscriber gets, in issue order; None: all
+Format = Literal["html", "text"]
 
 
 def selection(issue: Issue, topics: frozenset[str] | None) -> Selection:
@@ -35,57 +37,85 @@ def selection(issue: Issue, topics: frozenset[str] | None) -> Selection:
     return None if len(chosen) == len(issue.sections) and chosen else chosen
 
 
-def variant_label(sel: Selection, fmt: str) -> str:
-    """Return the short ledger name of a variant (`html:all`, `text:3f9a0c12d4e5`)."""
+def variant_label(issue: Issue, sel: Selection, fmt: str) -> str:
+    """Return the short ledger name of a variant (`html:all`, `text:0.3.5`, `html:none`)."""
     if sel is None:
         return f"{fmt}:all"
-    digest = hashlib.blake2b("\0".join(sel).encode(), digest_size=6).hexdigest()
-    return f"{fmt}:{digest}"
+    if not sel:
+        return f"{fmt}:none"
+    places = {s.topic: i for i, s in enumerate(issue.sections)}
+    return f"{fmt}:" + ".".join(str(places[topic]) for topic in sel)
 
 
-def selections_of(
-    issue: Issue, audience: Iterable[Subscriber], *, send_empty: bool
-) -> tuple[Selection, ...]:
-    """Every selection the audience needs rendered, in first-seen order (before any ledger)."""
-    needed: dict[Selection, None] = {}
-    for sub in audience:
-        sel = selection(issue, sub.topics)
-        if sel != () or send_empty:
-            needed.setdefault(sel)
-    return tuple(needed)
+def parse_label(issue: Issue, label: str) -> tuple[Selection, Format] | None:
+    """The selection and format a ledger label names; None for `skip` or a label not of this
+    issue (a row written by an older version, whose labels were hashes)."""
+    fmt, _, which = label.partition(":")
+    if fmt not in ("html", "text"):
+        return None
+    if which == "all":
+        return None, fmt  # type: ignore[return-value]
+    if which == "none":
+        return (), fmt  # type: ignore[return-value]
+    try:
+        places = [int(p) for p in which.split(".")]
+    except ValueError:
+        return None
+    if not places or any(not 0 <= p < len(issue.sections) for p in places):
+        return None
+    return tuple(issue.sections[p].topic for p in places), fmt  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
-class Batch:
-    """The audience of one issue as the ledger holds it, and the selections still to render."""
+class Enqueued:
+    """The audience of one issue as written into the ledger."""
 
     issue_id: str
-    audience: dict[str, tuple[Subscriber, Selection]]  # by address
-    selections: tuple[Selection, ...]  # what the pending rows may need, in first-seen order
-    new: int  # rows this call added to the ledger
+    audience: int  # people written (the audience of this run)
+    new: int  # rows the ledger did not have before
+    absent: int  # pending rows of people no longer in the audience, skipped
+    selections: tuple[Selection, ...] = ()  # the variants the audience gets, in first-seen order
+    seconds: float = 0.0  # the time it took (part of the send's time in the counts line)
+
+
+def audience_rows(
+    issue: Issue,
+    audience: Iterable[Subscriber],
+    *,
+    send_empty: bool,
+    seen: dict[Selection, None] | None = None,
+) -> Iterator[AudienceRow]:
+    """The ledger row of each subscriber: address, variant label, name (`seen` collects the
+    selections the rows name)."""
+    labels: dict[tuple[frozenset[str] | None, str], str] = {}  # a few topic choices, many people
+    for sub in audience:
+        key = (sub.topics, sub.format)
+        label = labels.get(key)
+        if label is None:
+            sel = selection(issue, sub.topics)
+            empty = sel == () and not send_empty
+            label = labels[key] = SKIP if empty else variant_label(issue, sel, sub.format)
+            if seen is not None and not empty:
+                seen.setdefault(sel)
+        yield sub.email, label, sub.name
 
 
 def enqueue(
     issue: Issue, audience: Iterable[Subscriber], ledger: Ledger, *, send_empty: bool
-) -> Batch:
-    """Write everyone in `audience` into the ledger (rows already there stay as they are)."""
-    by_email: dict[str, tuple[Subscriber, Selection]] = {}
-    rows: list[tuple[str, str]] = []
-    new = 0
-    for sub in audience:
-        if sub.email in by_email:
-            continue
-        sel = selection(issue, sub.topics)
-        by_email[sub.email] = (sub, sel)
-        empty = sel == () and not send_empty
-        rows.append((sub.email, SKIP if empty else variant_label(sel, sub.format)))
-        if len(rows) >= ENQUEUE_CHUNK:
-            new += ledger.enqueue(issue.id, rows)
-            rows.clear()
-    new += ledger.enqueue(issue.id, rows)
-    # Nothing pending (a repeated run): nothing to render. Otherwise every selection in the
-    # audience, since a pending row's subscriber may have changed topics since it was written.
-    needed: dict[Selection, None] = {}
-    if ledger.counts(issue.id)["pending"]:
-        needed = dict.fromkeys(sel for _, sel in by_email.values() if sel != () or send_empty)
-    return Batch(issue.id, by_email, tuple(needed), new)
+) -> Enqueued:
+    """Stream everyone in `audience` into the ledger, then skip the pending rows of anyone who
+    left it since (unsubscribed, or removed from the list)."""
+    started = time.perf_counter()
+    seen: dict[Selection, None] = {}
+    rows = audience_rows(issue, audience, send_empty=send_empty, seen=seen)
+    written = ledger.write_audience(issue.id, rows)
+    absent = ledger.skip_absent(issue.id, written, ABSENT)
+    log.info(
+        "ledger %s: %d in the audience (%d new), %d no longer in it",
+        issue.id,
+        written.rows,
+        written.new,
+        absent,
+    )
+    seconds = time.perf_counter() - started
+    return Enqueued(issue.id, written.rows, written.new, absent, tuple(seen), seconds)

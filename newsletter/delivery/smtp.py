@@ -340,12 +340,12 @@ def _lockstep(
     return stage, code, reply
 
 
-def _plain(*addresses: str) -> bool:
-    return all(_PLAIN_ADDR.fullmatch(a) for a in addresses)
+def _plain(envelope_from: str, rcpt: str) -> bool:
+    return bool(_PLAIN_ADDR.fullmatch(envelope_from) and _PLAIN_ADDR.fullmatch(rcpt))
 
 
-def _ascii(*addresses: str) -> tuple[bytes, ...]:
-    return tuple(a.encode("ascii") for a in addresses)
+def _ascii(envelope_from: str, rcpt: str) -> tuple[bytes, bytes]:
+    return envelope_from.encode("ascii"), rcpt.encode("ascii")
 
 
 # RFC 5321 4.5.3.2.6: a client waits 10 minutes for the reply to the end of the data, since a

@@ -1,8 +1,10 @@
 """The rows of one send as the sending threads take them: fresh rows, then retries when due.
 
-A deferred row (greylisting, a 4xx, a connection lost) comes back into the queue with a due
-time; the threads send fresh rows meanwhile and wait only when nothing else is left, so a
-deferral holds up no one (Postfix's active and deferred queues, within one run).
+Fresh rows come in batches from the ledger (`source`), fetched by one thread at a time outside
+the queue's lock, so the others go on with what they hold or with retries meanwhile. A deferred
+row (greylisting, a 4xx, a connection lost) comes back into the queue with a due time; the
+threads send fresh rows meanwhile and wait only when nothing else is left, so a deferral holds
+up no one (Postfix's active and deferred queues, within one run).
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import heapq
 import threading
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from newsletter.delivery.message import MessageTemplate
@@ -40,15 +43,22 @@ class Item:
     name: str | None = field(compare=False)
     template: MessageTemplate = field(compare=False)
     attempts: int = field(default=0, compare=False)  # tries recorded by earlier runs
+    recipient_id: str = field(default="", compare=False)  # the opaque id its links carry
     tries: int = field(default=0, compare=False)  # failed tries in this run
     unanswered: bool = field(default=False, compare=False)  # sent once without a final reply
 
 
 class Work:
-    """Hand out rows to the sending threads: retries that are due first, then fresh rows."""
+    """Hand out rows to the sending threads: retries that are due first, then fresh rows.
 
-    def __init__(self, items: Iterator[Item]) -> None:
-        self._items = items
+    `source()` returns the next batch of fresh rows, an empty list when there are no more.
+    """
+
+    def __init__(self, source: Callable[[], list[Item]]) -> None:
+        self._source = source
+        self._fresh: deque[Item] = deque()
+        self._exhausted = False
+        self._filling = False  # a thread is fetching the next batch
         self._retries: list[Item] = []
         self._in_flight = 0
         self._cond = threading.Condition()
@@ -56,21 +66,39 @@ class Work:
 
     def take(self) -> Item | None:
         """The next row to send; None when there is none left (or the run stops)."""
-        with self._cond:
-            while not self.stopped:
-                now = time.monotonic()
-                if self._retries and self._retries[0].due <= now:
-                    self._in_flight += 1
-                    return heapq.heappop(self._retries)
-                item = next(self._items, None)
-                if item is not None:
-                    self._in_flight += 1
-                    return item
-                if not self._retries and not self._in_flight:
-                    return None
-                wait = self._retries[0].due - now if self._retries else None
-                self._cond.wait(wait)
-            return None
+        while True:
+            with self._cond:
+                while True:
+                    if self.stopped:
+                        return None
+                    now = time.monotonic()
+                    if self._retries and self._retries[0].due <= now:
+                        self._in_flight += 1
+                        return heapq.heappop(self._retries)
+                    if self._fresh:
+                        self._in_flight += 1
+                        return self._fresh.popleft()
+                    if not self._exhausted and not self._filling:
+                        self._filling = True
+                        break  # fetch below, without the lock
+                    if self._exhausted and not self._retries and not self._in_flight:
+                        return None
+                    wait = self._retries[0].due - now if self._retries else None
+                    self._cond.wait(wait)
+            self._fill()
+
+    def _fill(self) -> None:
+        batch: list[Item] = []
+        try:
+            batch = self._source()
+        finally:
+            with self._cond:
+                self._filling = False
+                if batch:
+                    self._fresh.extend(batch)
+                else:
+                    self._exhausted = True  # a source that failed has nothing more either
+                self._cond.notify_all()
 
     def done(self, retry: Item | None = None) -> None:
         """A thread finished its row; `retry` puts it back to be sent again when due."""
@@ -78,9 +106,24 @@ class Work:
             self._in_flight -= 1
             if retry is not None and not self.stopped:
                 heapq.heappush(self._retries, retry)
-            self._cond.notify_all()
+                self._cond.notify_all()  # a waiting thread may have to wait less long now
+            elif self._exhausted and not self._in_flight:
+                self._cond.notify_all()  # the last row: the waiting threads can end
 
     def stop(self) -> None:
         with self._cond:
             self.stopped = True
             self._cond.notify_all()
+
+
+def join(
+    threads: list[threading.Thread], stop: threading.Event | None, on_stop: Callable[[], None]
+) -> None:
+    """Join the threads; once `stop` is set, call `on_stop` (to pass the request on to them)."""
+    asked = False
+    for t in threads:
+        while t.is_alive():
+            if stop is not None and stop.is_set() and not asked:
+                on_stop()
+                asked = True
+            t.join(0.1 if stop is not None else None)

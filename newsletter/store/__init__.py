@@ -1,6 +1,6 @@
 """The state: subscriptions, suppressions, the send ledger, the issue archive, and locks."""
 
-from newsletter.store.locks import lock_path, scheduler_lock, send_lock
+from newsletter.store.locks import issue_lock, lock_path, scheduler_lock, send_lock
 from newsletter.store.schema import (
     ArchivedIssue,
     IssueSummary,
@@ -17,6 +17,7 @@ __all__ = [
     "Store",
     "StoredSubscriber",
     "Suppression",
+    "issue_lock",
     "lock_path",
     "scheduler_lock",
     "send_lock",

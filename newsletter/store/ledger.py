@@ -1,54 +1,88 @@
 """The send ledger: one row per issue and recipient, worked through until none is pending.
 
-`Store.ledger` holds one. A send writes its whole audience first (`enqueue`), then marks each
-row as the server answers; a crash or a second run only sees the rows still pending. Each mark is
-its own commit, made right after the server's reply and before the sending thread takes its next
-message, so each thread has at most one message off the record at any time. `sent_marks` is
-that mark's fast form for a whole send.
+`Store.ledger` holds one. A send first streams its audience into the ledger (`write_audience`,
+in chunks, one transaction each): a new address becomes a pending row, a pending row takes the
+recipient's current name and variant, a row already sent, failed or skipped stays as it is.
+Pending rows the pass did not touch are no longer in the audience (`skip_absent`). Then the
+senders claim rows (`Store.claims`, see `newsletter.store.claims`) and mark each one as the server
+answers, in its own commit, before the sending thread takes its next message: each thread has
+at most one message off the record at any time, and a crash or a second run only sees the rows
+still pending.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
-import threading
-from collections.abc import Iterable, Iterator
-from types import TracebackType
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import islice
 from typing import Any
 
 import sqlalchemy as sa
 
-from newsletter.errors import StoreError
-from newsletter.store.database import Database, db_message
-from newsletter.store.schema import LEDGER_STATUSES, LedgerRow, check_value, email_key, ledger
+from newsletter.store.database import Database, advisory_key
+from newsletter.store.schema import (
+    LEDGER_STATUSES,
+    MAX_ERROR_CHARS,
+    LedgerRow,
+    check_value,
+    email_key,
+    ledger,
+    new_ids,
+)
 
 log = logging.getLogger(__name__)
 
-_MAX_ERROR_CHARS = 1000
+ENQUEUE_CHUNK = 5000  # audience rows per transaction: bounds memory, keeps each commit short
+ANALYZE_AFTER = 1000  # new rows after which PostgreSQL's statistics of the ledger are renewed
 
-# The hot path of a send, built once: building the UPDATE anew for every message cost about half
-# of the CPU time per message (measured with bench/send.py).
-_MARK_SENT = (
-    ledger.update()
-    .where(
-        ledger.c.issue_id == sa.bindparam("k_issue"),
-        ledger.c.email == sa.bindparam("k_email"),
-        ledger.c.status == "pending",  # a sent or failed row is final
-    )
-    .values(
-        status="sent",
-        message_id=sa.bindparam("k_mid"),
-        last_error=None,
-        updated_at=sa.bindparam("k_at"),
-        attempts=ledger.c.attempts + 1,
-    )
+AudienceRow = tuple[str, str, str | None]  # email, variant, name
+
+
+@dataclass(frozen=True)
+class Written:
+    """What one pass of the audience did to the ledger."""
+
+    rows: int  # audience rows written (new, or pending and refreshed, or already final)
+    new: int  # of them, rows the ledger did not have
+    at: datetime  # the pass's stamp: pending rows it touched carry it in `updated_at`
+
+
+# One chunk as SQLite takes it: refresh the pending rows, then add the new ones. The INSERT's row
+# count is the number of new rows, so nothing is counted before or after (linear in the rows).
+_REFRESH = (
+    "UPDATE ledger SET variant = %s, name = %s, updated_at = %s "
+    "WHERE issue_id = %s AND email = %s AND status = 'pending'"
 )
-
-
-# `_MARK_SENT` as SQLite runs it, for `SentMarks`' own connection (the same row change).
-_MARK_SENT_SQLITE = (
-    "UPDATE ledger SET status = 'sent', message_id = ?, last_error = NULL, updated_at = ?, "
-    "attempts = attempts + 1 WHERE issue_id = ? AND email = ? AND status = 'pending'"
+_ADD = (
+    "INSERT INTO ledger (issue_id, email, variant, name, status, attempts, updated_at) "
+    "VALUES (%s, %s, %s, %s, 'pending', 0, %s) ON CONFLICT DO NOTHING"
+)
+# PostgreSQL: the chunk is copied into a temporary table, then two statements do the same.
+_PG_CHUNK = (
+    "CREATE TEMP TABLE IF NOT EXISTS audience_chunk "
+    "(email varchar(320) PRIMARY KEY, variant text, name text, rid text) ON COMMIT DELETE ROWS"
+)
+# One statement: a new address is inserted, a pending row takes the chunk's variant and name (a
+# row already sent, failed or skipped stays as it is); the new rows are counted from what the
+# statement returns (a row it inserted has no xmax yet). Each row is one probe of the primary
+# key: joining the chunk to the ledger in an UPDATE ... FROM was planned as a scan of the issue.
+_PG_UPSERT = (
+    "WITH w AS (INSERT INTO ledger (issue_id, email, variant, name, status, attempts, updated_at) "
+    "SELECT %s, email, variant, name, 'pending', 0, %s FROM audience_chunk "
+    "ON CONFLICT (issue_id, email) DO UPDATE SET variant = excluded.variant, "
+    "name = excluded.name, updated_at = excluded.updated_at WHERE ledger.status = 'pending' "
+    "RETURNING (xmax = 0) AS added) SELECT count(*) FILTER (WHERE added) FROM w"
+)
+# Each address's recipient id (the one its links carry) is made when it is first written: an
+# address that has one keeps it (see `newsletter.store.recipients`).
+_ADD_ID = (
+    "INSERT INTO recipients (id, email, created_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
+)
+_PG_IDS = (
+    "INSERT INTO recipients (id, email, created_at) SELECT rid, email, %s FROM audience_chunk "
+    "ON CONFLICT DO NOTHING"
 )
 
 
@@ -58,30 +92,104 @@ class Ledger:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def enqueue(self, issue_id: str, rows: Iterable[tuple[str, str]]) -> int:
-        """Write the audience, (email, variant) pairs, as pending; return how many were new.
+    # -- the audience ---------------------------------------------------------------------------
 
-        Rows already in the ledger for this issue are left untouched, so a second run resumes.
+    def enqueue(self, issue_id: str, rows: Iterable[tuple[str, ...]]) -> int:
+        """Write (email, variant[, name]) rows as pending; return how many were new.
+
+        A row already in the ledger keeps its status: a pending one takes the new variant and
+        name, a sent, failed or skipped one is left as it is, so a second run resumes.
         """
-        now = self.db.clock()
-        params = [
-            {
-                "issue_id": issue_id,
-                "email": email_key(email),
-                "variant": variant,
-                "status": "pending",
-                "attempts": 0,
-                "updated_at": now,
-            }
-            for email, variant in rows
-        ]
-        if not params:
-            return 0
-        count = sa.select(sa.func.count()).where(ledger.c.issue_id == issue_id)
+        audience = ((r[0], r[1], r[2] if len(r) > 2 else None) for r in rows)
+        return self.write_audience(issue_id, audience).new
+
+    def write_audience(
+        self, issue_id: str, rows: Iterable[AudienceRow], *, chunk: int = ENQUEUE_CHUNK
+    ) -> Written:
+        """Stream the audience into the ledger, one transaction per `chunk` rows."""
+        at = self.db.clock()
+        stamp = self.db.stamp(at)
+        written = new = 0
+        it = iter(rows)
+        while batch := list(islice(it, chunk)):
+            # one row per address, the last one winning (the state's entry comes after the file's)
+            unique = {email_key(email): (variant, name) for email, variant, name in batch}
+            new += self._write_chunk(issue_id, unique, stamp)
+            written += len(unique)
+        if new >= ANALYZE_AFTER and self.db.dialect == "postgresql":
+            # fresh statistics, as after any bulk load: with the table's old ones (empty) the
+            # planner marks a row through the status index, reading every pending row each time
+            with self.db.raw() as conn:
+                conn.execute("ANALYZE ledger")
+        return Written(written, new, at)
+
+    def _write_chunk(
+        self, issue_id: str, rows: dict[str, tuple[str, str | None]], stamp: Any
+    ) -> int:
+        with self.db.raw() as conn:
+            if self.db.dialect == "postgresql":
+                cur = conn.cursor()
+                # one enqueuer at a time per issue: two senders writing the same rows in another
+                # order would deadlock
+                cur.execute(
+                    "SELECT pg_advisory_xact_lock(%s)", (advisory_key("enqueue", issue_id),)
+                )
+                cur.execute(_PG_CHUNK)
+                ids = new_ids(len(rows))
+                copying = "COPY audience_chunk (email, variant, name, rid) FROM STDIN"
+                with cur.copy(copying) as copy:
+                    for (email, (variant, name)), rid in zip(rows.items(), ids, strict=True):
+                        copy.write_row((email, variant, name, rid))
+                added = int(cur.execute(_PG_UPSERT, (issue_id, stamp)).fetchone()[0])
+                cur.execute(_PG_IDS, (stamp,))
+                return added
+            sql = self.db.sql
+            refresh = [(v, n, stamp, issue_id, e) for e, (v, n) in rows.items()]
+            conn.executemany(sql(_REFRESH), refresh)
+            added = conn.executemany(
+                sql(_ADD), [(issue_id, e, v, n, stamp) for e, (v, n) in rows.items()]
+            )
+            made = zip(new_ids(len(rows)), rows, strict=True)
+            conn.executemany(sql(_ADD_ID), [(rid, email, stamp) for rid, email in made])
+            return int(added.rowcount)
+
+    def skip_absent(self, issue_id: str, written: Written, reason: str) -> int:
+        """Skip the pending rows a complete pass of the audience did not touch; return how many.
+
+        A row another sender holds (its lease still running) is left alone.
+        """
+        held = (
+            "lease_until >= now()" if self.db.dialect == "postgresql" else "lease_until IS NOT NULL"
+        )
+        with self.db.raw() as conn:
+            if self.db.dialect == "postgresql":
+                cur = conn.cursor()
+                cur.execute(
+                    "SELECT pg_advisory_xact_lock(%s)", (advisory_key("enqueue", issue_id),)
+                )
+            else:
+                cur = conn
+            cur = cur.execute(
+                self.db.sql(
+                    "UPDATE ledger SET status = 'skipped', last_error = %s, updated_at = %s "
+                    "WHERE issue_id = %s AND status = 'pending' AND updated_at < %s "
+                    f"AND NOT (lease_owner IS NOT NULL AND {held})"
+                ),
+                (reason, self.db.stamp(self.db.clock()), issue_id, self.db.stamp(written.at)),
+            )
+            skipped = int(cur.rowcount)
+        if skipped:
+            log.info("ledger %s: %d no longer in the audience, skipped", issue_id, skipped)
+        return skipped
+
+    def forget(self, issue_id: str) -> int:
+        """Delete the pending rows of an issue that was never archived (its run failed before
+        anything was sent); return how many."""
+        pending = (ledger.c.issue_id == issue_id) & (ledger.c.status == "pending")
         with self.db.write() as conn:
-            before = conn.execute(count).scalar_one()
-            conn.execute(self.db.insert_ignore(ledger), params)
-            return int(conn.execute(count).scalar_one() - before)
+            return int(conn.execute(ledger.delete().where(pending)).rowcount)
+
+    # -- reading --------------------------------------------------------------------------------
 
     def pending_rows(
         self, issue_id: str, *, chunk: int = 1000, max_attempts: int | None = None
@@ -118,72 +226,6 @@ class Ledger:
                 return
             last = batch[-1].email
 
-    def mark_sent(self, issue_id: str, email: str, message_id: str | None) -> None:
-        """Record that the server accepted the message (committed before the next send)."""
-        params = {"k_issue": issue_id, "k_email": email_key(email)}
-        with self.db.write() as conn:
-            changed = conn.execute(
-                _MARK_SENT, {**params, "k_mid": message_id, "k_at": self.db.clock()}
-            ).rowcount
-        if changed == 0:
-            log.warning("ledger %s: %s is not pending; left unchanged", issue_id, email)
-
-    def sent_marks(self, issue_id: str) -> SentMarks:
-        """Return a `mark_sent` for one issue's send, fast on SQLite; close it when done."""
-        return SentMarks(self, issue_id)
-
-    def mark_failed(
-        self, issue_id: str, email: str, error: str, *, permanent: bool, tried: bool = True
-    ) -> None:
-        """Record a failed try: a permanent one ends the row, a temporary one leaves it pending.
-
-        `tried=False` ends a row without counting a try (given up before one was made).
-        """
-        status = "failed" if permanent else "pending"
-        self._mark(
-            issue_id, email, status=status, last_error=error[:_MAX_ERROR_CHARS], attempt=tried
-        )
-
-    def note_error(self, issue_id: str, email: str, error: str) -> None:
-        """Record why a pending row was not sent, without counting a try against it.
-
-        For a refusal about our side (the sender, the size, the login): the row stays pending
-        for a rerun after the fix, with its attempts as they were.
-        """
-        self._mark(issue_id, email, last_error=error[:_MAX_ERROR_CHARS], attempt=False)
-
-    def mark_skipped(self, issue_id: str, email: str, reason: str) -> None:
-        """Take a row out of the send without trying (e.g. suppressed since it was enqueued)."""
-        self._mark(issue_id, email, status="skipped", last_error=reason, attempt=False)
-
-    def mark_attempt(self, issue_id: str, email: str) -> int:
-        """Count one more try of a row without changing its status; return the new count."""
-        self._mark(issue_id, email)
-        with self.db.read() as conn:
-            query = sa.select(ledger.c.attempts).where(
-                ledger.c.issue_id == issue_id, ledger.c.email == email_key(email)
-            )
-            return int(conn.execute(query).scalar_one())
-
-    def _mark(self, issue_id: str, email: str, *, attempt: bool = True, **values: Any) -> None:
-        email = email_key(email)
-        values["updated_at"] = self.db.clock()
-        if attempt:
-            values["attempts"] = ledger.c.attempts + 1
-        with self.db.write() as conn:
-            result = conn.execute(
-                ledger.update()
-                .where(
-                    ledger.c.issue_id == issue_id,
-                    ledger.c.email == email,
-                    ledger.c.status == "pending",  # a sent or failed row is final
-                )
-                .values(values)
-            )
-            changed = result.rowcount
-        if changed == 0:
-            log.warning("ledger %s: %s is not pending; left unchanged", issue_id, email)
-
     def to_retry(self, issue_id: str) -> int:
         """Pending rows that were tried and failed for now: a later run tries them again."""
         query = sa.select(sa.func.count()).where(
@@ -207,77 +249,65 @@ class Ledger:
                 counts[status] = n
         return counts
 
+    # -- marks, one row at a time (a send marks through its `Claims`) ----------------------------
 
-class SentMarks:
-    """Mark one issue's rows sent, each in its own commit, as `mark_sent` does, but faster.
+    def mark_sent(self, issue_id: str, email: str, message_id: str | None) -> None:
+        """Record that the server accepted the message."""
+        self._mark(issue_id, email, status="sent", message_id=message_id, last_error=None)
 
-    The hot path of a send. On a SQLite file (the stdlib driver) it keeps one DBAPI connection
-    and one prepared UPDATE for the whole send: through SQLAlchemy a mark took 93 us, of which
-    the pool checkout, the BEGIN event and the statement's parameter work were 2/3; here it takes
-    27 us, and the connection's page cache stays warm. Elsewhere it calls `mark_sent`. Threads
-    may share one; each mark has returned only once its commit has.
-    """
-
-    def __init__(self, owner: Ledger, issue_id: str) -> None:
-        self._ledger, self._issue_id = owner, issue_id
-        self._lock = threading.Lock()
-        self._raw: Any = None
-        engine = owner.db.engine
-        url = engine.url
-        if (
-            url.get_backend_name() == "sqlite"
-            and url.get_driver_name() == "pysqlite"
-            and (url.database not in (None, "", ":memory:"))
-        ):
-            # The stored form of a timestamp, from the column's own type (UTC, SQLite's format).
-            impl = ledger.c.updated_at.type.dialect_impl(engine.dialect)
-            stamp = impl.bind_processor(engine.dialect)
-            assert stamp is not None  # UTCDateTime always converts
-            self._stamp = stamp
-            try:
-                self._raw = engine.raw_connection()  # tuned like every pooled connection
-            except sa.exc.SQLAlchemyError as e:
-                raise StoreError(f"{owner.db.label}: {db_message(e)}") from e
-            self._db: sqlite3.Connection = self._raw.driver_connection
-
-    def mark(self, email: str, message_id: str | None) -> None:
-        """Record that the server accepted the message (committed when this returns)."""
-        if self._raw is None:
-            self._ledger.mark_sent(self._issue_id, email, message_id)
-            return
-        at = self._stamp(self._ledger.db.clock())
-        params = (message_id, at, self._issue_id, email_key(email))
-        db = self._db
-        with self._lock:
-            try:
-                # IMMEDIATE: wait for the write lock up front (see database.tune_sqlite)
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    changed = db.execute(_MARK_SENT_SQLITE, params).rowcount
-                    db.execute("COMMIT")
-                except BaseException:
-                    if db.in_transaction:
-                        db.rollback()
-                    raise
-            except sqlite3.Error as e:
-                raise StoreError(f"{self._ledger.db.label}: {db_message(e)}") from e
-        if changed == 0:
-            log.warning("ledger %s: %s is not pending; left unchanged", self._issue_id, email)
-
-    def close(self) -> None:
-        """Give the connection back to the store's pool."""
-        with self._lock:
-            raw, self._raw = self._raw, None
-        if raw is not None:
-            raw.close()
-
-    def __enter__(self) -> SentMarks:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+    def mark_failed(
+        self, issue_id: str, email: str, error: str, *, permanent: bool, tried: bool = True
     ) -> None:
-        self.close()
+        """Record a failed try: a permanent one ends the row, a temporary one leaves it pending.
+
+        `tried=False` ends a row without counting a try (given up before one was made).
+        """
+        status = "failed" if permanent else "pending"
+        self._mark(
+            issue_id, email, status=status, last_error=error[:MAX_ERROR_CHARS], attempt=tried
+        )
+
+    def note_error(self, issue_id: str, email: str, error: str) -> None:
+        """Record why a pending row was not sent, without counting a try against it."""
+        self._mark(issue_id, email, last_error=error[:MAX_ERROR_CHARS], attempt=False)
+
+    def mark_skipped(self, issue_id: str, email: str, reason: str) -> None:
+        """Take a row out of the send without trying (e.g. suppressed since it was enqueued)."""
+        self._mark(issue_id, email, status="skipped", last_error=reason, attempt=False)
+
+    def mark_attempt(self, issue_id: str, email: str) -> int:
+        """Count one more try of a row without changing its status; return the new count."""
+        self._mark(issue_id, email)
+        with self.db.read() as conn:
+            query = sa.select(ledger.c.attempts).where(
+                ledger.c.issue_id == issue_id, ledger.c.email == email_key(email)
+            )
+            return int(conn.execute(query).scalar_one())
+
+    def _mark(self, issue_id: str, email: str, *, attempt: bool = True, **values: Any) -> None:
+        email = email_key(email)
+        values["updated_at"] = self.db.clock()
+        if attempt:
+            values["attempts"] = ledger.c.attempts + 1
+        if values.get("status", "pending") != "pending":
+            values.update(lease_owner=None, lease_until=None)
+        with self.db.write() as conn:
+            result = conn.execute(
+                ledger.update()
+                .where(
+                    ledger.c.issue_id == issue_id,
+                    ledger.c.email == email,
+                    ledger.c.status == "pending",  # a sent or failed row is final
+                )
+                .values(values)
+            )
+            changed = result.rowcount
+        if changed == 0:
+            log.warning("ledger %s: %s is not pending; left unchanged", issue_id, email)
+
+
+def chunks(items: Iterable[Any], size: int) -> Iterator[Sequence[Any]]:
+    """Yield lists of up to `size` items."""
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch

@@ -1,8 +1,13 @@
-"""OS-level locks on the state: one scheduler per state, one send at a time.
+"""Locks on the state: one scheduler per config folder, one send at a time on SQLite, and on
+PostgreSQL one builder per issue across hosts.
 
 `flock` on a file beside the SQLite database (or named after the database URL): the kernel drops
-the lock when its process dies, so a crash never leaves a stale lock behind. Two hosts sharing a
-PostgreSQL state are not covered by a local file lock; run one sender per state.
+the lock when its process dies, so a crash never leaves a stale lock behind. A SQLite state takes
+one sender at a time; a PostgreSQL state takes any number, on any number of hosts, which share
+the rows (`newsletter.store.claims`), so no send lock is taken there. What they must not do twice
+is build and archive the week's issue: `issue_lock` is a PostgreSQL advisory lock, held by one
+transaction while its process checks the archive and, if the issue is not there, builds it; the
+others wait, then find it archived. The database drops it when the holder's connection ends.
 """
 
 from __future__ import annotations
@@ -13,15 +18,18 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from newsletter.errors import BusyError
-from newsletter.store.database import state_folder
+import sqlalchemy as sa
+
+from newsletter.errors import BusyError, StoreError
+from newsletter.store.database import advisory_key, db_message, state_folder, state_url
 
 if TYPE_CHECKING:
     from newsletter.config import Config
+    from newsletter.store.state import Store
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +87,39 @@ def scheduler_lock(path: Path) -> AbstractContextManager[None]:
 def send_lock(
     config: Config, *, wait: threading.Event | None = None
 ) -> AbstractContextManager[None]:
-    """Only one send at a time per state: two overlapping runs would both see rows pending.
+    """Only one send at a time on a SQLite state (a PostgreSQL state shares its rows instead).
 
     `wait` (the scheduler's stop event) waits for the other send to end instead of refusing.
     """
+    if state_url(config).get_backend_name() != "sqlite":
+        return nullcontext()
     return exclusive(
         lock_path(config, "send"),
         "another send (pid {pid}) is working on this state (lock {path}); wait for it to "
-        "finish, then run again to send whatever is left",
+        "finish, then run again to send whatever is left (a SQLite state takes one sender at "
+        "a time; several hosts sending together need a PostgreSQL state)",
         wait=wait,
     )
+
+
+@contextmanager
+def issue_lock(store: Store, issue_id: str) -> Iterator[None]:
+    """On PostgreSQL, hold the issue's advisory lock for the block (waiting for it if another
+    process holds it); on SQLite nothing (its send lock keeps other runs out already)."""
+    if store.db.dialect != "postgresql":
+        yield
+        return
+    key = advisory_key("issue", issue_id)
+    try:
+        conn = store.engine.connect()
+    except sa.exc.SQLAlchemyError as e:
+        raise StoreError(f"{store.label}: {db_message(e)}") from e
+    with conn, conn.begin():
+        try:
+            taken = conn.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key})
+            if not taken.scalar():
+                log.info("issue %s: another sender is preparing it; waiting", issue_id)
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        except sa.exc.SQLAlchemyError as e:
+            raise StoreError(f"{store.label}: {db_message(e)}") from e
+        yield

@@ -168,10 +168,29 @@ def _v3_recipients_signups_mail_queue(conn: sa.Connection) -> None:
     md.create_all(conn)
 
 
+def _v4_ledger_names_and_leases(conn: sa.Connection) -> None:
+    """Give ledger rows the recipient's name (a send streams its audience into the ledger and
+    reads back what each message needs) and a lease (owner, expiry) for rows a sender claimed."""
+    md = sa.MetaData()
+    ledger = sa.Table(
+        "ledger",
+        md,
+        sa.Column("name", sa.Text),
+        sa.Column("lease_owner", sa.String(64)),  # the claiming sender (host, pid, run)
+        sa.Column("lease_until", UTCDateTime),  # past it, another sender may take the row
+    )
+    # no index on the lease: a mark would be planned through it (scanning every row the sender
+    # holds) instead of the primary key; renewing a lease reads the issue's pending rows instead
+    for column in ledger.columns:
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE ledger ADD COLUMN {column.name} {kind}"))
+
+
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [
     _v1_initial,
     _v2_sent_papers,
     _v3_recipients_signups_mail_queue,
+    _v4_ledger_names_and_leases,
 ]
 LATEST = len(MIGRATIONS)
 

@@ -6,6 +6,7 @@ change to them is a new migration first.
 
 from __future__ import annotations
 
+import base64
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from newsletter.store.migrations import EMAIL, ISSUE_ID, UTCDateTime
 SUBSCRIBER_STATUSES = ("pending", "confirmed")
 SUPPRESSION_REASONS = ("unsubscribed", "bounced", "complained", "removed")
 LEDGER_STATUSES = ("pending", "sent", "failed", "skipped")
+MAX_ERROR_CHARS = 1000  # of a ledger row's last error
 
 
 # The current schema, as the migrations leave it (tests compare the two).
@@ -68,6 +70,9 @@ ledger = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("message_id", sa.Text),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("name", sa.Text),  # the recipient's name, for the To: header
+    sa.Column("lease_owner", sa.String(64)),  # the sender that claimed the row (PostgreSQL)
+    sa.Column("lease_until", UTCDateTime),  # its claim lapses then, unless renewed
 )
 sent_papers = sa.Table(
     "sent_papers",
@@ -158,6 +163,9 @@ class LedgerRow:
     last_error: str | None
     message_id: str | None
     updated_at: datetime
+    name: str | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
 
 
 def check_value(value: str, allowed: tuple[str, ...], what: str) -> None:
@@ -174,3 +182,9 @@ def email_key(email: str) -> str:
 def new_id() -> str:
     """A random id for a recipient or a sign-up (96 bits, URL-safe, never holding an "@")."""
     return secrets.token_urlsafe(12)
+
+
+def new_ids(n: int) -> list[str]:
+    """`n` ids as `new_id` makes them, from one read of the system's random source."""
+    raw = secrets.token_bytes(12 * n)
+    return [base64.urlsafe_b64encode(raw[i : i + 12]).decode() for i in range(0, 12 * n, 12)]

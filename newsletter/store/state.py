@@ -28,6 +28,7 @@ from newsletter.errors import StoreError
 from newsletter.models import Issue, Paper, Subscriber
 from newsletter.store import migrations
 from newsletter.store.archive import issue_from_row, issue_to_row
+from newsletter.store.claims import Claims, claims_for
 from newsletter.store.database import (
     Database,
     state_folder,
@@ -38,6 +39,7 @@ from newsletter.store.database import (
 from newsletter.store.ledger import Ledger
 from newsletter.store.mail_queue import MailQueue
 from newsletter.store.recipients import Recipients
+from newsletter.store.roster import Roster
 from newsletter.store.schema import (
     LEDGER_STATUSES,
     SUBSCRIBER_STATUSES,
@@ -87,10 +89,15 @@ class Store:
         self.recipients = Recipients(self.db)  # the opaque id each address's links carry
         self.signups = Signups(self.db)  # web sign-ups waiting for their confirmation
         self.mail_queue = MailQueue(self.db)  # confirmation emails waiting to go out
+        self.roster = Roster(self.db)  # confirmed subscribers and suppressions, read in chunks
 
     @property
     def engine(self) -> sa.Engine:
         return self.db.engine
+
+    def claims(self, issue_id: str, *, lease_seconds: float = 60.0) -> Claims:
+        """One sender's share of an issue's pending rows (see `newsletter.store.claims`)."""
+        return claims_for(self.db, issue_id, lease_seconds)
 
     @property
     def label(self) -> str:
@@ -223,11 +230,10 @@ class Store:
         ]
         if not rows:
             return 0
-        count = sa.select(sa.func.count()).select_from(subscribers)
+        # the rows the insert returns are the new ones: nothing is counted before or after
+        insert = self.db.insert_ignore(subscribers).returning(subscribers.c.id)
         with self.db.write() as conn:
-            before = conn.execute(count).scalar_one()
-            conn.execute(self.db.insert_ignore(subscribers), rows)
-            return int(conn.execute(count).scalar_one() - before)
+            return len(conn.execute(insert, rows).all())
 
     def confirm_subscriber(self, email: str) -> bool:
         """Confirm a pending subscription; return False if there was none pending."""

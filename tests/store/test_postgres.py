@@ -53,3 +53,21 @@ def test_two_processes_opening_a_fresh_database_together_both_succeed(pg_url: st
         t.join()
     assert errors == []
     assert len(set(versions)) == 1
+
+
+def test_an_import_into_a_postgresql_state_counts_new_and_existing_rows(
+    pg_url: str, tmp_path
+) -> None:
+    from newsletter.audience import import_subscribers
+
+    people = tmp_path / "people.csv"
+    people.write_text(
+        "email,name,topics,format\n" + "".join(f"p{i}@example.org,P {i},,\n" for i in range(7))
+    )
+    with Store.open(pg_url) as store:
+        store.add_subscriber(Subscriber("p3@example.org", source="web"), status="confirmed")
+        result = import_subscribers(people, store, ["LLM Reasoning"])
+        assert (result.added, result.existing, result.problems) == (6, 1, [])
+        again = import_subscribers(people, store, ["LLM Reasoning"])
+        assert (again.added, again.existing) == (0, 7)
+        assert len(store.confirmed_subscribers()) == 7

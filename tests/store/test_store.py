@@ -356,60 +356,6 @@ def test_only_bounce_suppressions_are_lifted_and_each_keeps_its_reply(store, clo
     assert store.lift_bounces([]) == 0
 
 
-@pytest.mark.parametrize("target", ["file", "sqlite://"])
-def test_sent_marks_record_what_mark_sent_records(tmp_path, clock, target):
-    where = tmp_path / "marks.db" if target == "file" else target  # sqlite://: in memory
-    with Store.open(where, clock=clock) as s:
-        s.ledger.enqueue("W", [(f"{n}@example.org", "html:all") for n in "abc"])
-        s.ledger.mark_failed("W", "a@example.org", "451 later", permanent=False)
-        s.ledger.mark_failed("W", "b@example.org", "451 later", permanent=False)
-        s.ledger.mark_failed("W", "c@example.org", "550 no", permanent=True)
-        clock.now = T0 + timedelta(minutes=5)
-        s.ledger.mark_sent("W", "a@example.org", "<a@mail>")
-        with s.ledger.sent_marks("W") as marks:
-            marks.mark("B@Example.org", "<b@mail>")  # addresses are keyed in lower case
-            marks.mark("c@example.org", "<c@mail>")  # failed for good: stays so
-        rows = {r.email: r for r in s.ledger.rows("W")}
-    a, b = rows["a@example.org"], rows["b@example.org"]
-    assert (b.status, b.attempts, b.last_error, b.message_id) == ("sent", 2, None, "<b@mail>")
-    assert b.updated_at == a.updated_at == T0 + timedelta(minutes=5)
-    assert dataclasses.replace(b, email=a.email, message_id=a.message_id) == a
-    assert (rows["c@example.org"].status, rows["c@example.org"].message_id) == ("failed", None)
-    if target == "file":  # the same text in the file, so SQL comparisons order them alike
-        with closing(sqlite3.connect(where)) as db:
-            stamps = dict(db.execute("SELECT email, updated_at FROM ledger"))
-        assert stamps["a@example.org"] == stamps["b@example.org"]
-
-
-def test_sent_marks_from_many_threads_each_commit(store):
-    import threading
-
-    emails = [f"t{i:03d}@example.org" for i in range(200)]
-    store.ledger.enqueue("W", [(e, "html:all") for e in emails])
-    with store.ledger.sent_marks("W") as marks:
-
-        def work(part: list[str]) -> None:
-            for e in part:
-                marks.mark(e, f"<{e}>")
-
-        threads = [threading.Thread(target=work, args=(emails[i::4],)) for i in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        # committed: another connection sees every row while the marks are still open
-        assert store.ledger.counts("W")["sent"] == 200
-
-
-def test_sent_marks_error_names_the_database(store, tmp_path):
-    store.ledger.enqueue("W", [("a@example.org", "html:all")])
-    with store.ledger.sent_marks("W") as marks:
-        with closing(sqlite3.connect(tmp_path / "state.db")) as other:
-            other.execute("ALTER TABLE ledger RENAME TO ledger_gone")
-        with pytest.raises(StoreError, match=r"state\.db: no such table: ledger"):
-            marks.mark("a@example.org", "<a@mail>")
-
-
 def test_pending_rows_pages_and_tolerates_marks_while_iterating(store):
     emails = [f"user{i:02d}@example.org" for i in range(7)]
     store.ledger.enqueue("W", [(e, "html:all") for e in reversed(emails)])
@@ -512,7 +458,7 @@ def test_a_version_2_database_is_upgraded_keeping_its_rows(tmp_path: Path):
     engine.dispose()
 
     with Store.open(path) as s:
-        assert s.schema_version == migrations.LATEST == 3
+        assert s.schema_version == migrations.LATEST
         stored = s.get_subscriber("wait@example.org")
         assert stored is not None and stored.status == "pending"
         assert stored.subscriber.name == "Wait"
