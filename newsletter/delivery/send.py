@@ -232,7 +232,9 @@ class _Run:
                 self.report.failed += 1
                 self.report.suppressed += result.status == "bounce"
                 self._advance()
-            counts = True
+            # a mailbox that does not exist says nothing of the server (an old list may hold
+            # many); a message that cannot be made is likely the next one's fate too
+            counts = result.status != "bounce"
         if counts:
             with self.lock:
                 self.consecutive_errors += 1

@@ -322,6 +322,19 @@ def test_too_many_errors_in_a_row_stop_the_run_and_a_rerun_finishes(
     assert smtp.handler.counts() == Counter({s.email: 1 for s in audience})
 
 
+def test_hard_bounces_in_a_row_do_not_stop_the_run(
+    tmp_path: Path, issue: Issue, store: Store, smtp: SmtpServer
+) -> None:
+    audience = people(12)
+    gone = [s.email for s in audience[:8]]  # an old list: the first eight mailboxes are gone
+    smtp.handler.faults.rcpt = {email: ["550 5.1.1 no such user"] for email in gone}
+    config = smtp_config(tmp_path, smtp, "max_consecutive_errors: 3", connections=1)
+    report = smtp_deliver(issue, config, audience, store)
+    assert not report.stopped_early
+    assert (report.sent, report.failed, report.suppressed) == (4, 8, 8)
+    assert set(smtp.handler.counts()) == {s.email for s in audience[8:]}
+
+
 def test_login_refused_stops_the_run_and_keeps_the_ledger(
     tmp_path: Path, issue: Issue, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
