@@ -339,7 +339,7 @@ def _group(
             if state == "postgresql":
                 url = cluster.create_database()
             else:
-                url = str(folder / f"state-{labels[code]}-{round_}.db")
+                url = str(folder / f"state-{labels[code]}-{n}-{round_}.db")
             measured = run_ours(
                 meter,
                 folder / f"r{n}-{state}-{senders}-{round_}",
