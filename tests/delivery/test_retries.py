@@ -10,34 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import resources
 from newsletter.config import parse_config
 from newsletter.delivery.send import RetryPolicy
 from newsletter.errors import ConfigError
 from newsletter.models import Issue
-from newsletter.sources import read_source
 from newsletter.store.state import Store
-from newsletter.topics.issue import build_issue
-from tests.delivery.test_send import NOW, people, smtp_config, smtp_deliver
+from tests.support.sending import people, smtp_config, smtp_deliver
 from tests.support.smtp_server import SmtpServer
-
-
-@pytest.fixture(scope="module")
-def issue() -> Issue:
-    config = parse_config(resources.default_config_text())
-    return build_issue(
-        read_source("sample", now=NOW),
-        config.issue_settings(),
-        now=NOW,
-        issue_id="2026-W48",
-        use_window=False,
-    )
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    with Store.open(tmp_path / "state.db") as s:
-        yield s  # type: ignore[misc]
 
 
 def test_greylisting_does_not_stop_the_run_and_one_run_delivers_everyone(
