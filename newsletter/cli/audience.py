@@ -39,7 +39,7 @@ def audience_rows(
     """Everyone the program knows of: the file's entries (`subscribers`, else the config's)
     and the state's, with their status (`--subscribers` was checked by its option)."""
     listed = load_subscribers(subscribers or config.subscribers_path, config.topic_names)
-    with Store.from_config(config) as store:
+    with Store.from_settings(config.state_settings()) as store:
         stored = store.stored_subscribers()
         suppressed = store.suppressions()
         receiving = {s.email for s in audience(listed.subscribers, store)}
@@ -121,20 +121,13 @@ def counts_line(rows: Sequence[AudienceRow]) -> str:
     )
 
 
-def existing_state(config: Config) -> Store | None:
-    """The state store if it exists yet: a look must not create one (as `job.existing_store`,
-    without importing the whole pipeline)."""
-    state = str(config.state)
-    if "://" not in state and not config.resolve(state).exists():
-        return None
-    return Store.from_config(config)
-
-
 def preview_audience(config: Config, subscribers: Path | None, sections: Sequence[str]) -> str:
     """Who the previewed issue would reach and in how many variants (the state is not made)."""
+    from newsletter.delivery.plan import Selection, chosen_sections  # as `run` chooses them
+
     path = subscribers or config.subscribers_path
     listed = load_subscribers(path, config.topic_names)
-    store = existing_state(config)
+    store = Store.if_exists(config.state_settings())
     try:
         people = (
             list(audience(listed.subscribers, store)) if store is not None else listed.subscribers
@@ -142,15 +135,14 @@ def preview_audience(config: Config, subscribers: Path | None, sections: Sequenc
     finally:
         if store is not None:
             store.close()
-    variants: set[tuple[tuple[str, ...] | None, str]] = set()
+    variants: set[tuple[Selection, str]] = set()
     nothing = 0
     for sub in people:
-        wanted = None if sub.topics is None else {t.casefold() for t in sub.topics}
-        chosen = tuple(s for s in sections if wanted is None or s.casefold() in wanted)
-        if not chosen:
+        chosen = chosen_sections(sections, sub.topics)
+        if chosen == ():
             nothing += 1
             continue
-        variants.add((None if len(chosen) == len(sections) else chosen, sub.format))
+        variants.add((chosen, sub.format))
     return (
         f"audience: {len(people)} subscriber(s) from {path} and the state get "
         f"{len(variants)} variant(s), {nothing} with nothing this week; nothing was sent"
@@ -160,7 +152,7 @@ def preview_audience(config: Config, subscribers: Path | None, sections: Sequenc
 def add(config: Config, email: str, *, name: str | None, topics: str | None, fmt: str) -> str:
     """Add a confirmed subscriber to the state; an earlier suppression is lifted."""
     sub = make_subscriber(email, [t.name for t in config.topics], name=name, topics=topics, fmt=fmt)
-    with Store.from_config(config) as store:
+    with Store.from_settings(config.state_settings()) as store:
         new = store.add_subscriber(sub, status="confirmed")
         store.confirm_subscriber(sub.email)
         lifted = store.clear_suppression(sub.email)
@@ -174,7 +166,7 @@ def remove(config: Config, email: str) -> str:
         address = normalize_email(email)
     except ValueError as e:
         raise SubscribersError(f"'{email}' is not a valid address: {e}") from e
-    with Store.from_config(config) as store:
+    with Store.from_settings(config.state_settings()) as store:
         store.suppress(address, "removed", "newsletter subscribers remove")
     return f"subscribers: {address} removed (suppressed)"
 
@@ -185,7 +177,7 @@ def unbounce(config: Config, emails: Sequence[str], reply: str | None) -> tuple[
     Return the addresses lifted and the counts line. Nothing is lifted unless every address
     given is suppressed as a bounce (an unsubscribe is the person's choice, never lifted here).
     """
-    with Store.from_config(config) as store:
+    with Store.from_settings(config.state_settings()) as store:
         suppressed = store.suppressions()
         wanted = [_address(e) for e in emails]
         if reply is not None:

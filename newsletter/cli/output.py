@@ -188,14 +188,12 @@ def issues_json(archived: Sequence[IssueSummary]) -> str:
 
 def ledger_line(ledger: dict[str, int], to_retry: int) -> str:
     """`20 sent, 1 failed for good, 3 to retry, 2 pending`: which failures a rerun retries."""
+    from newsletter.delivery.report import left_over  # the delivery stage, when a table needs it
+
     parts = [f"{ledger.get('sent', 0)} sent"] if ledger.get("sent") else []
     if ledger.get("failed"):
         parts.append(f"{ledger['failed']} failed for good")
-    if to_retry:
-        parts.append(f"{to_retry} to retry")
-    untried = ledger.get("pending", 0) - to_retry
-    if untried > 0:
-        parts.append(f"{untried} pending")
+    parts += left_over(ledger.get("pending", 0), to_retry)
     if ledger.get("skipped"):
         parts.append(f"{ledger['skipped']} skipped")
     return ", ".join(parts) or "not sent"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -30,11 +30,16 @@ Format = Literal["html", "text"]
 
 def selection(issue: Issue, topics: frozenset[str] | None) -> Selection:
     """Return the issue's sections a subscriber chose (None when that is every section)."""
+    return chosen_sections([s.topic for s in issue.sections], topics)
+
+
+def chosen_sections(sections: Sequence[str], topics: frozenset[str] | None) -> Selection:
+    """Of an issue's `sections` (in order), those a subscriber's `topics` choose; None: all."""
     if topics is None:
         return None
     wanted = {t.casefold() for t in topics}
-    chosen = tuple(s.topic for s in issue.sections if s.topic.casefold() in wanted)
-    return None if len(chosen) == len(issue.sections) and chosen else chosen
+    chosen = tuple(topic for topic in sections if topic.casefold() in wanted)
+    return None if len(chosen) == len(sections) and chosen else chosen
 
 
 def variant_label(issue: Issue, sel: Selection, fmt: str) -> str:

@@ -28,8 +28,13 @@ class DeliveryReport:
         line += f"{self.skipped} skipped"
         line += f", {self.already_sent} sent before" if self.already_sent else ""
         line += f", {self.failed_before} failed before" if self.failed_before else ""
-        line += f", {self.to_retry} to retry" if self.to_retry else ""
-        untried = self.pending - self.to_retry
-        line += f", {untried} pending" if untried > 0 else ""
+        line += "".join(f", {part}" for part in left_over(self.pending, self.to_retry))
         line += f" in {self.seconds:.1f} s"
         return line + (f"; stopped early: {self.reason}" if self.stopped_early else "")
+
+
+def left_over(pending: int, to_retry: int) -> list[str]:
+    """`3 to retry`, `2 pending`: the pending rows a rerun retries, and those never tried."""
+    parts = [f"{to_retry} to retry"] if to_retry else []
+    untried = pending - to_retry
+    return parts + ([f"{untried} pending"] if untried > 0 else [])
