@@ -90,12 +90,12 @@ def plan_issue(
     `load()` without the papers earlier issues carried. Changes nothing."""
     moment = now or default_now()
     wanted = issue_id or issue_id_for(moment, config.timezone)
-    archived = store.get_issue(wanted) if store is not None else None
+    archived = store.archive.get_issue(wanted) if store is not None else None
     if archived is not None:
         return archived.issue, True
     found = load()
-    sent_before = store.sent_paper_ids(exclude_issue=wanted) if store is not None else set()
-    history = store.archived_papers(exclude_issue=wanted) if store is not None else []
+    sent_before = store.archive.sent_paper_ids(exclude_issue=wanted) if store is not None else set()
+    history = store.archive.archived_papers(exclude_issue=wanted) if store is not None else []
     issue = build_issue(
         found,
         config.issue_settings(),
@@ -109,30 +109,6 @@ def plan_issue(
     if left_out:
         log.info("%d papers were in earlier issues and are left out", left_out)
     return issue, False
-
-
-def existing_store(config: Config) -> Store | None:
-    """The state store if it exists yet (a preview must not create one)."""
-    state = str(config.state)
-    if "://" not in state and not config.resolve(state).exists():
-        return None
-    return Store.from_config(config)
-
-
-def prepare_issue(
-    config: Config,
-    store: Store,
-    papers: Sequence[str] | None = None,
-    *,
-    issue_id: str | None = None,
-    now: datetime | None = None,
-    save: bool = True,
-) -> tuple[Issue, bool]:
-    """Reuse this week's issue from the archive, or build, archive and record a new one."""
-    issue, reused = _plan(config, store, papers, issue_id, now)
-    if save and not reused and issue.paper_count:
-        store.save_issue(issue, record_papers=True)
-    return issue, reused
 
 
 def _plan(
@@ -180,7 +156,10 @@ def run_weekly(
     """
     keys = preflight(config, papers=papers or (), subscribers=subscribers)
     waiting = (stop or threading.Event()) if wait_for_send else None
-    with send_lock(config, wait=waiting), Store.from_config(config) as store:
+    with (
+        send_lock(config.state_settings(), wait=waiting),
+        Store.from_settings(config.state_settings()) as store,
+    ):
         listed = _subscriber_file(config, subscribers)
         moment = now or default_now()
         wanted = issue_id or issue_id_for(moment, config.timezone)
@@ -200,7 +179,7 @@ def run_weekly(
                 variants[None]
                 enqueued = _enqueue(config, store, issue, listed, new_issue=True)
                 if issue.paper_count:
-                    store.save_issue(issue, record_papers=True)
+                    store.archive.save_issue(issue, record_papers=True)
         if enqueued is None:
             enqueued = _enqueue(config, store, issue, listed)
         return _deliver(
@@ -218,10 +197,10 @@ def send_issue(
 ) -> RunResult:
     """Resume the delivery of an archived issue."""
     keys = preflight(config, subscribers=subscribers)
-    with send_lock(config), Store.from_config(config) as store:
-        archived = store.get_issue(issue_id)
+    with send_lock(config.state_settings()), Store.from_settings(config.state_settings()) as store:
+        archived = store.archive.get_issue(issue_id)
         if archived is None:
-            known = ", ".join(s.id for s in store.list_issues()[:5]) or "none yet"
+            known = ", ".join(s.id for s in store.archive.list_issues()[:5]) or "none yet"
             raise NotFoundError(
                 f"issue {issue_id} is not in the archive (latest: {known}); "
                 "build it with `newsletter run`"
@@ -364,8 +343,8 @@ def _deliver(
 
 def is_fully_sent(config: Config, issue_id: str) -> bool:
     """True when the issue is archived, went to someone, and has nothing left to send."""
-    with Store.from_config(config) as store:
-        if store.get_issue(issue_id) is None:
+    with Store.from_settings(config.state_settings()) as store:
+        if store.archive.get_issue(issue_id) is None:
             return False
         counts = store.ledger.counts(issue_id)
         # an empty ledger means the issue never reached anyone (no audience at the time)

@@ -60,7 +60,7 @@ def check_setup(
     except NewsletterError as e:
         found.problems.append(f"environment: {e}")
     try:
-        state_folder(config)
+        state_folder(config.state_settings())
     except NewsletterError as e:
         found.problems.append(str(e))
     templates = _templates(config, validate)

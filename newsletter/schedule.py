@@ -250,7 +250,7 @@ def run_scheduler(
             _delay(at - now),  # the planned wait, not what is left after add_job
         )
 
-    with scheduler_lock(lock_path(config, "schedule")):
+    with scheduler_lock(lock_path(config.state_settings(), "schedule")):
         scheduler = BlockingScheduler(
             timezone=tz,
             job_defaults={"misfire_grace_time": grace, "coalesce": True, "max_instances": 1},

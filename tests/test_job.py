@@ -49,7 +49,7 @@ def outbox(site: Path) -> list:
     ]
 
 
-def test_run_delivers_once_and_a_rerun_sends_nothing(site: Path):
+def test_run_delivers_once_and_a_rerun_sends_nothing(site: Path) -> None:
     config = load_config(site / "config.yaml")
     first = run_weekly(config, [SAMPLE], now=NOW)
     assert first.issue.id == "2026-W48" and not first.reused
@@ -73,7 +73,7 @@ def test_run_delivers_once_and_a_rerun_sends_nothing(site: Path):
     assert "3 sent before" in again.summary()
 
 
-def test_next_issue_leaves_out_papers_sent_before(site: Path):
+def test_next_issue_leaves_out_papers_sent_before(site: Path) -> None:
     config = load_config(site / "config.yaml")
     first = run_weekly(config, [SAMPLE], now=NOW)
     second = run_weekly(config, [SAMPLE, HF], issue_id="2026-W49", now=NOW)
@@ -83,17 +83,17 @@ def test_next_issue_leaves_out_papers_sent_before(site: Path):
     assert second.issue.paper_count == 30  # only the HF papers are new
 
 
-def test_dry_run_sends_and_archives_nothing(site: Path):
+def test_dry_run_sends_and_archives_nothing(site: Path) -> None:
     config = load_config(site / "config.yaml")
     result = run_weekly(config, [SAMPLE], now=NOW, dry_run=True)
     assert result.report is None and result.audience == 3
     assert "dry run" in result.summary()
     assert not (site / "out").exists() or not outbox(site)
-    with Store.from_config(config) as store:
-        assert store.get_issue("2026-W48") is None
+    with Store.from_settings(config.state_settings()) as store:
+        assert store.archive.get_issue("2026-W48") is None
 
 
-def test_send_resumes_an_archived_issue_and_refuses_an_unknown_one(site: Path):
+def test_send_resumes_an_archived_issue_and_refuses_an_unknown_one(site: Path) -> None:
     config = load_config(site / "config.yaml")
     (site / "nobody.yaml").write_text("[]\n")
     run_weekly(config, [SAMPLE], now=NOW, subscribers=site / "nobody.yaml")
@@ -104,15 +104,15 @@ def test_send_resumes_an_archived_issue_and_refuses_an_unknown_one(site: Path):
         send_issue(config, "2031-W01")
 
 
-def test_a_missing_subscribers_file_given_explicitly_is_an_error(site: Path):
+def test_a_missing_subscribers_file_given_explicitly_is_an_error(site: Path) -> None:
     config = load_config(site / "config.yaml")
     with pytest.raises(NewsletterError, match=r"typo\.yaml: no such subscribers file"):
         run_weekly(config, [SAMPLE], now=NOW, subscribers=site / "typo.yaml")
-    with Store.from_config(config) as store:
-        assert store.get_issue("2026-W48") is None  # nothing archived on the way
+    with Store.from_settings(config.state_settings()) as store:
+        assert store.archive.get_issue("2026-W48") is None  # nothing archived on the way
 
 
-def test_an_issue_without_papers_sends_nothing_and_is_not_archived(site: Path):
+def test_an_issue_without_papers_sends_nothing_and_is_not_archived(site: Path) -> None:
     config = load_config(site / "config.yaml")
     run_weekly(config, [SAMPLE], now=NOW)
     # a week later, the same papers again: all were sent, so the new issue is empty
@@ -120,20 +120,23 @@ def test_an_issue_without_papers_sends_nothing_and_is_not_archived(site: Path):
     assert later.empty and later.report is None and later.ok
     assert later.summary().endswith("no papers, nothing sent")
     assert len(outbox(site)) == 3
-    with Store.from_config(config) as store:
-        assert store.get_issue("2026-W49") is None
+    with Store.from_settings(config.state_settings()) as store:
+        assert store.archive.get_issue("2026-W49") is None
 
 
-def test_a_second_send_on_the_same_state_refuses_while_one_runs(site: Path):
+def test_a_second_send_on_the_same_state_refuses_while_one_runs(site: Path) -> None:
     from newsletter.store.locks import send_lock
 
     config = load_config(site / "config.yaml")
-    with send_lock(config), pytest.raises(NewsletterError, match="another send .* is working"):
+    with (
+        send_lock(config.state_settings()),
+        pytest.raises(NewsletterError, match="another send .* is working"),
+    ):
         run_weekly(config, [SAMPLE], now=NOW)
     assert not (site / "out").exists() or outbox(site) == []
 
 
-def test_preview_shows_what_the_run_would_send(site: Path):
+def test_preview_shows_what_the_run_would_send(site: Path) -> None:
     from newsletter.preview.files import write_preview
 
     config = load_config(site / "config.yaml")
@@ -153,17 +156,17 @@ def read(source: str):
     return read_source(source)
 
 
-def test_a_broken_subscribers_file_stops_the_run_before_anything_is_archived(site: Path):
+def test_a_broken_subscribers_file_stops_the_run_before_anything_is_archived(site: Path) -> None:
     (site / "subscribers.yaml").write_text("- email: [unclosed\n")
     config = load_config(site / "config.yaml")
     with pytest.raises(NewsletterError, match=r"subscribers\.yaml"):
         run_weekly(config, [SAMPLE], now=NOW)
-    with Store.from_config(config) as store:
-        assert store.get_issue("2026-W48") is None
+    with Store.from_settings(config.state_settings()) as store:
+        assert store.archive.get_issue("2026-W48") is None
     assert not is_fully_sent(config, "2026-W48")
 
 
-def test_an_issue_that_reached_no_one_is_not_fully_sent(site: Path):
+def test_an_issue_that_reached_no_one_is_not_fully_sent(site: Path) -> None:
     (site / "subscribers.yaml").write_text("[]\n")
     config = load_config(site / "config.yaml")
     result = run_weekly(config, [SAMPLE], now=NOW)
@@ -173,7 +176,7 @@ def test_an_issue_that_reached_no_one_is_not_fully_sent(site: Path):
 
 def test_the_scheduler_waits_for_another_send_instead_of_losing_its_run(
     site: Path, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     import threading
 
     import newsletter.store.locks
@@ -184,7 +187,7 @@ def test_the_scheduler_waits_for_another_send_instead_of_losing_its_run(
     held, release = threading.Event(), threading.Event()
 
     def other_send() -> None:
-        with send_lock(config):
+        with send_lock(config.state_settings()):
             held.set()
             release.wait(10)
 
@@ -198,7 +201,7 @@ def test_the_scheduler_waits_for_another_send_instead_of_losing_its_run(
 
     # asked to stop while waiting: it gives up with the same clear line
     stop = threading.Event()
-    with send_lock(config):
+    with send_lock(config.state_settings()):
         threading.Timer(0.2, stop.set).start()
         with pytest.raises(NewsletterError, match="another send"):
             run_weekly(config, [SAMPLE], now=NOW, wait_for_send=True, stop=stop)
@@ -230,7 +233,7 @@ def hrefs_and_text(message: Message) -> tuple[list[str], str]:
 
 def test_control_characters_in_a_paper_no_longer_block_the_week(
     site: Path, caplog: pytest.LogCaptureFixture
-):
+) -> None:
     # every paper in the email (no per-topic cap), so each hostile one is read back
     (site / "config.yaml").write_text(
         (site / "config.yaml").read_text() + "max_per_topic: null\nmax_papers: null\n"
@@ -251,7 +254,9 @@ def test_control_characters_in_a_paper_no_longer_block_the_week(
                 assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", part.get_content())
 
 
-def test_only_http_links_from_sources_reach_the_email(site: Path, caplog: pytest.LogCaptureFixture):
+def test_only_http_links_from_sources_reach_the_email(
+    site: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     papers = site / "papers.json"
     papers.write_text(
         json.dumps(
@@ -283,9 +288,9 @@ def test_only_http_links_from_sources_reach_the_email(site: Path, caplog: pytest
 
 def nothing_written(config) -> None:
     """The archive, the ledger and the papers recorded as sent are as a fresh state has them."""
-    with Store.from_config(config) as store:
-        assert store.list_issues() == []
-        assert store.sent_paper_ids() == set()
+    with Store.from_settings(config.state_settings()) as store:
+        assert store.archive.list_issues() == []
+        assert store.archive.sent_paper_ids() == set()
         assert store.ledger.counts("2026-W48") == dict.fromkeys(
             ("pending", "sent", "failed", "skipped"), 0
         )
@@ -305,7 +310,7 @@ BREAKAGES = {
 @pytest.mark.parametrize("breakage", list(BREAKAGES))
 def test_a_run_that_cannot_send_writes_nothing(
     site: Path, monkeypatch: pytest.MonkeyPatch, breakage: str
-):
+) -> None:
     extra, message = BREAKAGES[breakage]
     (site / "tpl").mkdir()
     (site / "tpl" / "paper.mjml").write_text("{% if %}\n")
@@ -324,7 +329,7 @@ def test_a_run_that_cannot_send_writes_nothing(
 
 def test_after_a_failed_run_the_next_one_builds_the_issue_anew(
     site: Path, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     monkeypatch.delenv("NEWSLETTER_SECRET_KEY")
     config = load_config(site / "config.yaml")
     with pytest.raises(NewsletterError):
@@ -337,7 +342,7 @@ def test_after_a_failed_run_the_next_one_builds_the_issue_anew(
 
 def test_a_run_over_smtp_warns_about_links_mail_providers_refuse(
     site: Path, smtp: SmtpServer, caplog: pytest.LogCaptureFixture
-):
+) -> None:
     (site / "config.yaml").write_text(
         "sender: {address: digest@papers.example.org}\n"
         f"delivery: {{transport: smtp, smtp: {{host: 127.0.0.1, port: {smtp.port}, "
@@ -352,7 +357,7 @@ def test_a_run_over_smtp_warns_about_links_mail_providers_refuse(
     assert any("postal_address: the footer shows no postal address" in w for w in warned)
 
 
-def test_a_new_issue_weighs_its_keywords_against_the_archive(tmp_path: Path):
+def test_a_new_issue_weighs_its_keywords_against_the_archive(tmp_path: Path) -> None:
     # Two made-up words no paper of the bundled table uses: alone they weigh the same, and a
     # paper with one of each goes to the topic listed first. Once the archive holds forty papers
     # that say "zorbic", that word says less, and the paper goes to the other topic.
@@ -371,6 +376,6 @@ def test_a_new_issue_weighs_its_keywords_against_the_archive(tmp_path: Path):
     with Store.open(tmp_path / "state.db") as store:
         assert section_of(store) == "Zorbic"  # an empty archive
         past = build_issue(old, config.issue_settings(), issue_id="2026-W47", use_window=False)
-        store.save_issue(past)
+        store.archive.save_issue(past)
         assert section_of(store) == "Quellan"
     assert section_of(None) == "Zorbic"

@@ -104,7 +104,7 @@ def test_two_senders_starting_together_build_one_issue_and_share_its_send(
         f"digest+{h.name}@papers.example.org": n for h, n in zip(hosts, shares, strict=True)
     }
     with Store.open(pg_url) as store:
-        (issue,) = store.list_issues()  # built and archived once
+        (issue,) = store.archive.list_issues()  # built and archived once
         assert issue.ledger == {"pending": 0, "sent": people, "failed": 0, "skipped": 0}
         assert not any(r.lease_owner for r in store.ledger.rows(issue.id))  # all given back
 
@@ -123,7 +123,7 @@ def test_a_sender_killed_mid_batch_leaves_its_rows_to_the_other_after_its_lease(
     before = sum(smtp.handler.counts().values())
     assert before < people
     with Store.open(pg_url) as store:
-        (issue,) = store.list_issues()
+        (issue,) = store.archive.list_issues()
         held = [r for r in store.ledger.rows(issue.id, "pending") if r.lease_owner]
     assert held  # the dead sender's claim is still on them
     started = time.monotonic()

@@ -182,8 +182,8 @@ def issues_cmd(config_path: str | None, fmt: str) -> None:
     from newsletter.store import Store
 
     config = load_config(config_path)
-    with Store.from_config(config) as store:
-        archived = store.list_issues()
+    with Store.from_settings(config.state_settings()) as store:
+        archived = store.archive.list_issues()
     click.echo(output.issues_json(archived) if fmt == "json" else output.issues_table(archived))
     counts(f"{len(archived)} issue(s) in the archive")
 

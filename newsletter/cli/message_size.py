@@ -35,8 +35,8 @@ def largest_message(config: Config, store: Store | None) -> tuple[int, str]:
 
 def _latest_issue(config: Config, store: Store | None) -> tuple[Issue, str]:
     if store is not None:
-        for summary in store.list_issues():
-            archived = store.get_issue(summary.id)
+        for summary in store.archive.list_issues():
+            archived = store.archive.get_issue(summary.id)
             if archived is not None:
                 return archived.issue, f"issue {summary.id}"
     papers = read_sources(["sample"])

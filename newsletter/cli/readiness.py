@@ -25,11 +25,11 @@ from newsletter.audience import audience, load_subscribers
 from newsletter.audience.tokens import ENV_VAR as SECRET_VAR
 from newsletter.audience.tokens import MIN_KEY_CHARS
 from newsletter.cli import dns_records as dnsr
-from newsletter.cli.audience import existing_state
 from newsletter.cli.message_size import largest_message
 from newsletter.cli.options import SECRETS_FILE
 from newsletter.cli.relay_probe import probe_relay
 from newsletter.errors import NewsletterError, TransportError
+from newsletter.store import Store
 
 if TYPE_CHECKING:
     import ssl
@@ -346,7 +346,7 @@ def size_limit(config: Config, limit: int | None) -> Item:
         )
     if limit == 0:
         return Item("ok", "smtp: the relay declares no fixed message size limit")
-    store = existing_state(config)
+    store = Store.if_exists(config.state_settings())
     try:
         size, what = largest_message(config, store)
     except NewsletterError as e:
@@ -371,7 +371,7 @@ def reach(config: Config, subscribers: Path | None) -> Item:
     """Should-have: someone to send to, and no one at a placeholder domain."""
     path = subscribers or config.subscribers_path
     listed = load_subscribers(path, config.topic_names)
-    store = existing_state(config)
+    store = Store.if_exists(config.state_settings())
     try:
         people = (
             list(audience(listed.subscribers, store)) if store is not None else listed.subscribers

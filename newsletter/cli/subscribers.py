@@ -165,7 +165,7 @@ def subscribers_import(path: str, config_path: str | None) -> None:
     from newsletter.store import Store
 
     config = load_config(config_path)
-    with Store.from_config(config) as store:
+    with Store.from_settings(config.state_settings()) as store:
         result = import_subscribers(path, store, config.topic_names)
     for problem in result.problems:
         click.echo(f"warning: {problem} (skipped)", err=True)

@@ -27,7 +27,13 @@ from newsletter.config.sections import (
     _check_timezone,
     _Strict,
 )
-from newsletter.config.stages import IssueSettings, MailSettings, RenderSettings, TransportSettings
+from newsletter.config.stages import (
+    IssueSettings,
+    MailSettings,
+    RenderSettings,
+    StateSettings,
+    TransportSettings,
+)
 from newsletter.models import Topic
 
 
@@ -219,6 +225,11 @@ class Config(_Strict):
             lease_seconds=self.delivery.lease_seconds,
             dkim=dkim,
         )
+
+    def state_settings(self) -> StateSettings:
+        """The section the state store (`newsletter.store`) takes."""
+        name = self.path.name if self.path else "config.yaml"
+        return StateSettings(self.state, self.base_dir, name, "state" in self.model_fields_set)
 
     def transport_settings(self) -> TransportSettings:
         """The section `delivery.make_transport` takes."""

@@ -81,3 +81,18 @@ class TransportSettings:
 
     delivery: DeliveryConfig
     outbox: Path
+
+
+@dataclass(frozen=True)
+class StateSettings:
+    """What the store reads: where the state is, and how to name a mistake in it."""
+
+    state: str  # a SQLite file (relative to `base_dir`) or a database URL, as written
+    base_dir: Path  # the config's folder
+    config_name: str  # the config file's name, for messages ("config.yaml")
+    configured: bool  # `state:` is set in the config (the default's folder may be made)
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path written in the config, against the config's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p

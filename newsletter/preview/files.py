@@ -22,9 +22,10 @@ import jinja2
 
 from newsletter import resources
 from newsletter.errors import PreviewError, RenderError
-from newsletter.job import existing_store, gather_papers, plan_issue
+from newsletter.job import gather_papers, plan_issue
 from newsletter.preview.links import example_links, fill
 from newsletter.render import render_issue
+from newsletter.store import Store
 
 if TYPE_CHECKING:
     from newsletter.config import Config
@@ -119,7 +120,7 @@ def build_preview(
 ) -> PreviewResult:
     """Plan the issue as `run` would (this week's archived issue, or `papers` less those sent
     before), render it, then write the three preview files."""
-    store = existing_store(config)
+    store = Store.if_exists(config.state_settings())
     try:
         issue, _ = plan_issue(
             config, store, lambda: papers, issue_id=issue_id, now=now, use_window=use_window

@@ -70,11 +70,6 @@ def _cut(text: str, limit: int) -> str:
     return (head[:space] if space > limit // 2 else head).rstrip() + "…"
 
 
-def clean_link(value: object) -> str | None:
-    """Return an http(s) link with its whitespace and controls removed; None for anything else."""
-    return _link(value)[0]
-
-
 def _link(value: object) -> tuple[str | None, str]:
     """(the link, "") or (None, why it is not one). Spaces inside a link are encoded (`%20`)."""
     text = _LINK_JUNK.sub("", _SURROGATE.sub("", str(value or ""))).strip()

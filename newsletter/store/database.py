@@ -16,7 +16,7 @@ from sqlalchemy.dialects import sqlite
 from newsletter.errors import StoreError
 
 if TYPE_CHECKING:
-    from newsletter.config import Config
+    from newsletter.config.stages import StateSettings
 
 log = logging.getLogger(__name__)
 
@@ -108,15 +108,15 @@ class Database:
         self.engine.dispose()
 
 
-def state_url(config: Config) -> sa.URL:
-    """Turn `config.state` into a database URL; a relative SQLite path is the config's."""
-    value = config.state.strip()
+def state_url(settings: StateSettings) -> sa.URL:
+    """Turn `state:` into a database URL; a relative SQLite path is the config's."""
+    value = settings.state.strip()
     if "://" not in value:
-        return sa.URL.create("sqlite", database=str(config.resolve(value)))
+        return sa.URL.create("sqlite", database=str(settings.resolve(value)))
     try:
         url = sa.make_url(value)
     except sa.exc.ArgumentError as e:
-        where = config.path.name if config.path else "config.yaml"
+        where = settings.config_name
         raise StoreError(f"{where}: state: '{value}' is not a database URL or a path") from e
     db = url.database
     if (
@@ -125,25 +125,24 @@ def state_url(config: Config) -> sa.URL:
         and db != ":memory:"
         and not Path(db).is_absolute()
     ):
-        url = url.set(database=str(config.resolve(db)))
+        url = url.set(database=str(settings.resolve(db)))
     return url
 
 
-def state_folder(config: Config) -> None:
+def state_folder(settings: StateSettings) -> None:
     """Make sure the folder of a SQLite state exists: the default state's folder is made, a
     configured one must exist (a typo in `state:` must not create folders anywhere)."""
-    url = state_url(config)
+    url = state_url(settings)
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return
     folder = Path(str(url.database)).parent
     if folder.is_dir():
         return
-    if "state" not in config.model_fields_set:
+    if not settings.configured:
         folder.mkdir(parents=True, exist_ok=True)
         return
-    where = config.path.name if config.path else "config.yaml"
     raise StoreError(
-        f"{where}: state: the folder {folder} does not exist; create the folder "
+        f"{settings.config_name}: state: the folder {folder} does not exist; create the folder "
         f"(mkdir -p {folder}) or set `state:` to a file in an existing folder"
     )
 

@@ -191,14 +191,9 @@ class Ledger:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def pending_rows(
-        self, issue_id: str, *, chunk: int = 1000, max_attempts: int | None = None
-    ) -> Iterator[LedgerRow]:
+    def pending_rows(self, issue_id: str, *, chunk: int = 1000) -> Iterator[LedgerRow]:
         """Yield the rows still to send, in short reads of `chunk` rows (safe to mark meanwhile)."""
-        where = [ledger.c.status == "pending"]
-        if max_attempts is not None:
-            where.append(ledger.c.attempts < max_attempts)
-        return self._ledger_rows(issue_id, where, chunk)
+        return self._ledger_rows(issue_id, [ledger.c.status == "pending"], chunk)
 
     def rows(
         self, issue_id: str, status: str | None = None, *, chunk: int = 1000
@@ -274,15 +269,6 @@ class Ledger:
     def mark_skipped(self, issue_id: str, email: str, reason: str) -> None:
         """Take a row out of the send without trying (e.g. suppressed since it was enqueued)."""
         self._mark(issue_id, email, status="skipped", last_error=reason, attempt=False)
-
-    def mark_attempt(self, issue_id: str, email: str) -> int:
-        """Count one more try of a row without changing its status; return the new count."""
-        self._mark(issue_id, email)
-        with self.db.read() as conn:
-            query = sa.select(ledger.c.attempts).where(
-                ledger.c.issue_id == issue_id, ledger.c.email == email_key(email)
-            )
-            return int(conn.execute(query).scalar_one())
 
     def _mark(self, issue_id: str, email: str, *, attempt: bool = True, **values: Any) -> None:
         email = email_key(email)

@@ -28,7 +28,7 @@ from newsletter.errors import BusyError, StoreError
 from newsletter.store.database import advisory_key, db_message, state_folder, state_url
 
 if TYPE_CHECKING:
-    from newsletter.config import Config
+    from newsletter.config.stages import StateSettings
     from newsletter.store.state import Store
 
 log = logging.getLogger(__name__)
@@ -36,14 +36,14 @@ log = logging.getLogger(__name__)
 RETRY_SECONDS = 5.0  # how often a waiting scheduler tries the send lock again
 
 
-def lock_path(config: Config, purpose: str) -> Path:
+def lock_path(settings: StateSettings, purpose: str) -> Path:
     """The lock file of `purpose` ("schedule", "send") for the config's state."""
-    state_folder(config)  # the lock sits beside the state: its folder must exist first
-    state = str(config.state)
+    state_folder(settings)  # the lock sits beside the state: its folder must exist first
+    state = settings.state
     if "://" not in state:
-        return Path(f"{config.resolve(state)}.{purpose}.lock")
+        return Path(f"{settings.resolve(state)}.{purpose}.lock")
     digest = hashlib.sha1(state.encode()).hexdigest()[:12]
-    return config.base_dir / f".newsletter-{digest}.{purpose}.lock"
+    return settings.base_dir / f".newsletter-{digest}.{purpose}.lock"
 
 
 @contextmanager
@@ -85,16 +85,16 @@ def scheduler_lock(path: Path) -> AbstractContextManager[None]:
 
 
 def send_lock(
-    config: Config, *, wait: threading.Event | None = None
+    settings: StateSettings, *, wait: threading.Event | None = None
 ) -> AbstractContextManager[None]:
     """Only one send at a time on a SQLite state (a PostgreSQL state shares its rows instead).
 
     `wait` (the scheduler's stop event) waits for the other send to end instead of refusing.
     """
-    if state_url(config).get_backend_name() != "sqlite":
+    if state_url(settings).get_backend_name() != "sqlite":
         return nullcontext()
     return exclusive(
-        lock_path(config, "send"),
+        lock_path(settings, "send"),
         "another send (pid {pid}) is working on this state (lock {path}); wait for it to "
         "finish, then run again to send whatever is left (a SQLite state takes one sender at "
         "a time; several hosts sending together need a PostgreSQL state)",

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from newsletter.models import Subscriber
 from newsletter.store.database import Database
-from newsletter.store.schema import subscribers, suppressions
+from newsletter.store.schema import subscriber_of, subscribers, suppressions
 
 _LOOKUP = 500  # addresses per IN (...) list
 
@@ -61,14 +61,7 @@ class Roster:
             with self.db.read() as conn:
                 rows = conn.execute(query).all()
             for row in rows:
-                topics = row.topics
-                yield Subscriber(
-                    email=row.email,
-                    name=row.name,
-                    topics=None if topics is None else frozenset(topics),
-                    format=row.format,
-                    source=row.source,
-                )
+                yield subscriber_of(row)
             if len(rows) < chunk:
                 return
             last = rows[-1].id

@@ -10,6 +10,7 @@ import base64
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
@@ -109,6 +110,23 @@ mail_queue = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("last_error", sa.Text),
 )
+
+
+def topics_value(topics: frozenset[str] | None) -> list[str] | None:
+    """A topic choice as its column holds it: sorted names, or null for every topic."""
+    return None if topics is None else sorted(topics)
+
+
+def subscriber_of(row: Any, source: Literal["web"] | None = None) -> Subscriber:
+    """The subscriber a `subscribers` (or `signups`) row holds (`source` for a table without)."""
+    topics = row.topics
+    return Subscriber(
+        email=row.email,
+        name=row.name,
+        topics=None if topics is None else frozenset(topics),
+        format=row.format,
+        source=source if source is not None else row.source,
+    )
 
 
 @dataclass(frozen=True, slots=True)

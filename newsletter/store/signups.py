@@ -18,7 +18,15 @@ import sqlalchemy as sa
 
 from newsletter.models import Subscriber
 from newsletter.store.database import Database
-from newsletter.store.schema import email_key, mail_queue, new_id, signups, subscribers
+from newsletter.store.schema import (
+    email_key,
+    mail_queue,
+    new_id,
+    signups,
+    subscriber_of,
+    subscribers,
+    topics_value,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +45,8 @@ class Signup:
     created_at: datetime
 
 
-def _topics(topics: frozenset[str] | None) -> list[str] | None:
-    return None if topics is None else sorted(topics)
-
-
 def _signup(row: Any) -> Signup:
-    topics = None if row.topics is None else frozenset(row.topics)
-    subscriber = Subscriber(row.email, row.name, topics, row.format, "web")
-    return Signup(row.id, subscriber, row.created_at)
+    return Signup(row.id, subscriber_of(row, source="web"), row.created_at)
 
 
 class Signups:
@@ -70,7 +72,7 @@ class Signups:
                     id=request,
                     email=email,
                     name=subscriber.name,
-                    topics=_topics(subscriber.topics),
+                    topics=topics_value(subscriber.topics),
                     format=subscriber.format,
                     created_at=now,
                 )
@@ -112,7 +114,7 @@ class Signups:
             applied = _signup(row).subscriber
             values: dict[str, Any] = {
                 "name": applied.name,
-                "topics": _topics(applied.topics),
+                "topics": topics_value(applied.topics),
                 "format": applied.format,
                 "status": "confirmed",
             }
@@ -136,16 +138,6 @@ class Signups:
                 )
             )
         return applied
-
-    def pending_for(self, email: str) -> list[Signup]:
-        """Every request still waiting for an address, oldest first."""
-        query = (
-            sa.select(signups)
-            .where(signups.c.email == email_key(email))
-            .order_by(signups.c.created_at, signups.c.id)
-        )
-        with self.db.read() as conn:
-            return [_signup(row) for row in conn.execute(query)]
 
     # -- inside a transaction -----------------------------------------------------------------
 
@@ -172,7 +164,7 @@ class Signups:
                 subscribers.insert().values(
                     email=email,
                     name=subscriber.name,
-                    topics=_topics(subscriber.topics),
+                    topics=topics_value(subscriber.topics),
                     format=subscriber.format,
                     source="web",
                     status="pending",

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from newsletter.errors import StoreError
-from newsletter.models import Issue, Paper, Subscriber
+from newsletter.models import Subscriber
 from newsletter.store import migrations
-from newsletter.store.archive import issue_from_row, issue_to_row
+from newsletter.store.archive import Archive
 from newsletter.store.claims import Claims, claims_for
 from newsletter.store.database import (
     Database,
@@ -41,7 +41,6 @@ from newsletter.store.mail_queue import MailQueue
 from newsletter.store.recipients import Recipients
 from newsletter.store.roster import Roster
 from newsletter.store.schema import (
-    LEDGER_STATUSES,
     SUBSCRIBER_STATUSES,
     SUPPRESSION_REASONS,
     ArchivedIssue,
@@ -51,16 +50,15 @@ from newsletter.store.schema import (
     Suppression,
     check_value,
     email_key,
-    issues,
-    ledger,
-    sent_papers,
+    subscriber_of,
     subscribers,
     suppressions,
+    topics_value,
 )
 from newsletter.store.signups import Signups
 
 if TYPE_CHECKING:
-    from newsletter.config import Config
+    from newsletter.config.stages import StateSettings
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +83,7 @@ class Store:
 
     def __init__(self, engine: sa.Engine, label: str, clock: Callable[[], datetime]) -> None:
         self.db = Database(engine, label, clock)
+        self.archive = Archive(self.db)  # the issues built, and the papers they carried
         self.ledger = Ledger(self.db)  # one row per issue and recipient
         self.recipients = Recipients(self.db)  # the opaque id each address's links carry
         self.signups = Signups(self.db)  # web sign-ups waiting for their confirmation
@@ -114,7 +113,7 @@ class Store:
     def open(cls, target: str | Path | sa.URL, *, clock: Callable[[], datetime] = _utcnow) -> Store:
         """Open (creating the file if needed) and migrate the state database at a path or URL.
 
-        A SQLite file's folder must exist: `from_config` makes the default state's folder only.
+        A SQLite file's folder must exist: `from_settings` makes the default state's folder only.
         """
         url, label = url_and_label(target)
         backend = url.get_backend_name()
@@ -150,10 +149,18 @@ class Store:
         return store
 
     @classmethod
-    def from_config(cls, config: Config) -> Store:
+    def from_settings(cls, settings: StateSettings) -> Store:
         """Open the store named by `state:` in the config."""
-        state_folder(config)
-        return cls.open(state_url(config))
+        state_folder(settings)
+        return cls.open(state_url(settings))
+
+    @classmethod
+    def if_exists(cls, settings: StateSettings) -> Store | None:
+        """The store named in the config if it exists yet (a look, a preview, must not make it);
+        a database URL is taken to exist."""
+        if "://" not in settings.state and not settings.resolve(settings.state).exists():
+            return None
+        return cls.from_settings(settings)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -184,7 +191,7 @@ class Store:
         now = self.db.clock()
         values = {
             "name": subscriber.name,
-            "topics": _topics_out(subscriber.topics),
+            "topics": topics_value(subscriber.topics),
             "format": subscriber.format,
         }
         email = email_key(subscriber.email)
@@ -218,7 +225,7 @@ class Store:
             {
                 "email": email_key(s.email),
                 "name": s.name,
-                "topics": _topics_out(s.topics),
+                "topics": topics_value(s.topics),
                 "format": s.format,
                 "source": s.source,
                 "status": status,
@@ -246,16 +253,6 @@ class Store:
             )
             return result.rowcount == 1
 
-    def mark_confirm_sent(self, email: str) -> None:
-        """Record that a confirmation email went out (to limit how often one is re-sent)."""
-        email = email_key(email)
-        with self.db.write() as conn:
-            conn.execute(
-                subscribers.update()
-                .where(subscribers.c.email == email)
-                .values(confirm_sent_at=self.db.clock())
-            )
-
     def get_subscriber(self, email: str) -> StoredSubscriber | None:
         email = email_key(email)
         with self.db.read() as conn:
@@ -276,7 +273,7 @@ class Store:
             .order_by(subscribers.c.id)
         )
         with self.db.read() as conn:
-            return [_subscriber(row) for row in conn.execute(query)]
+            return [subscriber_of(row) for row in conn.execute(query)]
 
     # -- suppressions -------------------------------------------------------------------------
 
@@ -325,114 +322,8 @@ class Store:
             result = conn.execute(suppressions.delete().where(suppressions.c.email == email))
             return result.rowcount > 0
 
-    # -- issue archive and sent papers ----------------------------------------------------------
-
-    def save_issue(self, issue: Issue, web_html: str = "", *, record_papers: bool = False) -> None:
-        """Archive an issue (replacing an earlier save of the same id, keeping its created_at).
-
-        `record_papers` also records its papers as sent, in the same transaction, so that the
-        archive and "papers sent before" never disagree after a crash.
-        """
-        values = issue_to_row(issue)
-        values["web_html"] = web_html
-        with self.db.write() as conn:
-            updated = conn.execute(issues.update().where(issues.c.id == issue.id).values(values))
-            if updated.rowcount == 0:
-                conn.execute(issues.insert().values(created_at=self.db.clock(), **values))
-            if record_papers:
-                self._record_sent_papers(conn, issue.id, (p.id for p in issue.papers))
-
-    def get_issue(self, issue_id: str) -> ArchivedIssue | None:
-        with self.db.read() as conn:
-            row = conn.execute(sa.select(issues).where(issues.c.id == issue_id)).first()
-        if row is None:
-            return None
-        return ArchivedIssue(issue_from_row(dict(row._mapping)), row.web_html, row.created_at)
-
-    def list_issues(self) -> list[IssueSummary]:
-        """Every archived issue, newest first, with its ledger counts per status."""
-        cols = [issues.c[name] for name in ("id", "title", "window_start", "window_end")]
-        query = sa.select(*cols, issues.c.created_at, issues.c.counts).order_by(
-            issues.c.window_end.desc(), issues.c.id.desc()
-        )
-        per_status = sa.select(ledger.c.issue_id, ledger.c.status, sa.func.count()).group_by(
-            ledger.c.issue_id, ledger.c.status
-        )
-        retry = (
-            sa.select(ledger.c.issue_id, sa.func.count())
-            .where(ledger.c.status == "pending", ledger.c.last_error.is_not(None))
-            .group_by(ledger.c.issue_id)
-        )
-        with self.db.read() as conn:
-            rows = conn.execute(query).all()
-            counts: dict[str, dict[str, int]] = {}
-            for issue_id, status, n in conn.execute(per_status):
-                counts.setdefault(issue_id, dict.fromkeys(LEDGER_STATUSES, 0))[status] = n
-            to_retry = {issue_id: int(n) for issue_id, n in conn.execute(retry)}
-        return [
-            IssueSummary(
-                r.id,
-                r.title,
-                r.window_start,
-                r.window_end,
-                r.created_at,
-                dict(r.counts),
-                counts.get(r.id, dict.fromkeys(LEDGER_STATUSES, 0)),
-                to_retry.get(r.id, 0),
-            )
-            for r in rows
-        ]
-
-    def archived_papers(self, *, exclude_issue: str | None = None) -> list[Paper]:
-        """Every paper of the archived issues (the background keyword weights are learnt from)."""
-        query = sa.select(issues.c.id, issues.c.sections).order_by(issues.c.window_end)
-        seen: dict[str, Paper] = {}
-        with self.db.read() as conn:
-            for issue_id, sections in conn.execute(query):
-                if issue_id == exclude_issue:
-                    continue
-                for section in sections or ():
-                    for item in [*section.get("papers", ()), *section.get("more_papers", ())]:
-                        paper = Paper.from_dict(item)
-                        seen.setdefault(paper.id, paper)
-        return list(seen.values())
-
-    def sent_paper_ids(self, *, exclude_issue: str | None = None) -> set[str]:
-        """Ids of papers earlier issues carried (leave out the issue being rebuilt)."""
-        query = sa.select(sent_papers.c.paper_id).distinct()
-        if exclude_issue is not None:
-            query = query.where(sent_papers.c.issue_id != exclude_issue)
-        with self.db.read() as conn:
-            return set(conn.execute(query).scalars())
-
-    def record_sent_papers(self, issue_id: str, paper_ids: Iterable[str]) -> None:
-        with self.db.write() as conn:
-            self._record_sent_papers(conn, issue_id, paper_ids)
-
-    def _record_sent_papers(
-        self, conn: sa.Connection, issue_id: str, paper_ids: Iterable[str]
-    ) -> None:
-        rows = [{"paper_id": pid, "issue_id": issue_id} for pid in dict.fromkeys(paper_ids)]
-        if rows:
-            conn.execute(self.db.insert_ignore(sent_papers), rows)
-
-
-def _topics_out(topics: frozenset[str] | None) -> list[str] | None:
-    return None if topics is None else sorted(topics)
-
-
-def _subscriber(row: Any) -> Subscriber:
-    topics = row.topics
-    return Subscriber(
-        email=row.email,
-        name=row.name,
-        topics=None if topics is None else frozenset(topics),
-        format=row.format,
-        source=row.source,
-    )
-
 
 def _stored(row: Any) -> StoredSubscriber:
     return StoredSubscriber(
-        _subscriber(row), row.status, row.created_at, row.confirmed_at, row.confirm_sent_at
+        subscriber_of(row), row.status, row.created_at, row.confirmed_at, row.confirm_sent_at
     )

@@ -97,7 +97,7 @@ def create_app(
     """
     keys = keys or tokens.SecretKeys.from_env(environ)
     owned = store is None
-    store = store or Store.from_config(config)
+    store = store or Store.from_settings(config.state_settings())
     clock = clock or store.clock
     subs = Subscriptions(config, store, keys, clock=clock)
     limiter = RateLimiter(config.web.rate_limit_per_ip, 3600.0, lambda: clock().timestamp())

@@ -49,14 +49,14 @@ def home_page(
 async def home(request: Request) -> Response:
     """GET /: what the newsletter is, the sign-up form and the latest issues."""
     st = state(request)
-    issues = await run_in_threadpool(st.store.list_issues)
+    issues = await run_in_threadpool(st.store.archive.list_issues)
     return home_page(request, latest=issues[: st.config.web.latest_issues])
 
 
 async def issues_index(request: Request) -> Response:
     """GET /issues: every archived issue, newest first."""
     st = state(request)
-    issues = await run_in_threadpool(st.store.list_issues)
+    issues = await run_in_threadpool(st.store.archive.list_issues)
     entries = archive_entries(issues, st.config.timezone)
     return page(
         request, "issues.html", {"issues": issues, "entries": entries}, headers=ARCHIVE_CACHE
@@ -67,7 +67,7 @@ async def issue_page(request: Request) -> Response:
     """GET /issues/{id}: the web version of one issue, every paper included."""
     st = state(request)
     issue_id = request.path_params["issue_id"]
-    archived = await run_in_threadpool(st.store.get_issue, issue_id)
+    archived = await run_in_threadpool(st.store.archive.get_issue, issue_id)
     if archived is None:
         return message(
             request,
@@ -92,8 +92,8 @@ async def feed(request: Request) -> Response:
     st = state(request)
 
     def load() -> list[Any]:
-        summaries = st.store.list_issues()[: st.config.web.feed_entries]
-        found = (st.store.get_issue(s.id) for s in summaries)
+        summaries = st.store.archive.list_issues()[: st.config.web.feed_entries]
+        found = (st.store.archive.get_issue(s.id) for s in summaries)
         return [a for a in found if a is not None]
 
     archived = await run_in_threadpool(load)

@@ -56,7 +56,9 @@ def rows_of(store: Store, issue: str = "W") -> dict[str, object]:
 # -- the audience -------------------------------------------------------------------------------
 
 
-def test_the_audience_streams_in_chunks_and_a_rerun_refreshes_only_pending_rows(store, clock):
+def test_the_audience_streams_in_chunks_and_a_rerun_refreshes_only_pending_rows(
+    store, clock
+) -> None:
     people = [(f"u{i}@example.org", "html:all", f"U {i}") for i in range(5)]
     written = store.ledger.write_audience("W", iter(people), chunk=2)
     assert (written.rows, written.new) == (5, 5)
@@ -75,7 +77,7 @@ def test_the_audience_streams_in_chunks_and_a_rerun_refreshes_only_pending_rows(
     assert rows["u5@example.org"].status == "pending"  # keyed in lower case
 
 
-def test_within_a_chunk_the_last_entry_for_an_address_wins(store):
+def test_within_a_chunk_the_last_entry_for_an_address_wins(store) -> None:
     # the state's entry for an address follows the file's, and must win
     store.ledger.write_audience(
         "W", [("a@example.org", "html:all", "From the file"), ("a@example.org", "text:1", "Ann")]
@@ -84,7 +86,7 @@ def test_within_a_chunk_the_last_entry_for_an_address_wins(store):
     assert (row.variant, row.name) == ("text:1", "Ann")
 
 
-def test_pending_rows_a_complete_pass_did_not_touch_are_skipped(store, clock):
+def test_pending_rows_a_complete_pass_did_not_touch_are_skipped(store, clock) -> None:
     store.ledger.write_audience("W", [(f"{n}@example.org", "html:all", None) for n in "abc"])
     store.ledger.mark_sent("W", "c@example.org", None)
     clock.now = T0 + timedelta(minutes=5)
@@ -99,7 +101,7 @@ def test_pending_rows_a_complete_pass_did_not_touch_are_skipped(store, clock):
     assert rows["b@example.org"].last_error == "no longer in the audience"
 
 
-def test_forget_drops_the_pending_rows_of_an_issue_never_archived(store):
+def test_forget_drops_the_pending_rows_of_an_issue_never_archived(store) -> None:
     store.ledger.write_audience("W", [(f"{n}@example.org", "html:all", None) for n in "ab"])
     store.ledger.mark_sent("W", "a@example.org", None)
     assert store.ledger.forget("W") == 1
@@ -109,7 +111,7 @@ def test_forget_drops_the_pending_rows_of_an_issue_never_archived(store):
 # -- claims and marks ---------------------------------------------------------------------------
 
 
-def test_claimed_rows_carry_what_a_message_needs(store):
+def test_claimed_rows_carry_what_a_message_needs(store) -> None:
     store.ledger.write_audience(
         "W", [("b@example.org", "text:0.3", "Bea"), ("a@example.org", "html:all", None)]
     )
@@ -133,7 +135,7 @@ def test_claimed_rows_carry_what_a_message_needs(store):
     assert b.recipient_id == store.recipients.id_of("b@example.org")  # made when written
 
 
-def test_marks_record_what_the_one_at_a_time_marks_record(store, clock):
+def test_marks_record_what_the_one_at_a_time_marks_record(store, clock) -> None:
     store.ledger.write_audience("W", [(f"{n}@example.org", "html:all", None) for n in "abcdef"])
     store.ledger.mark_failed("W", "a@example.org", "451 later", permanent=False)
     clock.now = T0 + timedelta(minutes=5)
@@ -164,7 +166,7 @@ def test_marks_record_what_the_one_at_a_time_marks_record(store, clock):
     assert store.ledger.to_retry("W") == 2
 
 
-def test_marks_from_many_threads_are_each_committed(store):
+def test_marks_from_many_threads_are_each_committed(store) -> None:
     emails = [f"t{i:03d}@example.org" for i in range(200)]
     store.ledger.write_audience("W", [(e, "html:all", None) for e in emails])
     claims = store.claims("W", lease_seconds=30)
@@ -186,7 +188,7 @@ def test_marks_from_many_threads_are_each_committed(store):
         claims.close()
 
 
-def test_a_mark_that_cannot_be_written_names_the_database(tmp_path):
+def test_a_mark_that_cannot_be_written_names_the_database(tmp_path) -> None:
     with Store.open(tmp_path / "state.db") as store:
         store.ledger.write_audience("W", [("a@example.org", "html:all", None)])
         claims = store.claims("W")
@@ -203,7 +205,7 @@ def test_a_mark_that_cannot_be_written_names_the_database(tmp_path):
 # -- several senders on PostgreSQL ----------------------------------------------------------------
 
 
-def test_senders_claim_disjoint_rows_and_a_dead_ones_come_back_after_its_lease(pg_url):
+def test_senders_claim_disjoint_rows_and_a_dead_ones_come_back_after_its_lease(pg_url) -> None:
     with Store.open(pg_url) as store:
         emails = [f"r{i:02d}@example.org" for i in range(30)]
         store.ledger.write_audience("W", [(e, "html:all", None) for e in emails])
@@ -237,7 +239,7 @@ def test_senders_claim_disjoint_rows_and_a_dead_ones_come_back_after_its_lease(p
             second.close()
 
 
-def test_the_heartbeat_keeps_a_live_senders_rows_its_own(pg_url):
+def test_the_heartbeat_keeps_a_live_senders_rows_its_own(pg_url) -> None:
     with Store.open(pg_url) as store:
         store.ledger.write_audience(
             "W", [(f"h{i}@example.org", "html:all", None) for i in range(4)]
@@ -258,7 +260,7 @@ def test_the_heartbeat_keeps_a_live_senders_rows_its_own(pg_url):
             other.close()
 
 
-def test_a_sender_that_cannot_renew_stops_holding_before_its_lease_ends(pg_url):
+def test_a_sender_that_cannot_renew_stops_holding_before_its_lease_ends(pg_url) -> None:
     with Store.open(pg_url) as store:
         claims = store.claims("W", lease_seconds=2)
         try:
@@ -274,7 +276,7 @@ def test_a_sender_that_cannot_renew_stops_holding_before_its_lease_ends(pg_url):
 # -- the upgrade --------------------------------------------------------------------------------
 
 
-def test_a_version_3_ledger_is_upgraded_keeping_its_rows(target):
+def test_a_version_3_ledger_is_upgraded_keeping_its_rows(target) -> None:
     engine = sa.create_engine(
         target if "://" in target else f"sqlite:///{target}", poolclass=sa.pool.NullPool
     )
@@ -310,7 +312,7 @@ def test_a_version_3_ledger_is_upgraded_keeping_its_rows(target):
         assert store.ledger.counts("2026-W01")["sent"] == 2
 
 
-def test_a_marks_timestamp_is_stored_as_the_column_type_stores_it():
+def test_a_marks_timestamp_is_stored_as_the_column_type_stores_it() -> None:
     from datetime import timedelta as td
 
     from newsletter.store.database import _sqlite_stamp
@@ -326,7 +328,7 @@ def test_a_marks_timestamp_is_stored_as_the_column_type_stores_it():
         _sqlite_stamp(datetime(2026, 1, 1))
 
 
-def test_a_mark_that_postgresql_refuses_names_the_database(pg_url):
+def test_a_mark_that_postgresql_refuses_names_the_database(pg_url) -> None:
     with Store.open(pg_url) as store:
         store.ledger.write_audience("W", [("a@example.org", "html:all", None)])
         claims = store.claims("W")

@@ -67,7 +67,7 @@ def make_issue(issue_id: str = "2026-W48") -> Issue:
     )
 
 
-def test_migrations_build_exactly_the_schema_the_store_queries(store):
+def test_migrations_build_exactly_the_schema_the_store_queries(store) -> None:
     inspector = sa.inspect(store.engine)
     for table in metadata.sorted_tables:
         columns = {c["name"] for c in inspector.get_columns(table.name)}
@@ -79,7 +79,7 @@ def test_migrations_build_exactly_the_schema_the_store_queries(store):
     assert store.schema_version == migrations.LATEST
 
 
-def test_sqlite_runs_in_wal_mode_with_normal_sync(store, tmp_path):
+def test_sqlite_runs_in_wal_mode_with_normal_sync(store, tmp_path) -> None:
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
@@ -87,7 +87,7 @@ def test_sqlite_runs_in_wal_mode_with_normal_sync(store, tmp_path):
     assert (tmp_path / "state.db").is_file()
 
 
-def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path):
+def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path) -> None:
     with Store.open(tmp_path / "state.db") as s:
         s.suppress("a@example.org", "bounced")
     with Store.open(tmp_path / "state.db") as s:
@@ -95,7 +95,7 @@ def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path):
         assert s.schema_version == migrations.LATEST
 
 
-def test_a_version_1_database_is_upgraded_keeping_its_rows(tmp_path):
+def test_a_version_1_database_is_upgraded_keeping_its_rows(tmp_path) -> None:
     path = tmp_path / "old.db"
     engine = sa.create_engine(f"sqlite:///{path}")
     with engine.begin() as conn:
@@ -145,12 +145,12 @@ def test_a_version_1_database_is_upgraded_keeping_its_rows(tmp_path):
         assert stored.created_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
         assert s.suppressed_set() == {"gone@example.org"}
         assert s.ledger.counts("2026-W01")["sent"] == 1
-        assert [i.id for i in s.list_issues()] == ["2026-W01"]
+        assert [i.id for i in s.archive.list_issues()] == ["2026-W01"]
         # the new table was filled from the archive
-        assert s.sent_paper_ids() == {"2601.1", "2601.2"}
+        assert s.archive.sent_paper_ids() == {"2601.1", "2601.2"}
 
 
-def test_a_database_newer_than_the_program_is_refused(tmp_path):
+def test_a_database_newer_than_the_program_is_refused(tmp_path) -> None:
     path = tmp_path / "new.db"
     Store.open(path).close()
     with closing(sqlite3.connect(path)) as conn, conn:
@@ -159,7 +159,7 @@ def test_a_database_newer_than_the_program_is_refused(tmp_path):
         Store.open(path)
 
 
-def test_subscriber_round_trip_and_confirmation(store, clock):
+def test_subscriber_round_trip_and_confirmation(store, clock) -> None:
     sub = Subscriber("Zoe@Example.org", "Zoe", frozenset({"Vision", "Robotics"}), "text", "web")
     assert store.add_subscriber(sub) is True
     stored = store.get_subscriber("zoe@example.org")
@@ -169,14 +169,12 @@ def test_subscriber_round_trip_and_confirmation(store, clock):
     assert stored.created_at == T0 and stored.confirmed_at is None
     assert store.confirmed_subscribers() == []
 
-    clock.now = T0 + timedelta(hours=2)
-    store.mark_confirm_sent("zoe@example.org")
     clock.now = T0 + timedelta(hours=3)
     assert store.confirm_subscriber("ZOE@example.org") is True
     assert store.confirm_subscriber("zoe@example.org") is False  # nothing pending any more
     stored = store.get_subscriber("zoe@example.org")
     assert stored is not None and stored.status == "confirmed"
-    assert stored.confirm_sent_at == T0 + timedelta(hours=2)
+    assert stored.confirm_sent_at is None  # no confirmation email: added, not signed up
     assert stored.confirmed_at == T0 + timedelta(hours=3)
 
     # new preferences; a pending re-subscribe never un-confirms
@@ -185,7 +183,7 @@ def test_subscriber_round_trip_and_confirmation(store, clock):
     assert store.get_subscriber("nobody@example.org") is None
 
 
-def test_suppressions(store):
+def test_suppressions(store) -> None:
     assert not store.is_suppressed("a@example.org")
     store.suppress("a@example.org", "unsubscribed")
     store.suppress("b@example.org", "bounced", "550 5.1.1 user unknown")
@@ -204,10 +202,10 @@ def test_suppressions(store):
         store.suppress("c@example.org", "spam")
 
 
-def test_issue_archive_round_trip(store, clock):
+def test_issue_archive_round_trip(store, clock) -> None:
     issue = make_issue()
-    store.save_issue(issue, "<html>web</html>")
-    archived = store.get_issue("2026-W48")
+    store.archive.save_issue(issue, "<html>web</html>")
+    archived = store.archive.get_issue("2026-W48")
     assert archived is not None
     assert archived.issue == issue
     assert archived.issue.sections[0].papers[0].keywords == (
@@ -219,59 +217,63 @@ def test_issue_archive_round_trip(store, clock):
     assert archived.created_at == T0
 
     clock.now = T0 + timedelta(days=1)
-    store.save_issue(make_issue(), "<html>v2</html>")  # rebuilt: replaced, first save's time kept
-    archived = store.get_issue("2026-W48")
+    store.archive.save_issue(
+        make_issue(), "<html>v2</html>"
+    )  # rebuilt: replaced, first save's time kept
+    archived = store.archive.get_issue("2026-W48")
     assert archived is not None
     assert (archived.web_html, archived.created_at) == ("<html>v2</html>", T0)
-    assert store.get_issue("2026-W01") is None
+    assert store.archive.get_issue("2026-W01") is None
 
 
-def test_archived_papers_are_the_distinct_papers_of_every_issue(store):
-    store.save_issue(make_issue("2026-W47"))
-    store.save_issue(make_issue("2026-W48"))  # the same three papers again
-    papers = store.archived_papers()
+def test_archived_papers_are_the_distinct_papers_of_every_issue(store) -> None:
+    store.archive.save_issue(make_issue("2026-W47"))
+    store.archive.save_issue(make_issue("2026-W48"))  # the same three papers again
+    papers = store.archive.archived_papers()
     assert sorted(p.id for p in papers) == ["2611.00001", "2611.00003", "title:3f2a9c"]
     assert next(p for p in papers if p.id == "2611.00001").abstract == (
         "We make diffusion models fast."
     )
-    assert len(store.archived_papers(exclude_issue="2026-W48")) == 3
+    assert len(store.archive.archived_papers(exclude_issue="2026-W48")) == 3
 
 
-def test_an_empty_archive_has_no_papers(tmp_path):
+def test_an_empty_archive_has_no_papers(tmp_path) -> None:
     with Store.open(tmp_path / "empty.db") as empty:
-        assert empty.archived_papers() == []
+        assert empty.archive.archived_papers() == []
 
 
-def test_list_issues_newest_first_with_ledger_counts(store):
-    store.save_issue(make_issue("2026-W47"))
-    store.save_issue(dataclasses.replace(make_issue("2026-W46"), end=T0 - timedelta(days=14)))
-    store.save_issue(make_issue("2026-W48"))
+def test_list_issues_newest_first_with_ledger_counts(store) -> None:
+    store.archive.save_issue(make_issue("2026-W47"))
+    store.archive.save_issue(
+        dataclasses.replace(make_issue("2026-W46"), end=T0 - timedelta(days=14))
+    )
+    store.archive.save_issue(make_issue("2026-W48"))
     store.ledger.enqueue("2026-W48", [("a@example.org", "html:all"), ("b@example.org", "html:all")])
     store.ledger.mark_sent("2026-W48", "a@example.org", "<1@example.org>")
 
-    listed = store.list_issues()
+    listed = store.archive.list_issues()
     assert [i.id for i in listed] == ["2026-W48", "2026-W47", "2026-W46"]
     assert listed[0].ledger == {"pending": 1, "sent": 1, "failed": 0, "skipped": 0}
     assert listed[1].ledger == {"pending": 0, "sent": 0, "failed": 0, "skipped": 0}
     assert listed[0].counts == {"paper_count": 3, "email_count": 2, "web_only_count": 1}
 
 
-def test_sent_papers(store):
-    assert store.sent_paper_ids() == set()
-    store.record_sent_papers("2026-W47", ["p1", "p2", "p2"])
-    store.record_sent_papers("2026-W48", ["p3"])
-    store.record_sent_papers("2026-W48", ["p3"])  # again: no error, no duplicate
-    assert store.sent_paper_ids() == {"p1", "p2", "p3"}
-    assert store.sent_paper_ids(exclude_issue="2026-W48") == {"p1", "p2"}
+def test_sent_papers(store) -> None:
+    assert store.archive.sent_paper_ids() == set()
+    store.archive.record_sent_papers("2026-W47", ["p1", "p2", "p2"])
+    store.archive.record_sent_papers("2026-W48", ["p3"])
+    store.archive.record_sent_papers("2026-W48", ["p3"])  # again: no error, no duplicate
+    assert store.archive.sent_paper_ids() == {"p1", "p2", "p3"}
+    assert store.archive.sent_paper_ids(exclude_issue="2026-W48") == {"p1", "p2"}
 
 
-def test_archiving_an_issue_can_record_its_papers_in_the_same_transaction(store):
+def test_archiving_an_issue_can_record_its_papers_in_the_same_transaction(store) -> None:
     issue = make_issue("2026-W49")
-    store.save_issue(issue, record_papers=True)
-    assert store.sent_paper_ids() == {p.id for p in issue.papers} != set()
+    store.archive.save_issue(issue, record_papers=True)
+    assert store.archive.sent_paper_ids() == {p.id for p in issue.papers} != set()
 
 
-def test_enqueue_is_idempotent_and_never_resets_a_row(store):
+def test_enqueue_is_idempotent_and_never_resets_a_row(store) -> None:
     rows = [(f"u{i}@example.org", "html:all") for i in range(3)]
     assert store.ledger.enqueue("W", rows) == 3
     store.ledger.mark_sent("W", "u0@example.org", "<m0@example.org>")
@@ -286,14 +288,13 @@ def test_enqueue_is_idempotent_and_never_resets_a_row(store):
     assert store.ledger.enqueue("OTHER", rows) == 3  # another issue has its own rows
 
 
-def test_ledger_status_transitions(store, clock):
+def test_ledger_status_transitions(store, clock) -> None:
     store.ledger.enqueue("W", [(f"{n}@example.org", "html:all") for n in "abcde"])
     clock.now = T0 + timedelta(minutes=1)
     store.ledger.mark_sent("W", "a@example.org", "<a@mail>")
     store.ledger.mark_failed("W", "b@example.org", "451 try later", permanent=False)
     store.ledger.mark_failed("W", "c@example.org", "550 no such user", permanent=True)
     store.ledger.mark_skipped("W", "d@example.org", "suppressed since enqueued")
-    assert store.ledger.mark_attempt("W", "e@example.org") == 1
 
     rows = {r.email: r for r in store.ledger.rows("W")}
     assert (rows["a@example.org"].status, rows["a@example.org"].attempts) == ("sent", 1)
@@ -322,12 +323,8 @@ def test_ledger_status_transitions(store, clock):
     assert rows["a@example.org"].message_id == "<a@mail>"
     assert store.ledger.counts("W") == {"pending": 2, "sent": 1, "failed": 1, "skipped": 1}
 
-    # a retry limit leaves rows that used up their tries out of the pending list
-    store.ledger.mark_failed("W", "b@example.org", "451 again", permanent=False)
-    assert [r.email for r in store.ledger.pending_rows("W", max_attempts=2)] == ["e@example.org"]
 
-
-def test_rows_to_retry_are_pending_rows_with_an_error(store):
+def test_rows_to_retry_are_pending_rows_with_an_error(store) -> None:
     store.ledger.enqueue("W", [(f"{n}@example.org", "html:all") for n in "abcd"])
     store.ledger.mark_failed("W", "a@example.org", "450 4.2.0 greylisted", permanent=False)
     store.ledger.note_error("W", "b@example.org", "RCPT: 550 5.1.8 sender rejected")
@@ -337,15 +334,15 @@ def test_rows_to_retry_are_pending_rows_with_an_error(store):
     assert rows["b@example.org"].last_error == "RCPT: 550 5.1.8 sender rejected"
     assert (rows["c@example.org"].status, rows["c@example.org"].attempts) == ("failed", 0)
     assert store.ledger.to_retry("W") == 2  # a and b; d was never tried
-    assert store.list_issues() == []  # only archived issues are listed
-    store.save_issue(make_issue("W"))
-    (listed,) = store.list_issues()
+    assert store.archive.list_issues() == []  # only archived issues are listed
+    store.archive.save_issue(make_issue("W"))
+    (listed,) = store.archive.list_issues()
     assert (listed.ledger["pending"], listed.to_retry) == (3, 2)
     store.ledger.mark_sent("W", "a@example.org", "<a@mail>")
     assert store.ledger.to_retry("W") == 1
 
 
-def test_only_bounce_suppressions_are_lifted_and_each_keeps_its_reply(store, clock):
+def test_only_bounce_suppressions_are_lifted_and_each_keeps_its_reply(store, clock) -> None:
     store.suppress("a@example.org", "bounced", "RCPT: 550 5.1.8 sender rejected")
     store.suppress("b@example.org", "unsubscribed", "one-click unsubscribe")
     why = store.suppressions()
@@ -356,7 +353,7 @@ def test_only_bounce_suppressions_are_lifted_and_each_keeps_its_reply(store, clo
     assert store.lift_bounces([]) == 0
 
 
-def test_pending_rows_pages_and_tolerates_marks_while_iterating(store):
+def test_pending_rows_pages_and_tolerates_marks_while_iterating(store) -> None:
     emails = [f"user{i:02d}@example.org" for i in range(7)]
     store.ledger.enqueue("W", [(e, "html:all") for e in reversed(emails)])
     seen = []
@@ -368,12 +365,12 @@ def test_pending_rows_pages_and_tolerates_marks_while_iterating(store):
     assert list(store.ledger.pending_rows("W", chunk=2)) == []
 
 
-def test_state_url_resolves_against_the_config_folder(tmp_path):
+def test_state_url_resolves_against_the_config_folder(tmp_path) -> None:
     base = tmp_path / "site"
 
     def url(state: str) -> str:
         config = parse_config(f"state: '{state}'\n", base_dir=base)
-        return state_url(config).render_as_string(hide_password=False)
+        return state_url(config.state_settings()).render_as_string(hide_password=False)
 
     assert url("newsletter.db") == f"sqlite:///{base / 'newsletter.db'}"
     assert url("sqlite:///data/n.db") == f"sqlite:///{base / 'data/n.db'}"
@@ -381,14 +378,14 @@ def test_state_url_resolves_against_the_config_folder(tmp_path):
     assert url("postgresql://nl:pw@db.internal/nl") == "postgresql://nl:pw@db.internal/nl"
 
 
-def test_from_config_opens_the_configured_file(tmp_path):
+def test_from_config_opens_the_configured_file(tmp_path) -> None:
     config = parse_config("topics:\n  - name: A\n    keywords: [a]\n", base_dir=tmp_path)
-    with Store.from_config(config) as s:
+    with Store.from_settings(config.state_settings()) as s:
         s.suppress("a@example.org", "removed")
     assert (tmp_path / "newsletter.db").is_file()  # the default `state:`
 
 
-def test_open_errors_name_the_database_without_its_password(tmp_path):
+def test_open_errors_name_the_database_without_its_password(tmp_path) -> None:
     with pytest.raises(StoreError) as info:
         Store.open("postgresql://newsletter:hunter2-pass@127.0.0.1:1/newsletter")
     assert "127.0.0.1" in str(info.value)
@@ -400,7 +397,7 @@ def test_open_errors_name_the_database_without_its_password(tmp_path):
         Store.open(tmp_path / "dir.db")
 
 
-def test_a_fresh_store_in_an_existing_folder(tmp_path: Path):
+def test_a_fresh_store_in_an_existing_folder(tmp_path: Path) -> None:
     with Store.open(tmp_path / "state.db") as s:
         assert s.ledger.counts("W") == {"pending": 0, "sent": 0, "failed": 0, "skipped": 0}
 
@@ -408,13 +405,16 @@ def test_a_fresh_store_in_an_existing_folder(tmp_path: Path):
 @pytest.mark.parametrize("form", ["url", "path"])
 def test_a_configured_state_folder_that_does_not_exist_is_named_and_never_created(
     tmp_path: Path, form: str
-):
+) -> None:
     from newsletter.store import send_lock
 
     missing = tmp_path / "nonexistent" / "dir"
     state = f"sqlite:///{missing}/x.db" if form == "url" else str(missing / "x.db")
     config = parse_config(f"state: '{state}'\n", base_dir=tmp_path)
-    for opening in (lambda: Store.from_config(config), lambda: send_lock(config).__enter__()):
+    for opening in (
+        lambda: Store.from_settings(config.state_settings()),
+        lambda: send_lock(config.state_settings()).__enter__(),
+    ):
         with pytest.raises(StoreError) as info:
             opening()
         line = str(info.value)
@@ -425,9 +425,9 @@ def test_a_configured_state_folder_that_does_not_exist_is_named_and_never_create
     assert not (tmp_path / "nonexistent").exists()
 
 
-def test_the_default_state_folder_is_made_when_missing(tmp_path: Path):
+def test_the_default_state_folder_is_made_when_missing(tmp_path: Path) -> None:
     config = parse_config("{}\n", base_dir=tmp_path / "fresh")
-    with Store.from_config(config) as s:
+    with Store.from_settings(config.state_settings()) as s:
         assert s.schema_version == migrations.LATEST
     assert (tmp_path / "fresh" / "newsletter.db").is_file()
 
@@ -435,7 +435,7 @@ def test_the_default_state_folder_is_made_when_missing(tmp_path: Path):
 # -- version 3: recipient ids, sign-up requests, the mail queue -----------------------------------
 
 
-def test_a_version_2_database_is_upgraded_keeping_its_rows(tmp_path: Path):
+def test_a_version_2_database_is_upgraded_keeping_its_rows(tmp_path: Path) -> None:
     path = tmp_path / "v2.db"
     engine = sa.create_engine(f"sqlite:///{path}")
     with engine.begin() as conn:
@@ -463,13 +463,13 @@ def test_a_version_2_database_is_upgraded_keeping_its_rows(tmp_path: Path):
         assert stored is not None and stored.status == "pending"
         assert stored.subscriber.name == "Wait"
         assert s.ledger.counts("2026-W01")["sent"] == 1
-        assert s.sent_paper_ids() == {"2601.1"}
+        assert s.archive.sent_paper_ids() == {"2601.1"}
         # the new tables start empty and work at once
-        assert s.mail_queue.waiting() == [] and s.signups.pending_for("wait@example.org") == []
+        assert s.mail_queue.waiting() == [] and s.signups.get("no-such-request") is None
         assert s.recipients.email_of(s.recipients.id_of("ann@example.org")) == "ann@example.org"
 
 
-def test_recipient_ids_are_opaque_stable_and_one_per_address(store):
+def test_recipient_ids_are_opaque_stable_and_one_per_address(store) -> None:
     ids = store.recipients.ids(["Ann@Example.org", "bob@example.org", "ann@example.org"])
     assert set(ids) == {"ann@example.org", "bob@example.org"}
     assert len(set(ids.values())) == 2
@@ -481,7 +481,7 @@ def test_recipient_ids_are_opaque_stable_and_one_per_address(store):
     assert store.recipients.email_of("not-an-id") is None
 
 
-def test_confirming_a_request_applies_that_request_and_forgets_the_others(store, clock):
+def test_confirming_a_request_applies_that_request_and_forgets_the_others(store, clock) -> None:
     owner = Subscriber("owner@example.org", "Real Owner", frozenset({"LLM Reasoning"}), "html")
     mine = store.signups.open(owner, timedelta(hours=24))
     assert mine is not None
@@ -503,7 +503,7 @@ def test_confirming_a_request_applies_that_request_and_forgets_the_others(store,
     assert store.mail_queue.waiting() == []
 
 
-def test_the_mail_queue_claims_defers_and_hides_a_claimed_row(store, clock):
+def test_the_mail_queue_claims_defers_and_hides_a_claimed_row(store, clock) -> None:
     request = store.signups.open(Subscriber("q@example.org"), timedelta(hours=24))
     [item] = store.mail_queue.claim(timedelta(minutes=10))
     assert (item.email, item.ref, item.attempts) == ("q@example.org", request, 1)
@@ -518,7 +518,7 @@ def test_the_mail_queue_claims_defers_and_hides_a_claimed_row(store, clock):
     assert store.mail_queue.waiting() == [] and store.mail_queue.next_due() is None
 
 
-def test_requests_nobody_confirms_are_forgotten_after_30_days(store, clock):
+def test_requests_nobody_confirms_are_forgotten_after_30_days(store, clock) -> None:
     request = store.signups.open(Subscriber("late@example.org"), timedelta(hours=24))
     assert request is not None
     clock.now += timedelta(days=29)

@@ -79,7 +79,7 @@ def test_rotated_keys_still_verify_links_signed_with_the_old_key(tmp_path: Path)
 
 
 def _every_kind_of_response(site: Site) -> list[object]:
-    site.store.save_issue(sample_issue(site.config))
+    site.store.archive.save_issue(sample_issue(site.config))
     c = site.client
     unsub = f"/unsubscribe?token={token(site, 'unsubscribe')}"
     prefs = f"/preferences?token={token(site, 'preferences')}"
@@ -124,7 +124,7 @@ def test_a_server_error_is_a_plain_page_with_the_headers(site: Site) -> None:
     def broken() -> list[object]:
         raise RuntimeError("disk on fire")
 
-    site.store.list_issues = broken  # type: ignore[method-assign]
+    site.store.archive.list_issues = broken  # type: ignore[method-assign]
     client = TestClient(site.app, raise_server_exceptions=False)
     answer = client.get("/")
     assert answer.status_code == 500
@@ -153,7 +153,7 @@ def test_posts_from_another_site_are_refused(site: Site, headers: dict[str, str]
 
 
 def test_no_get_changes_anything(site: Site) -> None:
-    site.store.save_issue(sample_issue(site.config))
+    site.store.archive.save_issue(sample_issue(site.config))
     sign_up(site)
     confirm = link_in(site.mails()[0], "confirm")
     site.clock.advance(hours=49)  # also the expired-link page

@@ -21,7 +21,7 @@ def site(tmp_path: Path) -> Site:
 
 
 def test_home_shows_the_newsletter_the_form_and_the_latest_issues(site: Site) -> None:
-    site.store.save_issue(sample_issue(site.config))
+    site.store.archive.save_issue(sample_issue(site.config))
     page = site.client.get("/")
     assert page.status_code == 200
     text = page.text
@@ -43,7 +43,7 @@ def test_home_shows_the_newsletter_the_form_and_the_latest_issues(site: Site) ->
 def test_the_issue_page_lists_every_paper_including_capped_ones(site: Site) -> None:
     issue = sample_issue(site.config)
     assert issue.web_only_count > 0  # the config caps sections, so some papers are web-only
-    site.store.save_issue(issue)
+    site.store.archive.save_issue(issue)
     page = site.client.get("/issues/2026-W48")
     assert page.status_code == 200
     total = sum(s.total for s in issue.sections)
@@ -57,8 +57,8 @@ def test_the_issue_page_lists_every_paper_including_capped_ones(site: Site) -> N
 
 
 def test_the_archive_lists_issues_and_an_unknown_one_is_a_404_page(site: Site) -> None:
-    site.store.save_issue(sample_issue(site.config, "2026-W47"))
-    site.store.save_issue(sample_issue(site.config, "2026-W48"))
+    site.store.archive.save_issue(sample_issue(site.config, "2026-W47"))
+    site.store.archive.save_issue(sample_issue(site.config, "2026-W48"))
     page = site.client.get("/issues")
     assert page.status_code == 200
     assert 'href="/issues/2026-W47"' in page.text and 'href="/issues/2026-W48"' in page.text
@@ -89,7 +89,7 @@ def test_the_issue_page_links_every_paper_as_the_email_does(site: Site) -> None:
         now=T0,
         use_window=False,
     )
-    site.store.save_issue(issue)
+    site.store.archive.save_issue(issue)
     web = lxml.html.fromstring(site.client.get("/issues/2026-W48").text)
     email = lxml.html.fromstring(render_issue(issue, site.config.render_settings()).html)
     on_web = _cards(web, "paper", "")
@@ -107,10 +107,10 @@ def test_the_issue_page_links_every_paper_as_the_email_does(site: Site) -> None:
 
 
 def test_the_archive_links_each_issue_by_its_dates_and_paper_count(site: Site) -> None:
-    site.store.save_issue(sample_issue(site.config, "2026-W47"))
+    site.store.archive.save_issue(sample_issue(site.config, "2026-W47"))
     site.clock.advance(days=7)
     later = sample_issue(site.config, "2026-W48")
-    site.store.save_issue(later)
+    site.store.archive.save_issue(later)
     doc = lxml.html.fromstring(site.client.get("/issues").text)
     texts = [a.text_content() for a in doc.find_class("issues")[0].iter("a")]
     # both built from the same papers by hand: the issue id tells them apart
@@ -124,9 +124,9 @@ def test_the_archive_links_each_issue_by_its_dates_and_paper_count(site: Site) -
 def test_the_feed_is_atom_that_feedparser_reads_without_errors(site: Site) -> None:
     import feedparser
 
-    site.store.save_issue(sample_issue(site.config, "2026-W47"))
+    site.store.archive.save_issue(sample_issue(site.config, "2026-W47"))
     site.clock.advance(days=7)
-    site.store.save_issue(sample_issue(site.config, "2026-W48"))
+    site.store.archive.save_issue(sample_issue(site.config, "2026-W48"))
     answer = site.client.get("/feed.xml")
     assert answer.headers["content-type"].startswith("application/atom+xml")
     parsed = feedparser.parse(answer.content)
