@@ -42,7 +42,7 @@ def local(times: list[datetime], tz: str) -> list[str]:
     return [t.astimezone(UTC).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %z") for t in times]
 
 
-def test_bad_cron_is_a_clear_config_error():
+def test_bad_cron_is_a_clear_config_error() -> None:
     with pytest.raises(ConfigError) as info:
         config("{cron: mon 8}")
     assert info.value.problems == [
@@ -51,7 +51,7 @@ def test_bad_cron_is_a_clear_config_error():
     ]
 
 
-def test_default_is_monday_8_in_the_config_timezone():
+def test_default_is_monday_8_in_the_config_timezone() -> None:
     c = parse_config(f"timezone: Europe/Berlin\n{TOPICS}")
     start = datetime(2026, 11, 26, 12, tzinfo=UTC)  # a Thursday
     times = fire_times(make_trigger(c), start, 3)
@@ -90,7 +90,9 @@ def test_default_is_monday_8_in_the_config_timezone():
         ),
     ],
 )
-def test_daily_0230_runs_once_a_day_across_dst(tz: str, start: datetime, expected: list[str]):
+def test_daily_0230_runs_once_a_day_across_dst(
+    tz: str, start: datetime, expected: list[str]
+) -> None:
     c = config(f"{{cron: '30 2 * * *', timezone: {tz}}}")
     times = fire_times(make_trigger(c), start, 3)
     assert local(times, tz) == expected
@@ -99,7 +101,7 @@ def test_daily_0230_runs_once_a_day_across_dst(tz: str, start: datetime, expecte
     assert len(set(days)) == 3 and (days[2] - days[0]).days == 2
 
 
-def test_weekly_send_across_dst_keeps_its_wall_time():
+def test_weekly_send_across_dst_keeps_its_wall_time() -> None:
     c = config("{cron: '0 8 * * mon', timezone: America/New_York}")
     times = fire_times(make_trigger(c), datetime(2026, 10, 20, tzinfo=UTC), 3)
     assert local(times, "America/New_York") == [
@@ -109,13 +111,13 @@ def test_weekly_send_across_dst_keeps_its_wall_time():
     ]
 
 
-def test_last_fire_time():
+def test_last_fire_time() -> None:
     c = config("{cron: '0 8 * * mon'}")
     now = datetime(2026, 11, 26, 12, tzinfo=UTC)
     assert last_fire_time(make_trigger(c), now) == datetime(2026, 11, 23, 8, tzinfo=UTC)
 
 
-def test_missed_run_inside_the_grace_runs_once():
+def test_missed_run_inside_the_grace_runs_once() -> None:
     c = config("{cron: '0 8 * * mon', misfire_grace_hours: 6}")
     trigger = make_trigger(c)
     now = datetime(2026, 11, 23, 11, 30, tzinfo=UTC)  # 3.5 h late
@@ -131,7 +133,7 @@ def test_missed_run_inside_the_grace_runs_once():
     assert "missed; running it now" in decision.message
 
 
-def test_missed_run_past_the_grace_is_skipped_and_says_how_to_send():
+def test_missed_run_past_the_grace_is_skipped_and_says_how_to_send() -> None:
     c = config("{cron: '0 8 * * mon', misfire_grace_hours: 6}")
     now = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)  # 12 h late
     decision = decide_catch_up(c, make_trigger(c), now, lambda _id: False)
@@ -139,14 +141,14 @@ def test_missed_run_past_the_grace_is_skipped_and_says_how_to_send():
     assert "12.0 h" in decision.message and "newsletter send 2026-W48" in decision.message
 
 
-def test_a_run_already_fully_sent_is_not_run_again():
+def test_a_run_already_fully_sent_is_not_run_again() -> None:
     c = config("{cron: '0 8 * * mon'}")
     now = datetime(2026, 11, 23, 9, tzinfo=UTC)
     decision = decide_catch_up(c, make_trigger(c), now, lambda issue_id: issue_id == "2026-W48")
     assert decision.action == "none" and "already sent" in decision.message
 
 
-def test_second_scheduler_on_the_same_state_refuses(tmp_path: Path):
+def test_second_scheduler_on_the_same_state_refuses(tmp_path: Path) -> None:
     lock = tmp_path / "newsletter.db.schedule.lock"
     with scheduler_lock(lock):
         # another process, as a second `newsletter schedule` would be
@@ -177,7 +179,7 @@ def test_second_scheduler_on_the_same_state_refuses(tmp_path: Path):
         pass
 
 
-def test_a_crashed_scheduler_releases_the_lock(tmp_path: Path):
+def test_a_crashed_scheduler_releases_the_lock(tmp_path: Path) -> None:
     lock = tmp_path / "state.lock"
     code = f"""
 import os
@@ -192,7 +194,7 @@ with scheduler_lock(Path({str(lock)!r})):
         assert lock.read_text().strip().isdigit()
 
 
-def test_interval_schedule_has_nothing_to_catch_up():
+def test_interval_schedule_has_nothing_to_catch_up() -> None:
     c = config("{every_seconds: 5}")
     now = datetime(2026, 11, 23, 9, tzinfo=UTC)
     times = fire_times(make_trigger(c), now, 2)
@@ -264,7 +266,7 @@ def stop(proc: subprocess.Popen[str]) -> str:
 
 def test_schedule_process_delivers_over_smtp_and_stops_cleanly_on_sigterm(
     tmp_path: Path, smtp: SmtpServer
-):
+) -> None:
 
     site = scheduler_site(tmp_path, smtp.port, people=2)
     proc = start_scheduler(site)
@@ -280,7 +282,9 @@ def test_schedule_process_delivers_over_smtp_and_stops_cleanly_on_sigterm(
     assert "Traceback" not in err
 
 
-def test_a_second_scheduler_process_on_the_same_state_refuses(tmp_path: Path, smtp: SmtpServer):
+def test_a_second_scheduler_process_on_the_same_state_refuses(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
 
     site = scheduler_site(tmp_path, smtp.port, people=1)
     first = start_scheduler(site)
@@ -301,7 +305,7 @@ def test_a_second_scheduler_process_on_the_same_state_refuses(tmp_path: Path, sm
 
 def test_sigterm_during_a_send_finishes_the_message_and_a_restart_resumes(
     tmp_path: Path, smtp: SmtpServer
-):
+) -> None:
 
     smtp.handler.faults.delay = 0.2  # a slow server: the send takes seconds
     site = scheduler_site(tmp_path, smtp.port, people=30)
@@ -319,7 +323,7 @@ def test_sigterm_during_a_send_finishes_the_message_and_a_restart_resumes(
     assert len(counts) == 30 and set(counts.values()) == {1}  # everyone exactly once
 
 
-def test_a_run_with_rows_pending_is_retried_with_backoff_before_the_next_fire():
+def test_a_run_with_rows_pending_is_retried_with_backoff_before_the_next_fire() -> None:
     c = config("{cron: '0 8 * * mon', retry_after_minutes: 30}")
     assert [retry_delay(c, n) for n in range(4)] == [
         timedelta(minutes=m) for m in (30, 60, 120, 240)
@@ -334,7 +338,7 @@ def test_a_run_with_rows_pending_is_retried_with_backoff_before_the_next_fire():
     assert plan_retry(c, 0, late, next_fire) is None
 
 
-def test_retry_after_minutes_is_validated():
+def test_retry_after_minutes_is_validated() -> None:
     with pytest.raises(ConfigError) as info:
         config("{retry_after_minutes: 0}")
     assert info.value.problems == [
@@ -344,7 +348,7 @@ def test_retry_after_minutes_is_validated():
 
 def test_scheduled_run_that_leaves_rows_pending_is_retried_and_finishes_before_next_week(
     tmp_path: Path, smtp: SmtpServer
-):
+) -> None:
     # a daily fire whose last time is within the grace: the scheduler catches it up at start
     (tmp_path / "config.yaml").write_text(
         f"sources: [{{file: {recent_papers(tmp_path)}}}]\n"

@@ -45,7 +45,7 @@ def store(tmp_path):
         yield s
 
 
-def test_the_c_loader_reads_the_file(tmp_path, monkeypatch):
+def test_the_c_loader_reads_the_file(tmp_path, monkeypatch) -> None:
     assert subs_mod.LOADER is yaml.CSafeLoader
     used = []
 
@@ -60,7 +60,7 @@ def test_the_c_loader_reads_the_file(tmp_path, monkeypatch):
     assert [s.email for s in result.subscribers] == ["a@example.org"]
 
 
-def test_the_example_file_loads_cleanly_against_the_default_topics():
+def test_the_example_file_loads_cleanly_against_the_default_topics() -> None:
     config = load_config(REPO / "config.yaml")
     result = load_subscribers(REPO / "subscribers.example.yaml", [t.name for t in config.topics])
     assert result.problems == []
@@ -70,7 +70,7 @@ def test_the_example_file_loads_cleanly_against_the_default_topics():
     assert any(s.format == "text" for s in result.subscribers)
 
 
-def test_entries_are_read_and_normalised(tmp_path):
+def test_entries_are_read_and_normalised(tmp_path) -> None:
     path = write(
         tmp_path,
         """\
@@ -99,7 +99,7 @@ def test_entries_are_read_and_normalised(tmp_path):
     ]
 
 
-def test_bad_entries_are_reported_by_line_and_skipped(in_tmp):
+def test_bad_entries_are_reported_by_line_and_skipped(in_tmp) -> None:
     path = write(
         in_tmp,
         """\
@@ -137,7 +137,7 @@ def test_bad_entries_are_reported_by_line_and_skipped(in_tmp):
     assert [s.email for s in result.subscribers] == ["alice@example.org", "gina@example.org"]
 
 
-def test_unknown_topic_without_a_close_match_points_at_the_config(in_tmp):
+def test_unknown_topic_without_a_close_match_points_at_the_config(in_tmp) -> None:
     path = write(in_tmp, "- email: a@example.org\n  topics: [Quantum Chemistry]\n")
     assert load_subscribers(path, TOPICS).problems == [
         "subscribers.yaml: line 2: a@example.org: unknown topic 'Quantum Chemistry' "
@@ -145,7 +145,7 @@ def test_unknown_topic_without_a_close_match_points_at_the_config(in_tmp):
     ]
 
 
-def test_empty_topic_list_is_a_problem_not_every_topic(in_tmp):
+def test_empty_topic_list_is_a_problem_not_every_topic(in_tmp) -> None:
     result = load_subscribers(write(in_tmp, "- email: a@example.org\n  topics: []\n"), TOPICS)
     assert result.subscribers == []
     assert result.problems == [
@@ -153,34 +153,34 @@ def test_empty_topic_list_is_a_problem_not_every_topic(in_tmp):
     ]
 
 
-def test_a_subscribers_key_holding_the_list_is_accepted(tmp_path):
+def test_a_subscribers_key_holding_the_list_is_accepted(tmp_path) -> None:
     path = write(tmp_path, "subscribers:\n  - email: a@example.org\n")
     assert [s.email for s in load_subscribers(path, TOPICS).subscribers] == ["a@example.org"]
 
 
 @pytest.mark.parametrize("text", ["", "# nothing yet\n", "subscribers:\n"])
-def test_an_empty_file_is_an_empty_list(tmp_path, text):
+def test_an_empty_file_is_an_empty_list(tmp_path, text) -> None:
     assert load_subscribers(write(tmp_path, text), TOPICS) == ([], [])
 
 
-def test_a_missing_file_is_an_empty_list_and_is_logged(in_tmp, caplog):
+def test_a_missing_file_is_an_empty_list_and_is_logged(in_tmp, caplog) -> None:
     caplog.set_level(logging.INFO)
     assert load_subscribers(in_tmp / "subscribers.yaml", TOPICS) == ([], [])
     assert "subscribers.yaml: no such file; no hand-written subscribers" in caplog.text
 
 
-def test_invalid_yaml_stops_the_load_naming_the_line(in_tmp):
+def test_invalid_yaml_stops_the_load_naming_the_line(in_tmp) -> None:
     path = write(in_tmp, "- email: a@example.org\n- email: [b@example.org\n")
     with pytest.raises(SubscribersError, match=r"^subscribers\.yaml: line 3: not valid YAML"):
         load_subscribers(path, TOPICS)
 
 
-def test_a_mapping_of_settings_is_the_wrong_shape(in_tmp):
+def test_a_mapping_of_settings_is_the_wrong_shape(in_tmp) -> None:
     with pytest.raises(SubscribersError, match="expected a list of entries"):
         load_subscribers(write(in_tmp, "alice: alice@example.org\n"), TOPICS)
 
 
-def test_import_csv_adds_confirmed_subscribers_and_reports_bad_rows(in_tmp, store):
+def test_import_csv_adds_confirmed_subscribers_and_reports_bad_rows(in_tmp, store) -> None:
     path = write(
         in_tmp,
         """\
@@ -210,7 +210,7 @@ def test_import_csv_adds_confirmed_subscribers_and_reports_bad_rows(in_tmp, stor
     assert (again.added, again.existing) == (0, 3)
 
 
-def test_import_csv_with_a_wrong_header_stops(in_tmp, store):
+def test_import_csv_with_a_wrong_header_stops(in_tmp, store) -> None:
     path = write(in_tmp, "email,fromat\na@example.org,text\n", name="people.csv")
     with pytest.raises(SubscribersError) as info:
         import_subscribers(path, store, TOPICS)
@@ -220,7 +220,7 @@ def test_import_csv_with_a_wrong_header_stops(in_tmp, store):
     )
 
 
-def test_import_yaml_with_a_bad_row(in_tmp, store):
+def test_import_yaml_with_a_bad_row(in_tmp, store) -> None:
     path = write(
         in_tmp,
         "- email: a@example.org\n- email: b@@example.org\n- email: c@example.org\n",
@@ -233,7 +233,7 @@ def test_import_yaml_with_a_bad_row(in_tmp, store):
     assert all(s.source == "cli" for s in store.confirmed_subscribers())
 
 
-def test_audience_joins_file_and_state_and_suppression_wins(store):
+def test_audience_joins_file_and_state_and_suppression_wins(store) -> None:
     file_list = [
         Subscriber("alice@example.org", "Alice"),
         Subscriber("bob@example.com", "Bob", frozenset({"Vision"})),
@@ -284,7 +284,7 @@ _DOMAIN = st.sampled_from(
 @given(local=_LOCAL, domain=_DOMAIN)
 @example(local="a" * 59, domain=_LONG_DOMAIN)  # 255 characters: one too many
 @example(local="a" * 65, domain="example.org")
-def test_the_domain_cache_never_changes_a_verdict(local, domain):
+def test_the_domain_cache_never_changes_a_verdict(local, domain) -> None:
     """The cached short way and email-validator in full agree on every address."""
 
     def verdict(normalize, address):
@@ -310,19 +310,19 @@ def test_the_domain_cache_never_changes_a_verdict(local, domain):
         ("E" * 201, "name is longer than 200 characters; shorten it"),
     ],
 )
-def test_names_that_could_break_a_header_are_rejected(in_tmp, escaped, problem):
+def test_names_that_could_break_a_header_are_rejected(in_tmp, escaped, problem) -> None:
     path = write(in_tmp, f'- email: eve@example.org\n  name: "{escaped}"\n')
     result = load_subscribers(path, TOPICS)
     assert result.subscribers == []
     assert result.problems == [f"subscribers.yaml: line 1: eve@example.org: {problem}"]
 
 
-def test_a_tab_in_a_name_is_fine(tmp_path):
+def test_a_tab_in_a_name_is_fine(tmp_path) -> None:
     result = load_subscribers(write(tmp_path, '- email: t@example.org\n  name: "A\\tB"\n'), TOPICS)
     assert [s.name for s in result.subscribers] == ["A\tB"]
 
 
-def test_the_configured_list_resolves_against_the_config_folder(tmp_path, monkeypatch):
+def test_the_configured_list_resolves_against_the_config_folder(tmp_path, monkeypatch) -> None:
     site = tmp_path / "site"
     site.mkdir()
     write(site, "- email: a@example.org\n  topics: [Vision]\n", name="people.yaml")

@@ -20,7 +20,7 @@ class Clock:
         return self.now
 
 
-def test_round_trip_returns_the_address():
+def test_round_trip_returns_the_address() -> None:
     token = make_token("unsubscribe", "alice@example.org", [KEY])
     assert read_token("unsubscribe", token, [KEY]) == "alice@example.org"
     assert all(c.isalnum() or c in "-_." for c in token)  # safe in a URL path
@@ -30,7 +30,7 @@ def test_round_trip_returns_the_address():
     ("made_for", "read_as"),
     [("confirm", "unsubscribe"), ("unsubscribe", "confirm"), ("preferences", "unsubscribe")],
 )
-def test_a_token_never_verifies_for_another_purpose(made_for, read_as):
+def test_a_token_never_verifies_for_another_purpose(made_for, read_as) -> None:
     token = make_token(made_for, "alice@example.org", [KEY])
     with pytest.raises(TokenError) as info:
         read_token(read_as, token, [KEY])
@@ -38,7 +38,7 @@ def test_a_token_never_verifies_for_another_purpose(made_for, read_as):
     assert f"this {read_as} link is not valid" in str(info.value)
 
 
-def test_rotation_newest_key_signs_and_old_keys_still_verify():
+def test_rotation_newest_key_signs_and_old_keys_still_verify() -> None:
     old_token = make_token("unsubscribe", "bob@example.org", [OLD_KEY])
     rotated = SecretKeys.from_env({"NEWSLETTER_SECRET_KEY": f"{KEY}, {OLD_KEY}"})
     assert read_token("unsubscribe", old_token, rotated) == "bob@example.org"
@@ -48,12 +48,12 @@ def test_rotation_newest_key_signs_and_old_keys_still_verify():
         read_token("unsubscribe", new_token, [OLD_KEY])
 
 
-def test_one_string_is_read_as_comma_separated_keys():
+def test_one_string_is_read_as_comma_separated_keys() -> None:
     token = make_token("preferences", "bob@example.org", [OLD_KEY])
     assert read_token("preferences", token, f"{KEY},{OLD_KEY}") == "bob@example.org"
 
 
-def test_a_changed_token_is_bad():
+def test_a_changed_token_is_bad() -> None:
     token = make_token("unsubscribe", "alice@example.org", [KEY])
     payload, rest = token.split(".", 1)
     forged = make_token("unsubscribe", "mallory@example.org", [OLD_KEY]).split(".", 1)[0]
@@ -63,7 +63,7 @@ def test_a_changed_token_is_bad():
         assert info.value.kind == "bad"
 
 
-def test_confirm_tokens_expire_after_48_hours_by_default():
+def test_confirm_tokens_expire_after_48_hours_by_default() -> None:
     clock = Clock()
     token = make_token("confirm", "carol@example.org", [KEY], clock=clock)
     clock.now += 47 * 3600
@@ -75,7 +75,7 @@ def test_confirm_tokens_expire_after_48_hours_by_default():
     assert str(info.value) == "this confirm link has expired; ask for a new one"
 
 
-def test_an_explicit_max_age_applies():
+def test_an_explicit_max_age_applies() -> None:
     clock = Clock()
     token = make_token("preferences", "carol@example.org", [KEY], clock=clock)
     clock.now += 120
@@ -84,7 +84,7 @@ def test_an_explicit_max_age_applies():
     assert info.value.kind == "expired"
 
 
-def test_unsubscribe_tokens_never_expire():
+def test_unsubscribe_tokens_never_expire() -> None:
     clock = Clock()
     token = make_token("unsubscribe", "dave@example.com", [KEY], clock=clock)
     clock.now += 10 * 365 * DAY
@@ -92,7 +92,7 @@ def test_unsubscribe_tokens_never_expire():
 
 
 @pytest.mark.parametrize("value", [None, "", " , "])
-def test_missing_secret_says_how_to_make_one(value):
+def test_missing_secret_says_how_to_make_one(value) -> None:
     env = {} if value is None else {"NEWSLETTER_SECRET_KEY": value}
     with pytest.raises(NewsletterError) as info:
         SecretKeys.from_env(env)
@@ -101,7 +101,7 @@ def test_missing_secret_says_how_to_make_one(value):
     assert "secrets.token_urlsafe(32)" in message
 
 
-def test_secrets_never_show_in_reprs_errors_or_logs(caplog):
+def test_secrets_never_show_in_reprs_errors_or_logs(caplog) -> None:
     caplog.set_level(logging.DEBUG)
     short = "tiny-secret"
     keys = SecretKeys.from_env({"NEWSLETTER_SECRET_KEY": f"{KEY},{short}"})
@@ -123,12 +123,12 @@ def test_secrets_never_show_in_reprs_errors_or_logs(caplog):
         assert KEY not in text and short not in text
 
 
-def test_unknown_purpose_is_a_programming_error():
+def test_unknown_purpose_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="unknown token purpose 'unsub'"):
         make_token("unsub", "a@example.org", [KEY])  # type: ignore[arg-type]
 
 
-def test_token_maker_signs_an_id_as_itsdangerous_does():
+def test_token_maker_signs_an_id_as_itsdangerous_does() -> None:
     from newsletter.audience.tokens import TokenMaker, _serializer
     from newsletter.store.schema import new_id
 

@@ -21,13 +21,13 @@ def config_at(tmp_path: Path, text: str):
     return load_config(tmp_path / "config.yaml")
 
 
-def test_a_sound_setup_has_no_problems(tmp_path: Path):
+def test_a_sound_setup_has_no_problems(tmp_path: Path) -> None:
     (tmp_path / "papers.json").write_text('[{"title": "A"}]')
     (tmp_path / "subscribers.yaml").write_text("- email: ann@example.org\n")
     assert run_checks(config_at(tmp_path, "sources: [papers.json]\n")) == []
 
 
-def test_every_problem_is_listed_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_every_problem_is_listed_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NEWSLETTER_SECRET_KEY")
     (tmp_path / "subscribers.yaml").write_text(
         "- email: ann@example.org\n  topics: [Visoin]\n- email: bob@\n"
@@ -49,7 +49,7 @@ def test_every_problem_is_listed_together(tmp_path: Path, monkeypatch: pytest.Mo
     assert f"dkim.key_path: {tmp_path / 'nokey.pem'}: cannot read the private key" in text
 
 
-def test_a_broken_template_override_is_named(tmp_path: Path):
+def test_a_broken_template_override_is_named(tmp_path: Path) -> None:
     (tmp_path / "tpl").mkdir()
     (tmp_path / "tpl" / "paper.mjml").write_text("{% if %}\n")
     problems = run_checks(config_at(tmp_path, "templates_dir: tpl\n"))
@@ -60,12 +60,12 @@ def test_a_broken_template_override_is_named(tmp_path: Path):
 
 def test_a_missing_subscribers_file_is_a_warning_not_a_problem(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
-):
+) -> None:
     assert run_checks(config_at(tmp_path, "")) == []
     assert "subscribers.yaml does not exist; only web and imported subscribers" in caplog.text
 
 
-def test_check_catches_a_title_with_a_line_break(tmp_path: Path):
+def test_check_catches_a_title_with_a_line_break(tmp_path: Path) -> None:
     from newsletter.errors import ConfigError
 
     (tmp_path / "config.yaml").write_text('title: "Weekly\\r\\nBcc: victim@example.org"\n' + TOPICS)
@@ -75,7 +75,7 @@ def test_check_catches_a_title_with_a_line_break(tmp_path: Path):
 
 def test_check_warns_about_links_mail_providers_refuse_and_a_footer_without_address(
     tmp_path: Path,
-):
+) -> None:
     from newsletter.preflight import setup_warnings
 
     smtp = "delivery: {transport: smtp, smtp: {host: localhost}}\n"

@@ -33,7 +33,7 @@ def all_commands(group: click.Group, prefix: str = "newsletter") -> list[str]:
     return names
 
 
-def test_every_command_is_documented_in_the_readme_and_has_help():
+def test_every_command_is_documented_in_the_readme_and_has_help() -> None:
     readme = (REPO / "README.md").read_text()
     commands = all_commands(cli)
     assert len(commands) >= 6
@@ -45,7 +45,7 @@ def test_every_command_is_documented_in_the_readme_and_has_help():
         assert "Usage:" in result.output and len(result.output.splitlines()) > 3
 
 
-def test_bad_config_exits_2_with_one_line_per_problem(tmp_path: Path):
+def test_bad_config_exits_2_with_one_line_per_problem(tmp_path: Path) -> None:
     bad = tmp_path / "config.yaml"
     bad.write_text("titel: x\ntopics:\n  - name: A\n    keywords: image\n")
     result = run("check", "--config", str(bad))
@@ -60,7 +60,7 @@ def test_bad_config_exits_2_with_one_line_per_problem(tmp_path: Path):
     assert "Traceback" not in result.stderr
 
 
-def test_papers_json_lists_the_sample(tmp_path: Path):
+def test_papers_json_lists_the_sample(tmp_path: Path) -> None:
     result = run("papers", str(DATA / "samples" / "daily-papers-page.txt"), "--format", "json")
     assert result.returncode == 0, result.stderr
     papers = json.loads(result.stdout)
@@ -71,7 +71,7 @@ def test_papers_json_lists_the_sample(tmp_path: Path):
     assert result.stderr.strip().splitlines()[-1] == "83 papers from 1 source(s)"
 
 
-def test_papers_of_a_missing_file_is_one_line_and_nonzero(tmp_path: Path):
+def test_papers_of_a_missing_file_is_one_line_and_nonzero(tmp_path: Path) -> None:
     result = run("papers", str(tmp_path / "missing.json"))
     assert result.returncode != 0
     assert result.stderr.count("\n") == 1 and "missing.json" in result.stderr
@@ -83,7 +83,7 @@ def test_papers_of_a_missing_file_is_one_line_and_nonzero(tmp_path: Path):
 )
 def test_papers_refuses_a_file_in_no_known_format_in_one_line(
     tmp_path: Path, name: str, data: bytes
-):
+) -> None:
     # `newsletter papers /etc/hostname` once listed a paper called "vm" and exited 0
     path = tmp_path / name
     path.write_bytes(data)
@@ -96,7 +96,7 @@ def test_papers_refuses_a_file_in_no_known_format_in_one_line(
         assert accepted in line, line
 
 
-def test_the_quick_start_leaves_git_status_clean(tmp_path: Path):
+def test_the_quick_start_leaves_git_status_clean(tmp_path: Path) -> None:
     # a checkout where the quick start ran: its state, lock files and outbox are all ignored
     checkout = tmp_path / "checkout"
     checkout.mkdir()
@@ -135,7 +135,7 @@ def test_the_quick_start_leaves_git_status_clean(tmp_path: Path):
     assert status.stdout == "", status.stdout
 
 
-def test_topics_assign_json_has_the_documented_fields():
+def test_topics_assign_json_has_the_documented_fields() -> None:
     result = run(
         "topics", "assign", str(DATA / "samples" / "hf-daily-papers-api.json"), "--format", "json"
     )
@@ -153,7 +153,7 @@ def test_topics_assign_json_has_the_documented_fields():
     assert result.stderr.strip().splitlines()[-1].startswith("30 papers: ")
 
 
-def test_topics_explain_names_the_rule_and_runner_up():
+def test_topics_explain_names_the_rule_and_runner_up() -> None:
     sample = str(DATA / "samples" / "daily-papers-page.txt")
     title = "Improved Distribution Matching Distillation for Fast Image Synthesis"
     result = run("topics", "explain", title, sample)
@@ -169,14 +169,14 @@ def test_topics_explain_names_the_rule_and_runner_up():
     assert f"(score {score:.2f})" in result.stdout
 
 
-def test_topics_explain_unknown_paper_is_an_error():
+def test_topics_explain_unknown_paper_is_an_error() -> None:
     result = run("topics", "explain", "9999.99999", str(DATA / "samples" / "daily-papers-page.txt"))
     assert result.returncode == 1
     assert "no paper with id or title '9999.99999'" in result.stderr
 
 
 @pytest.mark.parametrize("args", [["--version"], ["--help"]])
-def test_python_dash_m_works(args: list[str]):
+def test_python_dash_m_works(args: list[str]) -> None:
     result = run(*args)
     assert result.returncode == 0 and "newsletter" in result.stdout.lower()
 
@@ -214,7 +214,7 @@ def listed(site: Path) -> dict[str, dict]:
     return {row["email"]: row for row in json.loads(result.stdout)}
 
 
-def test_run_with_a_missing_papers_file_names_it_first_and_writes_nothing(site: Path):
+def test_run_with_a_missing_papers_file_names_it_first_and_writes_nothing(site: Path) -> None:
     (site / "subscribers.yaml").unlink()  # and nobody to send to yet: the file is named first
     result = cli_in(site, "run", "--papers", "missing.json")
     assert result.returncode != 0
@@ -225,7 +225,7 @@ def test_run_with_a_missing_papers_file_names_it_first_and_writes_nothing(site: 
     assert issues.returncode == 0 and json.loads(issues.stdout) == []
 
 
-def test_a_failed_run_leaves_newsletter_issues_empty(site: Path):
+def test_a_failed_run_leaves_newsletter_issues_empty(site: Path) -> None:
     (site / "tpl").mkdir()
     (site / "tpl" / "email.txt").write_text("{{ title }\n")
     with (site / "config.yaml").open("a") as f:
@@ -237,7 +237,7 @@ def test_a_failed_run_leaves_newsletter_issues_empty(site: Path):
     assert not (site / "out").exists()
 
 
-def test_subscribers_add_remove_and_list(site: Path):
+def test_subscribers_add_remove_and_list(site: Path) -> None:
     hand_written = (site / "subscribers.yaml").read_text()
     assert set(listed(site)) == {"alice@example.org", "bob@example.com"}
     added = cli_in(site, "subscribers", "add", "Carol@Example.org", "--topics", "llm reasoning")
@@ -264,7 +264,7 @@ def test_subscribers_add_remove_and_list(site: Path):
     )
 
 
-def test_subscribers_add_and_remove_refuse_bad_input(site: Path):
+def test_subscribers_add_and_remove_refuse_bad_input(site: Path) -> None:
     bad = cli_in(site, "subscribers", "remove", "not an email")
     assert bad.returncode == 1 and bad.stderr.startswith("error: 'not an email' is not a valid")
     unknown = cli_in(site, "subscribers", "add", "d@example.org", "--topics", "LLM Reasonin")
@@ -273,7 +273,7 @@ def test_subscribers_add_and_remove_refuse_bad_input(site: Path):
     assert "d@example.org" not in listed(site)
 
 
-def test_subscribers_import_reports_bad_rows_and_adds_the_rest(site: Path):
+def test_subscribers_import_reports_bad_rows_and_adds_the_rest(site: Path) -> None:
     (site / "list.csv").write_text(
         "email,name,topics,format\nann@example.org,Ann,,html\nnope@,,,\nben@example.org,,,text\n"
     )
@@ -285,7 +285,7 @@ def test_subscribers_import_reports_bad_rows_and_adds_the_rest(site: Path):
     assert rows["ben@example.org"]["format"] == "text" and rows["ann@example.org"]["receives"]
 
 
-def test_run_send_and_issues(site: Path):
+def test_run_send_and_issues(site: Path) -> None:
     sample = str(DATA / "samples" / "daily-papers-page.txt")
     first = cli_in(site, "run", "--papers", sample, "--issue-id", "2026-W48")
     assert first.returncode == 0, first.stderr
@@ -314,7 +314,7 @@ def test_run_send_and_issues(site: Path):
     assert bad_id.returncode == 2 and "'../x' is not an issue id" in bad_id.stderr
 
 
-def test_schedule_next_prints_fire_times_in_the_timezone(site: Path):
+def test_schedule_next_prints_fire_times_in_the_timezone(site: Path) -> None:
     (site / "config.yaml").write_text(
         "timezone: Europe/Berlin\nschedule: {cron: '30 7 * * tue,fri'}\n"
     )
@@ -326,7 +326,9 @@ def test_schedule_next_prints_fire_times_in_the_timezone(site: Path):
     assert cli_in(site, "schedule", "--next", "0").returncode == 2
 
 
-def test_sigterm_during_run_finishes_in_flight_and_a_rerun_completes(site: Path, smtp: SmtpServer):
+def test_sigterm_during_run_finishes_in_flight_and_a_rerun_completes(
+    site: Path, smtp: SmtpServer
+) -> None:
     import signal
     import time
 
@@ -363,7 +365,7 @@ def test_sigterm_during_run_finishes_in_flight_and_a_rerun_completes(site: Path,
 
 def test_a_relay_refusing_our_sender_stops_run_with_one_line_and_suppresses_no_one(
     site: Path, smtp: SmtpServer
-):
+) -> None:
     sample = str(DATA / "samples" / "daily-papers-page.txt")
     (site / "subscribers.yaml").write_text(
         "".join(f"- email: r{i:02d}@example.org\n" for i in range(25))
@@ -394,7 +396,7 @@ def test_a_relay_refusing_our_sender_stops_run_with_one_line_and_suppresses_no_o
 
 def test_issues_says_which_failures_are_permanent_and_which_are_retried(
     site: Path, smtp: SmtpServer
-):
+) -> None:
     sample = str(DATA / "samples" / "daily-papers-page.txt")
     (site / "subscribers.yaml").write_text(
         "- email: gone@example.org\n- email: grey@example.org\n- email: ok@example.org\n"
@@ -424,7 +426,7 @@ def test_issues_says_which_failures_are_permanent_and_which_are_retried(
     assert "2 sent, 1 failed for good" in cli_in(site, "issues").stdout
 
 
-def test_subscribers_list_shows_why_and_a_wrong_bounce_can_be_lifted(site: Path):
+def test_subscribers_list_shows_why_and_a_wrong_bounce_can_be_lifted(site: Path) -> None:
     from newsletter.store import Store
 
     with Store.open(site / "newsletter.db") as store:  # what an earlier version did

@@ -71,7 +71,7 @@ def options_in(text: str) -> set[str]:
 
 
 @pytest.mark.parametrize("path", commands(), ids=lambda p: " ".join(p) or "newsletter")
-def test_every_option_has_help_and_every_command_has_examples(path: tuple[str, ...]):
+def test_every_option_has_help_and_every_command_has_examples(path: tuple[str, ...]) -> None:
     command = command_at(path)
     for param in command.params:
         if isinstance(param, click.Option):
@@ -85,7 +85,7 @@ def test_every_option_has_help_and_every_command_has_examples(path: tuple[str, .
     assert any(line.startswith(prefix) for line in lines), lines
 
 
-def test_the_command_list_shows_every_summary_whole_on_one_line():
+def test_the_command_list_shows_every_summary_whole_on_one_line() -> None:
     for path in commands():
         command = command_at(path)
         if not isinstance(command, click.Group):
@@ -100,7 +100,7 @@ def test_the_command_list_shows_every_summary_whole_on_one_line():
             assert any(re.fullmatch(rf"  {name} +{re.escape(summary)}", r) for r in rows), rows
 
 
-def test_the_readme_command_reference_lists_each_command_and_its_options():
+def test_the_readme_command_reference_lists_each_command_and_its_options() -> None:
     reference = readme_reference()
     documented = set(reference) - {""}
     expected = {" ".join(p) for p in leaves()}

@@ -20,7 +20,7 @@ from tests.support.paths import REPO
 FILES = {"config.yaml", "subscribers.yaml", "secrets.env", ".gitignore"}
 
 
-def test_init_then_check_and_run_from_inside_the_folder(tmp_path: Path):
+def test_init_then_check_and_run_from_inside_the_folder(tmp_path: Path) -> None:
     made = newsletter("init", "site", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     site = tmp_path / "site"
@@ -55,7 +55,7 @@ def test_init_then_check_and_run_from_inside_the_folder(tmp_path: Path):
     assert len(list((site / "outbox" / "new").iterdir())) == 4
 
 
-def test_the_gitignore_keeps_secrets_and_state_out_of_git(tmp_path: Path):
+def test_the_gitignore_keeps_secrets_and_state_out_of_git(tmp_path: Path) -> None:
     if shutil.which("git") is None:
         pytest.fail("git is needed for this test")
     make_folder(tmp_path / "site")
@@ -76,7 +76,7 @@ def test_the_gitignore_keeps_secrets_and_state_out_of_git(tmp_path: Path):
     assert tracked == [".gitignore", "config.yaml", "subscribers.yaml"]
 
 
-def test_init_refuses_to_overwrite_and_names_the_file(tmp_path: Path):
+def test_init_refuses_to_overwrite_and_names_the_file(tmp_path: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()
     (site / "subscribers.yaml").write_text("- email: mine@example.org\n")
@@ -90,7 +90,7 @@ def test_init_refuses_to_overwrite_and_names_the_file(tmp_path: Path):
     assert (site / "subscribers.yaml").read_text() == "- email: mine@example.org\n"
 
 
-def test_init_into_an_existing_folder_adds_its_files(tmp_path: Path):
+def test_init_into_an_existing_folder_adds_its_files(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("mine")
     result = newsletter("init", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -100,7 +100,7 @@ def test_init_into_an_existing_folder_adds_its_files(tmp_path: Path):
 
 def test_a_failure_in_an_existing_folder_leaves_it_as_it_was(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     (tmp_path / "notes.txt").write_text("mine")
     real_link = os.link
     calls: list[str] = []
@@ -120,7 +120,7 @@ def test_a_failure_in_an_existing_folder_leaves_it_as_it_was(
 
 def test_a_failure_in_a_new_folder_leaves_no_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     def failing_rename(src: str | Path, dst: str | Path) -> None:
         raise OSError(13, "Permission denied")
 
@@ -132,7 +132,7 @@ def test_a_failure_in_a_new_folder_leaves_no_folder(
 
 def test_a_file_that_appears_meanwhile_is_not_replaced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     real_link = os.link
 
     def racing_link(src: str | Path, dst: str | Path) -> None:
@@ -147,7 +147,7 @@ def test_a_file_that_appears_meanwhile_is_not_replaced(
     assert (tmp_path / "secrets.env").read_text() == "someone else's\n"
 
 
-def test_the_made_config_is_commented_and_carries_the_default_topics(tmp_path: Path):
+def test_the_made_config_is_commented_and_carries_the_default_topics(tmp_path: Path) -> None:
     make_folder(tmp_path / "site")
     text = (tmp_path / "site" / "config.yaml").read_text()
     config = load_config(tmp_path / "site" / "config.yaml")
@@ -160,7 +160,7 @@ def test_the_made_config_is_commented_and_carries_the_default_topics(tmp_path: P
         assert text.splitlines()[line - 1].startswith("#"), f"{key} has no comment above it"
 
 
-def test_the_secrets_file_fills_only_what_the_environment_lacks(tmp_path: Path):
+def test_the_secrets_file_fills_only_what_the_environment_lacks(tmp_path: Path) -> None:
     path = tmp_path / "secrets.env"
     path.write_text(
         "# a comment\nNEWSLETTER_SECRET_KEY=from-the-file\n"

@@ -39,7 +39,7 @@ def dkim_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def test_a_fresh_folder_lists_every_missing_must_have_and_fails(tmp_path: Path):
+def test_a_fresh_folder_lists_every_missing_must_have_and_fails(tmp_path: Path) -> None:
     make_folder(tmp_path / "site")
     with dns_server({}) as dns:
         result = newsletter(
@@ -129,7 +129,7 @@ def relay(tls_cert: tuple[Path, Path], **kwargs: object):
 
 def test_a_ready_setup_passes_against_local_dns_and_a_tls_relay(
     tmp_path: Path, tls_cert: tuple[Path, Path], dkim_key: rsa.RSAPrivateKey
-):
+) -> None:
     make_folder(tmp_path / "site")
     site = tmp_path / "site"
     with relay(tls_cert) as server, dns_server(records(dkim_key)) as dns:
@@ -167,7 +167,7 @@ def test_a_ready_setup_passes_against_local_dns_and_a_tls_relay(
 
 def test_a_relay_size_limit_below_the_largest_message_fails(
     tmp_path: Path, tls_cert: tuple[Path, Path], dkim_key: rsa.RSAPrivateKey
-):
+) -> None:
     make_folder(tmp_path / "site")
     site = tmp_path / "site"
     with relay(tls_cert, data_size_limit=20_000) as server, dns_server(records(dkim_key)) as dns:
@@ -201,7 +201,7 @@ def lookup_from(table: dict[str, list[str]]):
     return lambda name: table.get(name, [])
 
 
-def test_no_dns_answer_is_could_not_check_and_blocks(tmp_path: Path):
+def test_no_dns_answer_is_could_not_check_and_blocks(tmp_path: Path) -> None:
     def offline(name: str) -> list[str]:
         raise DnsUnavailable(f"no answer from DNS for {name} (LifetimeTimeout)")
 
@@ -216,7 +216,7 @@ def test_no_dns_answer_is_could_not_check_and_blocks(tmp_path: Path):
     assert dmarc.status == "unknown"
 
 
-def test_spf_records_are_judged(tmp_path: Path):
+def test_spf_records_are_judged(tmp_path: Path) -> None:
     def spf(*texts: str) -> readiness.Item:
         return readiness.spf(DOMAIN, lookup_from({DOMAIN: list(texts)}))
 
@@ -228,7 +228,7 @@ def test_spf_records_are_judged(tmp_path: Path):
     assert spf("v=spf1 include:relay.example.net ~all").status == "ok"
 
 
-def test_dmarc_falls_back_to_the_parent_domain(tmp_path: Path):
+def test_dmarc_falls_back_to_the_parent_domain(tmp_path: Path) -> None:
     parent = DOMAIN.split(".", 1)[1]
     item = readiness.dmarc(DOMAIN, lookup_from({f"_dmarc.{parent}": ["v=DMARC1; p=none"]}))
     assert item.status == "ok"
@@ -237,7 +237,7 @@ def test_dmarc_falls_back_to_the_parent_domain(tmp_path: Path):
     assert missing.status == "FAIL" and "add TXT `v=DMARC1; p=none; rua=" in missing.text
 
 
-def test_a_dkim_record_of_another_key_is_named(tmp_path: Path, dkim_key: rsa.RSAPrivateKey):
+def test_a_dkim_record_of_another_key_is_named(tmp_path: Path, dkim_key: rsa.RSAPrivateKey) -> None:
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = f"news._domainkey.{DOMAIN}"
     item = readiness.dkim_record(
@@ -265,11 +265,11 @@ def test_a_dkim_record_of_another_key_is_named(tmp_path: Path, dkim_key: rsa.RSA
         ("https://intranet", "FAIL"),
     ],
 )
-def test_base_url_must_be_https_and_public(url: str, status: str):
+def test_base_url_must_be_https_and_public(url: str, status: str) -> None:
     assert readiness.base_url(url).status == status
 
 
-def test_the_secret_key_is_judged_by_length_and_never_shown():
+def test_the_secret_key_is_judged_by_length_and_never_shown() -> None:
     assert readiness.secret_key({}).status == "FAIL"
     short = readiness.secret_key({"NEWSLETTER_SECRET_KEY": "sixteen-chars-ok"})
     assert short.status == "FAIL" and "a key has 16 characters: use at least 32" in short.text
@@ -278,7 +278,7 @@ def test_the_secret_key_is_judged_by_length_and_never_shown():
     assert rotated.status == "ok" and rotated.text.endswith("2 key(s), the shortest 40 characters")
 
 
-def test_a_relay_without_tls_to_another_host_fails(tmp_path: Path):
+def test_a_relay_without_tls_to_another_host_fails(tmp_path: Path) -> None:
     config = config_with(
         tmp_path,
         "delivery: {transport: smtp, smtp: {host: relay.lab-mail.net, port: 25, security: none}}\n",
@@ -291,7 +291,7 @@ def test_a_relay_without_tls_to_another_host_fails(tmp_path: Path):
 
 def test_a_refused_login_is_a_failing_line_without_the_password(
     tmp_path: Path, tls_cert: tuple[Path, Path]
-):
+) -> None:
     import ssl
 
     client = ssl.create_default_context(cafile=str(tls_cert[0]))

@@ -29,7 +29,7 @@ def quick_start(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_subscribers_list_reads_the_file_run_sent_to(quick_start: Path):
+def test_subscribers_list_reads_the_file_run_sent_to(quick_start: Path) -> None:
     result = run("subscribers", "list", "--subscribers", EXAMPLE, cwd=quick_start)
     assert result.returncode == 0, result.stderr
     for address in (
@@ -54,7 +54,7 @@ def test_subscribers_list_reads_the_file_run_sent_to(quick_start: Path):
     assert plain.stderr.strip().startswith("subscribers: 0 receive the next issue")
 
 
-def test_a_missing_subscribers_file_is_one_line_and_nonzero(quick_start: Path):
+def test_a_missing_subscribers_file_is_one_line_and_nonzero(quick_start: Path) -> None:
     for args in (["subscribers", "list"], ["check"], ["preview", "--papers", "sample"]):
         result = newsletter(*args, "--subscribers", "nobody.yaml", cwd=quick_start)
         assert result.returncode == 1, (args, result.stderr)
@@ -62,7 +62,7 @@ def test_a_missing_subscribers_file_is_one_line_and_nonzero(quick_start: Path):
     assert not (quick_start / "preview").exists()  # refused before anything was written
 
 
-def test_check_reads_the_given_subscribers_file(tmp_path: Path):
+def test_check_reads_the_given_subscribers_file(tmp_path: Path) -> None:
     shutil.copy(REPO / EXAMPLE, tmp_path / EXAMPLE)
     good = run("check", "--subscribers", EXAMPLE, cwd=tmp_path)
     assert good.returncode == 0, good.stderr
@@ -73,7 +73,7 @@ def test_check_reads_the_given_subscribers_file(tmp_path: Path):
     assert "bad.yaml: line 2: ann@example.org: unknown topic 'Cooking'" in bad.stderr
 
 
-def test_preview_says_who_the_issue_would_reach(tmp_path: Path):
+def test_preview_says_who_the_issue_would_reach(tmp_path: Path) -> None:
     shutil.copy(REPO / EXAMPLE, tmp_path / EXAMPLE)
     result = run("preview", "--papers", "sample", "--subscribers", EXAMPLE, cwd=tmp_path)
     assert result.returncode == 0, result.stderr

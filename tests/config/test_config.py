@@ -19,7 +19,7 @@ def problems(text: str) -> list[str]:
     return info.value.problems
 
 
-def test_topics_only_config_is_complete():
+def test_topics_only_config_is_complete() -> None:
     config = parse_config("topics:\n  - name: Vision\n    keywords: [image, video]\n")
     assert [t.name for t in config.topic_rules] == ["Vision"]
     assert config.topic_rules[0].keywords == ("image", "video")
@@ -27,7 +27,7 @@ def test_topics_only_config_is_complete():
     assert isinstance(config.source_specs[0], HfDailySource)
 
 
-def test_keywords_not_a_list_names_the_key_and_line():
+def test_keywords_not_a_list_names_the_key_and_line() -> None:
     found = problems(
         """\
         topics:
@@ -42,7 +42,7 @@ def test_keywords_not_a_list_names_the_key_and_line():
     assert found == ["config.yaml: topics[2].keywords: expected a list of strings (line 7)"]
 
 
-def test_every_problem_is_reported_together():
+def test_every_problem_is_reported_together() -> None:
     found = problems(
         """\
         titel: Weekly
@@ -66,13 +66,13 @@ def test_every_problem_is_reported_together():
     assert all(line.startswith("config.yaml: ") for line in found)
 
 
-def test_invalid_yaml_names_the_line():
+def test_invalid_yaml_names_the_line() -> None:
     found = problems("topics:\n  - name: A\n    keywords: [x\n")
     assert len(found) == 1
     assert found[0].startswith("config.yaml:") and "not valid YAML" in found[0]
 
 
-def test_duplicate_and_reserved_topic_names_are_errors():
+def test_duplicate_and_reserved_topic_names_are_errors() -> None:
     found = problems(
         """\
         topics:
@@ -85,7 +85,7 @@ def test_duplicate_and_reserved_topic_names_are_errors():
     assert "'Other' is the section for unmatched papers" in found[0]
 
 
-def test_file_source_resolves_against_the_config_folder(tmp_path: Path):
+def test_file_source_resolves_against_the_config_folder(tmp_path: Path) -> None:
     (tmp_path / "conf").mkdir()
     path = tmp_path / "conf" / "config.yaml"
     path.write_text("sources:\n  - file: data/papers.jsonl\ntopics: [{name: A, keywords: [x]}]\n")
@@ -94,7 +94,7 @@ def test_file_source_resolves_against_the_config_folder(tmp_path: Path):
     assert config.path == path.resolve()
 
 
-def test_source_shorthands():
+def test_source_shorthands() -> None:
     config = parse_config(
         "sources: [hf_daily, https://example.org/p.json, papers.yaml]\n"
         "topics: [{name: A, keywords: [x]}]\n",
@@ -105,7 +105,7 @@ def test_source_shorthands():
     assert config.source_specs[2].path == "/srv/nl/papers.yaml"
 
 
-def test_arxiv_source_needs_categories_or_query():
+def test_arxiv_source_needs_categories_or_query() -> None:
     found = problems(
         "sources:\n  - arxiv: {announce_types: [new]}\ntopics: [{name: A, keywords: [x]}]\n"
     )
@@ -115,7 +115,7 @@ def test_arxiv_source_needs_categories_or_query():
     ]
 
 
-def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("NEWSLETTER_CONFIG", raising=False)
     bundled = load_config()
@@ -128,7 +128,7 @@ def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     assert load_config(other).title == "Given"
 
 
-def test_missing_config_file_is_one_clear_line(tmp_path: Path):
+def test_missing_config_file_is_one_clear_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "nope.yaml")
     assert info.value.problems == [
@@ -136,14 +136,14 @@ def test_missing_config_file_is_one_clear_line(tmp_path: Path):
     ]
 
 
-def test_default_config_is_valid_and_has_8_to_14_topics():
+def test_default_config_is_valid_and_has_8_to_14_topics() -> None:
     data = yaml.safe_load((REPO / "config.yaml").read_text())
     config = parse_config((REPO / "config.yaml").read_text())
     assert 8 <= len(config.topics) <= 14
     assert [t.name for t in config.topic_rules] == [t["name"] for t in data["topics"]]
 
 
-def test_postal_address_is_a_string_or_null_and_named_with_its_line():
+def test_postal_address_is_a_string_or_null_and_named_with_its_line() -> None:
     assert parse_config("title: x\n").postal_address is None
     config = parse_config("postal_address: Example Lab, 1 Main Street, Berlin\n")
     assert config.postal_address == "Example Lab, 1 Main Street, Berlin"
@@ -156,14 +156,14 @@ def test_postal_address_is_a_string_or_null_and_named_with_its_line():
     ]
 
 
-def test_brand_defaults_and_a_short_default_email():
+def test_brand_defaults_and_a_short_default_email() -> None:
     config = parse_config(TOPICS)
     assert (config.brand.accent, config.brand.logo_url) == ("#0b5cad", None)
     assert (config.max_per_topic, config.top_papers, config.postal_address) == (4, 3, None)
     assert parse_config(TOPICS + "max_per_topic: null\n").max_per_topic is None
 
 
-def test_brand_problems_are_reported_with_key_line_and_fix():
+def test_brand_problems_are_reported_with_key_line_and_fix() -> None:
     text = TOPICS + 'brand:\n  accent: "#ffcc00"\n  logo_url: http://example.org/logo.png\n'
     with pytest.raises(ConfigError) as caught:
         parse_config(text)
@@ -178,7 +178,7 @@ def test_brand_problems_are_reported_with_key_line_and_fix():
     assert short.brand.accent == "#112233"
 
 
-def test_blocked_domains_are_kept_in_their_idna_form_and_a_bad_one_is_named():
+def test_blocked_domains_are_kept_in_their_idna_form_and_a_bad_one_is_named() -> None:
     config = parse_config("web:\n  blocked_domains: [Bücher.Example, mailinator.com.]\n")
     assert config.web.blocked_domains == ("xn--bcher-kva.example", "mailinator.com")
     with pytest.raises(ConfigError, match=r"web\.blocked_domains: .*'bad domain!' is not a domain"):

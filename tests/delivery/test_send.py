@@ -5,77 +5,25 @@ import email
 import mailbox
 import threading
 from collections import Counter
-from datetime import datetime, timezone
 from email import policy
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from newsletter import resources
-from newsletter.audience.tokens import SecretKeys, read_token
-from newsletter.config import Config, parse_config
+from newsletter.audience.tokens import read_token
+from newsletter.config import parse_config
 from newsletter.delivery import message as mail
 from newsletter.delivery import plan
 from newsletter.delivery import send as delivery
 from newsletter.delivery.outbox import OutboxTransport
-from newsletter.delivery.send import DeliveryReport, RetryPolicy
+from newsletter.delivery.send import DeliveryReport
 from newsletter.delivery.smtp import SmtpTransport
 from newsletter.job import send_rendered
 from newsletter.models import Issue, Subscriber
-from newsletter.sources import read_source
 from newsletter.store.state import Store
-from newsletter.topics.issue import build_issue
+from tests.support.sending import KEYS, make_config, people, smtp_config, smtp_deliver
 from tests.support.smtp_server import SmtpServer, smtp_server
-
-NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
-KEYS = SecretKeys(["test-key-0123456789abcdef"])
-FAST = RetryPolicy(backoff=0.05, max_backoff=0.2)
-
-
-def make_config(tmp_path: Path, extra: str = "") -> Config:
-    text = resources.default_config_text() + (
-        "\nbase_url: https://news.example.org\n"
-        "sender: {name: Weekly Papers, address: digest@example.org}\n" + extra
-    )
-    return parse_config(text, "config.yaml", tmp_path)
-
-
-def smtp_deliver(
-    issue: Issue, config: Config, audience: list[Subscriber], store: Store, **options: Any
-) -> DeliveryReport:
-    """Deliver through the config's SMTP server with the test keys and quick retries."""
-    options = {"keys": KEYS, "retry": FAST, **options}
-    return send_rendered(
-        issue, config, audience, store, SmtpTransport(config.delivery.smtp), **options
-    )
-
-
-def smtp_config(tmp_path: Path, server: SmtpServer, extra: str = "", **smtp: object) -> Config:
-    values = {"host": "127.0.0.1", "port": server.port, "security": "none", "timeout": 5}
-    values.update(smtp)
-    inner = ", ".join(f"{k}: {v}" for k, v in values.items())
-    return make_config(tmp_path, f"delivery:\n  transport: smtp\n  smtp: {{{inner}}}\n  {extra}\n")
-
-
-@pytest.fixture(scope="module")
-def issue() -> Issue:
-    config = parse_config(resources.default_config_text())
-    papers = read_source("sample", now=NOW)
-    return build_issue(
-        papers, config.issue_settings(), now=NOW, issue_id="2026-W48", use_window=False
-    )
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    with Store.open(tmp_path / "state.db") as s:
-        yield s  # type: ignore[misc]
-
-
-def people(n: int, **kw: object) -> list[Subscriber]:
-    return [Subscriber(f"reader{i:03d}@example.com", f"Reader {i}", **kw) for i in range(n)]  # type: ignore[arg-type]
 
 
 def parse(data: bytes) -> email.message.EmailMessage:

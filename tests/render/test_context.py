@@ -16,7 +16,7 @@ from newsletter.topics.issue import make_sections
         (12345, "Ada Lovelace · 12,345 upvotes"),
     ],
 )
-def test_byline_shows_upvotes_only_when_there_are_some(upvotes: int | None, byline: str):
+def test_byline_shows_upvotes_only_when_there_are_some(upvotes: int | None, byline: str) -> None:
     paper = Paper(id="2601.00001", title="T", authors=("Ada Lovelace",), upvotes=upvotes)
     assert paper_view(paper).byline == byline
 
@@ -25,7 +25,7 @@ def numbered(n: int, **kw: object) -> Paper:
     return Paper(id=f"2611.{n:05d}", title=f"Paper {n}", **kw)  # type: ignore[arg-type]
 
 
-def test_top_papers_are_the_most_upvoted_else_the_best_scored():
+def test_top_papers_are_the_most_upvoted_else_the_best_scored() -> None:
     voted = make_sections(
         {
             "A": [numbered(1, upvotes=5), numbered(2, upvotes=40), numbered(3)],

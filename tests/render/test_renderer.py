@@ -100,7 +100,7 @@ def _lines(text: str, html: bool) -> list[str]:
 
 
 @pytest.mark.parametrize("name", ["email.html", "email.txt"])
-def test_sample_issue_matches_the_golden_files(name: str, update_golden: bool):
+def test_sample_issue_matches_the_golden_files(name: str, update_golden: bool) -> None:
     config = parse_config(
         (GOLDEN / "config.yaml").read_text(encoding="utf-8"), "golden config.yaml", GOLDEN
     )
@@ -135,7 +135,7 @@ def more_links(html: str) -> dict[str, tuple[int, str]]:
     return out
 
 
-def test_sample_is_short_and_every_paper_is_in_it_or_one_click_away(sample):
+def test_sample_is_short_and_every_paper_is_in_it_or_one_click_away(sample) -> None:
     issue, rendered = sample
     assert issue.paper_count == 83
     assert rendered.size_bytes == len(rendered.html.encode("utf-8")) <= KB100
@@ -163,7 +163,7 @@ def test_sample_is_short_and_every_paper_is_in_it_or_one_click_away(sample):
         assert entry["summary"].split(". ")[0] in abstract
 
 
-def test_email_shows_authors_votes_summary_and_links():
+def test_email_shows_authors_votes_summary_and_links() -> None:
     config = default_config()
     full = paper(
         1,
@@ -192,7 +192,7 @@ def test_email_shows_authors_votes_summary_and_links():
         assert f"\n     {label}: {url}\n" in rendered.text
 
 
-def test_title_is_escaped_in_html_and_raw_in_text():
+def test_title_is_escaped_in_html_and_raw_in_text() -> None:
     config = default_config()
     evil = paper(1, EVIL, abstract="An abstract that says <b>hi</b> & more.", authors=("A<b>",))
     rendered = render_issue(issue_of({"Topic <i>": [evil]}, config), config.render_settings())
@@ -205,7 +205,7 @@ def test_title_is_escaped_in_html_and_raw_in_text():
     assert "&lt;" not in rendered.text and "&amp;" not in rendered.text
 
 
-def test_placeholders_survive_mjml_and_premailer(sample):
+def test_placeholders_survive_mjml_and_premailer(sample) -> None:
     _, rendered = sample
     doc = lxml.html.fromstring(rendered.html)
     hrefs = [a.get("href") for a in doc.iter("a")]
@@ -215,7 +215,7 @@ def test_placeholders_survive_mjml_and_premailer(sample):
     assert f"Preferences: {PREFERENCES_PLACEHOLDER}" in text_lines
 
 
-def test_footer_says_why_and_links_the_web_version_and_organisation(sample):
+def test_footer_says_why_and_links_the_web_version_and_organisation(sample) -> None:
     issue, rendered = sample
     text = visible_text(rendered.html)
     assert "You get this email because you subscribed to Papers of the week" in text
@@ -225,7 +225,7 @@ def test_footer_says_why_and_links_the_web_version_and_organisation(sample):
     assert links["View in browser"] == "http://localhost:8000/issues/2026-W48" == issue.web_url
 
 
-def test_subject_preheader_and_chips_name_the_topics():
+def test_subject_preheader_and_chips_name_the_topics() -> None:
     config = default_config("title: Weekly\n")
     groups = {
         "A": [paper(1)],
@@ -251,7 +251,7 @@ def test_subject_preheader_and_chips_name_the_topics():
     assert "<title>Weekly: 11 papers, B, C and more</title>" in rendered.html
 
 
-def test_subject_follows_the_config_template():
+def test_subject_follows_the_config_template() -> None:
     config = default_config('subject: "{issue_id}: {count} new ({topics})"\n')
     rendered = render_issue(
         issue_of({"A": [paper(1)], "B": [paper(2)]}, config), config.render_settings()
@@ -259,7 +259,7 @@ def test_subject_follows_the_config_template():
     assert rendered.subject == "2026-W48: 2 new (A and B)"
 
 
-def test_a_variant_holds_only_its_topics():
+def test_a_variant_holds_only_its_topics() -> None:
     config = default_config()
     groups = {"A": [paper(1, "Alpha paper")], "B": [paper(2, "Beta paper")]}
     rendered = render_issue(
@@ -274,7 +274,7 @@ def test_a_variant_holds_only_its_topics():
 # -- caps and the size budget ------------------------------------------------------------------
 
 
-def test_capped_sections_say_how_many_more_and_link_the_web_version():
+def test_capped_sections_say_how_many_more_and_link_the_web_version() -> None:
     config = default_config("max_per_topic: 2\nbase_url: https://news.example.org\n")
     groups = {"Reasoning": [paper(i, upvotes=i) for i in range(1, 15)], "Small": [paper(99)]}
     issue = issue_of(groups, config)
@@ -340,7 +340,7 @@ def synthetic(n: int, seed: int = 7) -> dict[str, list[Paper]]:
     return groups
 
 
-def test_a_thousand_papers_stay_within_the_budget_and_say_what_is_web_only():
+def test_a_thousand_papers_stay_within_the_budget_and_say_what_is_web_only() -> None:
     config = default_config("max_per_topic: null\ntop_papers: 0\n")
     issue = issue_of(synthetic(1000), config)
     rendered = render_issue(issue, config.render_settings())
@@ -363,7 +363,7 @@ def test_a_thousand_papers_stay_within_the_budget_and_say_what_is_web_only():
     assert len(per_section) == 6 and max(per_section) - min(per_section) <= 1
 
 
-def test_summaries_shorten_before_any_paper_is_dropped():
+def test_summaries_shorten_before_any_paper_is_dropped() -> None:
     groups = synthetic(60, seed=3)
     every = "max_per_topic: null\ntop_papers: 0\n"
     long_config = default_config(every + "summary_chars: 900\n")
@@ -384,7 +384,7 @@ def test_summaries_shorten_before_any_paper_is_dropped():
 # -- the email as a client sees it -------------------------------------------------------------
 
 
-def test_html_keeps_media_queries_outlook_comments_and_dark_mode(sample):
+def test_html_keeps_media_queries_outlook_comments_and_dark_mode(sample) -> None:
     _, rendered = sample
     html = rendered.html
     assert html.startswith("<!doctype html>")
@@ -398,7 +398,7 @@ def test_html_keeps_media_queries_outlook_comments_and_dark_mode(sample):
     assert metas["supported-color-schemes"] == "light dark"
 
 
-def test_html_is_one_column_600px_accessible_and_self_contained(sample):
+def test_html_is_one_column_600px_accessible_and_self_contained(sample) -> None:
     _, rendered = sample
     html = rendered.html
     doc = lxml.html.fromstring(html)
@@ -416,13 +416,13 @@ def test_html_is_one_column_600px_accessible_and_self_contained(sample):
     assert all("overflow-wrap:anywhere" in p["style"] for p in html_papers(html))
 
 
-def test_lang_comes_from_the_config():
+def test_lang_comes_from_the_config() -> None:
     config = default_config("lang: de\n")
     rendered = render_issue(issue_of({"A": [paper(1)]}, config), config.render_settings())
     assert lxml.html.fromstring(rendered.html).get("lang") == "de"
 
 
-def test_text_twin_wraps_at_78_columns_with_labelled_links_and_a_signature(sample):
+def test_text_twin_wraps_at_78_columns_with_labelled_links_and_a_signature(sample) -> None:
     issue, rendered = sample
     lines = rendered.text.splitlines()
     too_long = [ln for ln in lines if len(ln) > 78 and not URL_LINE.match(ln)]
@@ -439,7 +439,7 @@ def test_text_twin_wraps_at_78_columns_with_labelled_links_and_a_signature(sampl
     assert lines.count("-- ") == 1  # the signature line keeps its space
 
 
-def test_text_twin_has_the_html_order_and_caps(sample):
+def test_text_twin_has_the_html_order_and_caps(sample) -> None:
     _, rendered = sample
     html_titles = [p["title"] for p in html_papers(rendered.html)]
     numbered = re.findall(r"^ *(\d+)\. (.+(?:\n {5}(?!\[)\S.*)*)", rendered.text, re.M)
@@ -454,14 +454,14 @@ def test_text_twin_has_the_html_order_and_caps(sample):
     }
 
 
-def test_rendering_twice_gives_identical_output(sample):
+def test_rendering_twice_gives_identical_output(sample) -> None:
     issue, first = sample
     config = default_config()
     again = render_issue(issue, config.render_settings())
     assert (again.html, again.text, again.subject) == (first.html, first.text, first.subject)
 
 
-def test_a_fresh_process_renders_quietly_identically_and_loads_premailer_lazily():
+def test_a_fresh_process_renders_quietly_identically_and_loads_premailer_lazily() -> None:
     script = (
         "import sys, json, hashlib\n"
         "import newsletter.render.renderer as r\n"
@@ -500,7 +500,7 @@ def test_a_fresh_process_renders_quietly_identically_and_loads_premailer_lazily(
 # -- templates -----------------------------------------------------------------------------------
 
 
-def test_a_user_template_replaces_one_partial(tmp_path: Path):
+def test_a_user_template_replaces_one_partial(tmp_path: Path) -> None:
     folder = tmp_path / "my-templates"
     folder.mkdir()
     (folder / "footer.mjml").write_text(
@@ -518,7 +518,7 @@ def test_a_user_template_replaces_one_partial(tmp_path: Path):
     assert "You get this email because" in rendered.text  # the text twin is still bundled
 
 
-def test_check_templates_passes_the_bundled_templates():
+def test_check_templates_passes_the_bundled_templates() -> None:
     assert check_templates(default_config().render_settings()) == []
 
 
@@ -532,14 +532,14 @@ def test_check_templates_passes_the_bundled_templates():
         ("extra.mjml", "<mj-text/>\n", r"extra\.mjml: replaces no template"),
     ],
 )
-def test_check_templates_names_the_broken_file(tmp_path: Path, name, content, expected):
+def test_check_templates_names_the_broken_file(tmp_path: Path, name, content, expected) -> None:
     (tmp_path / name).write_text(content)
     problems = check_templates(default_config("templates_dir: .\n", tmp_path).render_settings())
     assert len(problems) == 1, problems
     assert re.search(expected, problems[0]), problems[0]
 
 
-def test_check_templates_runs_the_reference_validator_on_the_rendered_mjml(tmp_path: Path):
+def test_check_templates_runs_the_reference_validator_on_the_rendered_mjml(tmp_path: Path) -> None:
     assert find_validator() is not None, "the reference MJML validator is missing: run `npm ci`"
     # mjml-python compiles an unknown tag silently; the reference validator does not.
     (tmp_path / "section.mjml").write_text("<mj-foo>{{ section.topic }}</mj-foo>\n")
@@ -550,7 +550,7 @@ def test_check_templates_runs_the_reference_validator_on_the_rendered_mjml(tmp_p
 # -- text helpers ----------------------------------------------------------------------------------
 
 
-def test_author_line_ends_in_et_al_after_three():
+def test_author_line_ends_in_et_al_after_three() -> None:
     assert author_line(["A", "B", "C"]) == "A, B, C"
     assert author_line(["A", "B", "C", "D"]) == "A, B, C et al."
     assert author_line([]) == ""
@@ -566,13 +566,13 @@ def test_author_line_ends_in_et_al_after_three():
         ((2026, 11, 19, 23), (2026, 11, 26, 23), "Asia/Tokyo", "20–27 Nov 2026"),
     ],
 )
-def test_date_range_reads_naturally_in_the_configured_timezone(start, end, tz, expected):
+def test_date_range_reads_naturally_in_the_configured_timezone(start, end, tz, expected) -> None:
     a = datetime(*start, tzinfo=timezone.utc)
     b = datetime(*end, tzinfo=timezone.utc)
     assert date_range(a, b, tz) == expected
 
 
-def test_brand_colour_logo_and_postal_line_reach_the_email():
+def test_brand_colour_logo_and_postal_line_reach_the_email() -> None:
     config = default_config(
         'brand: {accent: "#7a1f5c", logo_url: "https://example.org/logo.png"}\n'
         'postal_address: "ACME Papers, 1 Main Street, 12345 Town"\n'
@@ -587,7 +587,7 @@ def test_brand_colour_logo_and_postal_line_reach_the_email():
     assert rendered.text.rstrip().endswith("ACME Papers, 1 Main Street, 12345 Town")
 
 
-def test_preheader_is_hidden_without_white_text_and_followed_by_a_spacer(sample):
+def test_preheader_is_hidden_without_white_text_and_followed_by_a_spacer(sample) -> None:
     _, rendered = sample
     doc = lxml.html.fromstring(rendered.html)
     hidden = next(el for el in doc.body.iter("div") if "display:none" in el.get("style", ""))
@@ -599,7 +599,7 @@ def test_preheader_is_hidden_without_white_text_and_followed_by_a_spacer(sample)
     assert len(hidden.text_content()) > len(rendered.preheader) + 100
 
 
-def test_a_paper_that_cannot_be_rendered_is_named_with_its_field():
+def test_a_paper_that_cannot_be_rendered_is_named_with_its_field() -> None:
     # papers from the sources are cleaned when they are made; one archived by an older version
     # (or built by hand) may still hold a character the email cannot carry
     config = default_config()

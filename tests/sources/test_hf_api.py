@@ -89,7 +89,9 @@ def test_a_response_that_is_not_a_list_is_an_error() -> None:
         (datetime(2025, 12, 29, tzinfo=timezone.utc), ["2025-W52", "2026-W01"]),
     ],
 )
-def test_default_window_is_every_iso_week_of_the_last_7_days(now: datetime, weeks: list[str]):
+def test_default_window_is_every_iso_week_of_the_last_7_days(
+    now: datetime, weeks: list[str]
+) -> None:
     assert window_params(now=now) == [{"week": w} for w in weeks]
 
 

@@ -43,24 +43,24 @@ def paper(n: int, title: str = "", **kw: object) -> Paper:
 # -- issue ids ---------------------------------------------------------------------------------
 
 
-def test_issue_id_is_the_iso_week_in_the_configured_timezone():
+def test_issue_id_is_the_iso_week_in_the_configured_timezone() -> None:
     sunday_night = datetime(2026, 11, 29, 23, 30, tzinfo=timezone.utc)
     assert issue_id_for(sunday_night, "UTC") == "2026-W48"
     # Already Monday morning in Tokyo: the next week.
     assert issue_id_for(sunday_night, "Asia/Tokyo") == "2026-W49"
 
 
-def test_issue_id_uses_the_iso_year_at_new_year():
+def test_issue_id_uses_the_iso_year_at_new_year() -> None:
     # Fri 1 Jan 2027 belongs to the last ISO week of 2026 (Thursday 31 Dec decides).
     assert issue_id_for(datetime(2027, 1, 1, 12, tzinfo=timezone.utc), "UTC") == "2026-W53"
     assert issue_id_for(datetime(2027, 1, 4, 12, tzinfo=timezone.utc), "UTC") == "2027-W01"
 
 
-def test_naive_now_is_taken_as_utc():
+def test_naive_now_is_taken_as_utc() -> None:
     assert issue_id_for(datetime(2026, 11, 29, 23, 30), "Asia/Tokyo") == "2026-W49"
 
 
-def test_source_date_epoch_fixes_the_default_now(monkeypatch: pytest.MonkeyPatch):
+def test_source_date_epoch_fixes_the_default_now(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1795737600")  # 2026-11-27 00:00 UTC
     assert default_now() == datetime(2026, 11, 27, tzinfo=timezone.utc)
     issue = build_issue([paper(1)], config())
@@ -71,7 +71,7 @@ def test_source_date_epoch_fixes_the_default_now(monkeypatch: pytest.MonkeyPatch
 # -- which papers go in --------------------------------------------------------------------------
 
 
-def test_window_keeps_the_last_seven_days_and_undated_papers():
+def test_window_keeps_the_last_seven_days_and_undated_papers() -> None:
     papers = [
         paper(1, published=NOW - timedelta(days=8)),  # too old
         paper(2, published=NOW - timedelta(days=6)),
@@ -88,19 +88,19 @@ def test_window_keeps_the_last_seven_days_and_undated_papers():
     assert undated.start == NOW - timedelta(days=7) and undated.end == NOW
 
 
-def test_window_days_comes_from_the_config():
+def test_window_days_comes_from_the_config() -> None:
     papers = [paper(1, published=NOW - timedelta(days=1)), paper(2, published=NOW - timedelta(3))]
     issue = build_issue(papers, config("window_days: 2\n"), now=NOW)
     assert [p.id for p in issue.papers] == ["2611.00001"]
 
 
-def test_papers_sent_before_are_left_out():
+def test_papers_sent_before_are_left_out() -> None:
     papers = [paper(1), paper(2), paper(3)]
     issue = build_issue(papers, config(), now=NOW, exclude_ids=frozenset({"2611.00002"}))
     assert sorted(p.id for p in issue.papers) == ["2611.00001", "2611.00003"]
 
 
-def test_without_window_everything_given_goes_in_and_the_dates_are_the_papers():
+def test_without_window_everything_given_goes_in_and_the_dates_are_the_papers() -> None:
     old, older = NOW - timedelta(days=40), NOW - timedelta(days=90)
     papers = [paper(1, published=old), paper(2, published=older), paper(3)]
     issue = build_issue(papers, config(), now=NOW, use_window=False, issue_id="special")
@@ -109,14 +109,14 @@ def test_without_window_everything_given_goes_in_and_the_dates_are_the_papers():
     assert (issue.start, issue.end) == (older, old)
 
 
-def test_duplicate_ids_count_once():
+def test_duplicate_ids_count_once() -> None:
     assert len(select_papers([paper(1), paper(1, "Again")], start=None, end=None)) == 1
 
 
 # -- sections ------------------------------------------------------------------------------------
 
 
-def test_sections_follow_topic_order_with_other_last_and_empty_topics_left_out():
+def test_sections_follow_topic_order_with_other_last_and_empty_topics_left_out() -> None:
     papers = [
         paper(1, "Nothing to see here"),
         paper(2, "Reasoning about programs"),
@@ -129,7 +129,7 @@ def test_sections_follow_topic_order_with_other_last_and_empty_topics_left_out()
     assert issue.web_url == f"https://digest.example.org/issues/{issue.id}"
 
 
-def test_papers_rank_by_upvotes_then_topic_score_then_date_never_by_title():
+def test_papers_rank_by_upvotes_then_topic_score_then_date_never_by_title() -> None:
     day = timedelta(days=1)
     papers = [
         paper(1, "B unknown votes, newer", published=NOW - day),
@@ -158,7 +158,7 @@ def test_papers_rank_by_upvotes_then_topic_score_then_date_never_by_title():
     assert section.score("2611.00009") == 9.0 and section.score("2611.00001") == 0.0
 
 
-def test_sections_rank_the_sample_by_topic_score_without_upvotes():
+def test_sections_rank_the_sample_by_topic_score_without_upvotes() -> None:
     from newsletter import resources
     from newsletter.sources import read_source
     from newsletter.topics.engine import assign_all, compile_topics
@@ -180,7 +180,7 @@ def test_sections_rank_the_sample_by_topic_score_without_upvotes():
         assert [section.score(p.id) for p in section.papers] == scores
 
 
-def test_max_per_topic_moves_the_rest_to_web_only():
+def test_max_per_topic_moves_the_rest_to_web_only() -> None:
     groups = {"A": [paper(i, upvotes=i) for i in range(1, 6)], "B": [paper(10)]}
     issue = assemble_issue(
         groups, config("max_per_topic: 2\n"), issue_id="2026-W48", start=NOW, end=NOW
@@ -192,7 +192,7 @@ def test_max_per_topic_moves_the_rest_to_web_only():
     assert (issue.paper_count, issue.email_count, issue.web_only_count) == (6, 3, 3)
 
 
-def test_fill_caps_levels_sections_and_gives_the_extra_in_topic_order():
+def test_fill_caps_levels_sections_and_gives_the_extra_in_topic_order() -> None:
     # 6 slots over sections of 10, 1 and 5 papers: level 2 uses 5, the spare one goes first.
     assert fill_caps([10, 1, 5], 6) == [3, 1, 2]
     assert fill_caps([10, 1, 5], 100) == [10, 1, 5]
@@ -201,7 +201,7 @@ def test_fill_caps_levels_sections_and_gives_the_extra_in_topic_order():
     assert fill_caps([], 5) == []
 
 
-def test_max_papers_caps_the_email_fairly():
+def test_max_papers_caps_the_email_fairly() -> None:
     groups = {
         "A": [paper(i) for i in range(10)],
         "B": [paper(20)],
@@ -212,7 +212,7 @@ def test_max_papers_caps_the_email_fairly():
     assert issue.web_only_count == 10
 
 
-def test_a_paper_in_two_topics_counts_once():
+def test_a_paper_in_two_topics_counts_once() -> None:
     shared = paper(1, upvotes=3)
     groups = {"A": [shared, paper(2)], "B": [shared]}
     issue = assemble_issue(groups, config(), issue_id="x", start=NOW, end=NOW)
@@ -220,7 +220,7 @@ def test_a_paper_in_two_topics_counts_once():
     assert [s.total for s in issue.sections] == [2, 1]
 
 
-def test_issue_is_frozen():
+def test_issue_is_frozen() -> None:
     issue = build_issue([paper(1)], config(), now=NOW)
     with pytest.raises(AttributeError):
         issue.id = "other"  # type: ignore[misc]
