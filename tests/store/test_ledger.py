@@ -19,16 +19,9 @@ import sqlalchemy as sa
 from newsletter.errors import StoreError
 from newsletter.store import migrations
 from newsletter.store.state import Store
+from tests.support.clock import Clock
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -40,7 +33,7 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture

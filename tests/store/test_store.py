@@ -15,21 +15,14 @@ from newsletter.models import Issue, Paper, Section, Subscriber
 from newsletter.store import migrations
 from newsletter.store.schema import metadata
 from newsletter.store.state import Store, StoreError, state_url
+from tests.support.clock import Clock
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture

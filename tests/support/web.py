@@ -22,6 +22,7 @@ from newsletter.config import Config, parse_config
 from newsletter.models import Issue, Paper, Subscriber
 from newsletter.store.state import Store
 from newsletter.web.app import create_app
+from tests.support.clock import Clock
 
 with warnings.catch_warnings():
     # Starlette asks for the httpx2 package but works with httpx; the warning is about that only
@@ -56,19 +57,6 @@ CONFIG = textwrap.dedent(
         keywords: [robot, robotics, manipulation]
     """
 )
-
-
-class Clock:
-    """A clock the tests move by hand (tokens, limits and the store all read it)."""
-
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @dataclass
@@ -123,7 +111,7 @@ def make_site(folder: Path, extra_yaml: str = "", keys: SecretKeys = KEYS) -> Si
     text = CONFIG.format(base_url=BASE_URL) + textwrap.dedent(extra_yaml)
     folder.mkdir(parents=True, exist_ok=True)
     config = parse_config(text, "config.yaml", folder)
-    clock = Clock()
+    clock = Clock(T0)
     store = Store.open(folder / "state.db", clock=clock)
     app = create_app(config, keys=keys, store=store)
     client = TestClient(app, base_url="http://testserver", client=("198.51.100.7", 40000))

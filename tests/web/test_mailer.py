@@ -26,7 +26,8 @@ from newsletter.store.state import Store
 from newsletter.web.app import create_app
 from tests.support.paths import REPO
 from tests.support.smtp_server import SmtpServer, free_port
-from tests.support.web import ADDRESS, KEYS, Clock, TestClient, make_site, sign_up
+from tests.support.clock import Clock
+from tests.support.web import ADDRESS, KEYS, TestClient, make_site, sign_up
 
 
 def smtp_to(port: int) -> SmtpTransport:
