@@ -24,9 +24,9 @@ from newsletter.config import SmtpConfig
 from newsletter.delivery.smtp import SmtpTransport
 from newsletter.store.state import Store
 from newsletter.web.app import create_app
+from tests.support.clock import Clock
 from tests.support.paths import REPO
 from tests.support.smtp_server import SmtpServer, free_port
-from tests.support.clock import Clock
 from tests.support.web import ADDRESS, KEYS, TestClient, make_site, sign_up
 
 
