@@ -13,7 +13,7 @@ still pending.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -24,7 +24,6 @@ import sqlalchemy as sa
 from newsletter.store.database import Database, advisory_key
 from newsletter.store.schema import (
     LEDGER_STATUSES,
-    MAX_ERROR_CHARS,
     LedgerRow,
     check_value,
     email_key,
@@ -94,15 +93,6 @@ class Ledger:
         self.db = db
 
     # -- the audience ---------------------------------------------------------------------------
-
-    def enqueue(self, issue_id: str, rows: Iterable[tuple[str, ...]]) -> int:
-        """Write (email, variant[, name]) rows as pending; return how many were new.
-
-        A row already in the ledger keeps its status: a pending one takes the new variant and
-        name, a sent, failed or skipped one is left as it is, so a second run resumes.
-        """
-        audience = ((r[0], r[1], r[2] if len(r) > 2 else None) for r in rows)
-        return self.write_audience(issue_id, audience).new
 
     def write_audience(
         self, issue_id: str, rows: Iterable[AudienceRow], *, chunk: int = ENQUEUE_CHUNK
@@ -192,10 +182,6 @@ class Ledger:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def pending_rows(self, issue_id: str, *, chunk: int = 1000) -> Iterator[LedgerRow]:
-        """Yield the rows still to send, in short reads of `chunk` rows (safe to mark meanwhile)."""
-        return self._ledger_rows(issue_id, [ledger.c.status == "pending"], chunk)
-
     def rows(
         self, issue_id: str, status: str | None = None, *, chunk: int = 1000
     ) -> Iterator[LedgerRow]:
@@ -244,57 +230,3 @@ class Ledger:
             for status, n in conn.execute(query):
                 counts[status] = n
         return counts
-
-    # -- marks, one row at a time (a send marks through its `Claims`) ----------------------------
-
-    def mark_sent(self, issue_id: str, email: str, message_id: str | None) -> None:
-        """Record that the server accepted the message."""
-        self._mark(issue_id, email, status="sent", message_id=message_id, last_error=None)
-
-    def mark_failed(
-        self, issue_id: str, email: str, error: str, *, permanent: bool, tried: bool = True
-    ) -> None:
-        """Record a failed try: a permanent one ends the row, a temporary one leaves it pending.
-
-        `tried=False` ends a row without counting a try (given up before one was made).
-        """
-        status = "failed" if permanent else "pending"
-        self._mark(
-            issue_id, email, status=status, last_error=error[:MAX_ERROR_CHARS], attempt=tried
-        )
-
-    def note_error(self, issue_id: str, email: str, error: str) -> None:
-        """Record why a pending row was not sent, without counting a try against it."""
-        self._mark(issue_id, email, last_error=error[:MAX_ERROR_CHARS], attempt=False)
-
-    def mark_skipped(self, issue_id: str, email: str, reason: str) -> None:
-        """Take a row out of the send without trying (e.g. suppressed since it was enqueued)."""
-        self._mark(issue_id, email, status="skipped", last_error=reason, attempt=False)
-
-    def _mark(self, issue_id: str, email: str, *, attempt: bool = True, **values: Any) -> None:
-        email = email_key(email)
-        values["updated_at"] = self.db.clock()
-        if attempt:
-            values["attempts"] = ledger.c.attempts + 1
-        if values.get("status", "pending") != "pending":
-            values.update(lease_owner=None, lease_until=None)
-        with self.db.write() as conn:
-            result = conn.execute(
-                ledger.update()
-                .where(
-                    ledger.c.issue_id == issue_id,
-                    ledger.c.email == email,
-                    ledger.c.status == "pending",  # a sent or failed row is final
-                )
-                .values(values)
-            )
-            changed = result.rowcount
-        if changed == 0:
-            log.warning("ledger %s: %s is not pending; left unchanged", issue_id, email)
-
-
-def chunks(items: Iterable[Any], size: int) -> Iterator[Sequence[Any]]:
-    """Yield lists of up to `size` items."""
-    it = iter(items)
-    while batch := list(islice(it, size)):
-        yield batch

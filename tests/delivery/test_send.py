@@ -22,6 +22,7 @@ from newsletter.delivery.smtp import SmtpTransport
 from newsletter.job import send_rendered
 from newsletter.models import Issue, Subscriber
 from newsletter.store.state import Store
+from tests.support.ledger import enqueue
 from tests.support.sending import KEYS, make_config, people, smtp_config, smtp_deliver
 from tests.support.smtp_server import SmtpServer, smtp_server
 
@@ -155,9 +156,7 @@ def test_send_empty_sends_the_empty_variant(tmp_path: Path, issue: Issue, store:
 def test_rerun_skips_whoever_left_the_audience(tmp_path: Path, issue: Issue, store: Store) -> None:
     config = make_config(tmp_path)
     audience = people(3)
-    store.ledger.enqueue(
-        issue.id, [(s.email, "html:all") for s in audience]
-    )  # a run that died early
+    enqueue(store, issue.id, [(s.email, "html:all") for s in audience])  # a run that died early
     report = send_rendered(
         issue, config, audience[:2], store, OutboxTransport(tmp_path / "out"), keys=KEYS
     )

@@ -20,6 +20,7 @@ from newsletter.errors import StoreError
 from newsletter.store import migrations
 from newsletter.store.state import Store
 from tests.support.clock import Clock
+from tests.support.ledger import marking
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
 
@@ -55,7 +56,8 @@ def test_the_audience_streams_in_chunks_and_a_rerun_refreshes_only_pending_rows(
     people = [(f"u{i}@example.org", "html:all", f"U {i}") for i in range(5)]
     written = store.ledger.write_audience("W", iter(people), chunk=2)
     assert (written.rows, written.new) == (5, 5)
-    store.ledger.mark_sent("W", "u0@example.org", "<m0@example.org>")
+    with marking(store, "W") as marks:
+        marks.sent("u0@example.org", "<m0@example.org>")
     clock.now = T0 + timedelta(hours=1)
     changed = [(e, "text:0.2", n.upper()) for e, _, n in people] + [
         ("U5@Example.org", "html:all", None)
@@ -81,7 +83,8 @@ def test_within_a_chunk_the_last_entry_for_an_address_wins(store) -> None:
 
 def test_pending_rows_a_complete_pass_did_not_touch_are_skipped(store, clock) -> None:
     store.ledger.write_audience("W", [(f"{n}@example.org", "html:all", None) for n in "abc"])
-    store.ledger.mark_sent("W", "c@example.org", None)
+    with marking(store, "W") as marks:
+        marks.sent("c@example.org", None)
     clock.now = T0 + timedelta(minutes=5)
     written = store.ledger.write_audience("W", [("a@example.org", "html:all", None)])
     assert store.ledger.skip_absent("W", written, "no longer in the audience") == 1
@@ -96,7 +99,8 @@ def test_pending_rows_a_complete_pass_did_not_touch_are_skipped(store, clock) ->
 
 def test_forget_drops_the_pending_rows_of_an_issue_never_archived(store) -> None:
     store.ledger.write_audience("W", [(f"{n}@example.org", "html:all", None) for n in "ab"])
-    store.ledger.mark_sent("W", "a@example.org", None)
+    with marking(store, "W") as marks:
+        marks.sent("a@example.org", None)
     assert store.ledger.forget("W") == 1
     assert [r.email for r in store.ledger.rows("W")] == ["a@example.org"]
 
@@ -128,11 +132,13 @@ def test_claimed_rows_carry_what_a_message_needs(store) -> None:
     assert b.recipient_id == store.recipients.id_of("b@example.org")  # made when written
 
 
-def test_marks_record_what_the_one_at_a_time_marks_record(store, clock) -> None:
+def test_marks_record_each_outcome(store, clock) -> None:
     store.ledger.write_audience("W", [(f"{n}@example.org", "html:all", None) for n in "abcdef"])
-    store.ledger.mark_failed("W", "a@example.org", "451 later", permanent=False)
+    with marking(store, "W") as earlier:  # an earlier run tried a once
+        earlier.pending("a@example.org", "451 later")
     clock.now = T0 + timedelta(minutes=5)
-    store.ledger.mark_sent("W", "a@example.org", "<a@mail>")
+    with marking(store, "W") as earlier:  # and a rerun sent it
+        earlier.sent("a@example.org", "<a@mail>")
     claims = store.claims("W", lease_seconds=30)
     try:
         assert len(claims.take(10)) == 5

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 from newsletter.models import Subscriber
 from newsletter.store import Store
+from tests.support.ledger import enqueue, marking
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
 
@@ -14,15 +15,14 @@ NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
 def test_a_postgresql_state_migrates_and_keeps_the_ledger(pg_url: str) -> None:
     with Store.open(pg_url) as store:
         assert store.schema_version >= 2
-        added = store.ledger.enqueue(
-            "2026-W48", [("a@example.org", "html:all"), ("b@example.org", "html:all")]
+        added = enqueue(
+            store, "2026-W48", [("a@example.org", "html:all"), ("b@example.org", "html:all")]
         )
         assert added == 2
-        assert store.ledger.enqueue("2026-W48", [("a@example.org", "html:all")]) == 0
-        store.ledger.mark_sent("2026-W48", "a@example.org", "<m@example.org>")
-        store.ledger.mark_failed(
-            "2026-W48", "b@example.org", "550 5.1.1 no such user", permanent=True
-        )
+        assert enqueue(store, "2026-W48", [("a@example.org", "html:all")]) == 0
+        with marking(store, "2026-W48") as marks:
+            assert marks.sent("a@example.org", "<m@example.org>")
+            assert marks.failed("b@example.org", "550 5.1.1 no such user")
         store.suppress("b@example.org", "bounced", "550 5.1.1 no such user")
     with Store.open(pg_url) as again:  # a second process sees what the first committed
         assert again.ledger.counts("2026-W48") == {

@@ -16,6 +16,7 @@ from newsletter.store import migrations
 from newsletter.store.schema import metadata
 from newsletter.store.state import Store, StoreError, state_url
 from tests.support.clock import Clock
+from tests.support.ledger import enqueue, marking
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
 
@@ -241,8 +242,9 @@ def test_list_issues_newest_first_with_ledger_counts(store) -> None:
         dataclasses.replace(make_issue("2026-W46"), end=T0 - timedelta(days=14))
     )
     store.archive.save_issue(make_issue("2026-W48"))
-    store.ledger.enqueue("2026-W48", [("a@example.org", "html:all"), ("b@example.org", "html:all")])
-    store.ledger.mark_sent("2026-W48", "a@example.org", "<1@example.org>")
+    enqueue(store, "2026-W48", [("a@example.org", "html:all"), ("b@example.org", "html:all")])
+    with marking(store, "2026-W48") as marks:
+        marks.sent("a@example.org", "<1@example.org>")
 
     listed = store.archive.list_issues()
     assert [i.id for i in listed] == ["2026-W48", "2026-W47", "2026-W46"]
@@ -268,26 +270,28 @@ def test_archiving_an_issue_can_record_its_papers_in_the_same_transaction(store)
 
 def test_enqueue_is_idempotent_and_never_resets_a_row(store) -> None:
     rows = [(f"u{i}@example.org", "html:all") for i in range(3)]
-    assert store.ledger.enqueue("W", rows) == 3
-    store.ledger.mark_sent("W", "u0@example.org", "<m0@example.org>")
-    assert store.ledger.enqueue("W", [*rows, ("U3@example.org", "text:all")]) == 1
+    assert enqueue(store, "W", rows) == 3
+    with marking(store, "W") as marks:
+        marks.sent("u0@example.org", "<m0@example.org>")
+    assert enqueue(store, "W", [*rows, ("U3@example.org", "text:all")]) == 1
     assert store.ledger.counts("W") == {"pending": 3, "sent": 1, "failed": 0, "skipped": 0}
-    assert [r.email for r in store.ledger.pending_rows("W")] == [
+    assert [r.email for r in store.ledger.rows("W", "pending")] == [
         "u1@example.org",
         "u2@example.org",
         "u3@example.org",
     ]
-    assert store.ledger.enqueue("W", []) == 0
-    assert store.ledger.enqueue("OTHER", rows) == 3  # another issue has its own rows
+    assert enqueue(store, "W", []) == 0
+    assert enqueue(store, "OTHER", rows) == 3  # another issue has its own rows
 
 
 def test_ledger_status_transitions(store, clock) -> None:
-    store.ledger.enqueue("W", [(f"{n}@example.org", "html:all") for n in "abcde"])
+    enqueue(store, "W", [(f"{n}@example.org", "html:all") for n in "abcde"])
     clock.now = T0 + timedelta(minutes=1)
-    store.ledger.mark_sent("W", "a@example.org", "<a@mail>")
-    store.ledger.mark_failed("W", "b@example.org", "451 try later", permanent=False)
-    store.ledger.mark_failed("W", "c@example.org", "550 no such user", permanent=True)
-    store.ledger.mark_skipped("W", "d@example.org", "suppressed since enqueued")
+    with marking(store, "W") as marks:
+        assert marks.sent("a@example.org", "<a@mail>")
+        assert marks.pending("b@example.org", "451 try later")
+        assert marks.failed("c@example.org", "550 no such user")
+        assert marks.skipped("d@example.org", "suppressed since enqueued")
 
     rows = {r.email: r for r in store.ledger.rows("W")}
     assert (rows["a@example.org"].status, rows["a@example.org"].attempts) == ("sent", 1)
@@ -300,13 +304,17 @@ def test_ledger_status_transitions(store, clock) -> None:
         "550 no such user",
     )
     assert (rows["d@example.org"].status, rows["d@example.org"].attempts) == ("skipped", 0)
-    assert [r.email for r in store.ledger.pending_rows("W")] == ["b@example.org", "e@example.org"]
+    assert [r.email for r in store.ledger.rows("W", "pending")] == [
+        "b@example.org",
+        "e@example.org",
+    ]
     assert [r.email for r in store.ledger.rows("W", "failed")] == ["c@example.org"]
 
-    # final rows stay final
-    store.ledger.mark_failed("W", "a@example.org", "late error", permanent=True)
-    store.ledger.mark_sent("W", "c@example.org", "<c@mail>")
-    store.ledger.mark_sent("W", "d@example.org", "<d@mail>")
+    # final rows stay final: a mark on one changes nothing and says so
+    with marking(store, "W") as marks:
+        assert not marks.failed("a@example.org", "late error")
+        assert not marks.sent("c@example.org", "<c@mail>")
+        assert not marks.sent("d@example.org", "<d@mail>")
     rows = {r.email: r for r in store.ledger.rows("W")}
     assert [rows[e].status for e in ("a@example.org", "c@example.org", "d@example.org")] == [
         "sent",
@@ -318,10 +326,11 @@ def test_ledger_status_transitions(store, clock) -> None:
 
 
 def test_rows_to_retry_are_pending_rows_with_an_error(store) -> None:
-    store.ledger.enqueue("W", [(f"{n}@example.org", "html:all") for n in "abcd"])
-    store.ledger.mark_failed("W", "a@example.org", "450 4.2.0 greylisted", permanent=False)
-    store.ledger.note_error("W", "b@example.org", "RCPT: 550 5.1.8 sender rejected")
-    store.ledger.mark_failed("W", "c@example.org", "gave up", permanent=True, tried=False)
+    enqueue(store, "W", [(f"{n}@example.org", "html:all") for n in "abcd"])
+    with marking(store, "W") as marks:
+        marks.pending("a@example.org", "450 4.2.0 greylisted")
+        marks.pending("b@example.org", "RCPT: 550 5.1.8 sender rejected", tried=False)
+        marks.failed("c@example.org", "gave up", tried=False)
     rows = {r.email: r for r in store.ledger.rows("W")}
     assert (rows["a@example.org"].attempts, rows["b@example.org"].attempts) == (1, 0)
     assert rows["b@example.org"].last_error == "RCPT: 550 5.1.8 sender rejected"
@@ -331,7 +340,8 @@ def test_rows_to_retry_are_pending_rows_with_an_error(store) -> None:
     store.archive.save_issue(make_issue("W"))
     (listed,) = store.archive.list_issues()
     assert (listed.ledger["pending"], listed.to_retry) == (3, 2)
-    store.ledger.mark_sent("W", "a@example.org", "<a@mail>")
+    with marking(store, "W") as marks:
+        marks.sent("a@example.org", "<a@mail>")
     assert store.ledger.to_retry("W") == 1
 
 
@@ -346,16 +356,17 @@ def test_only_bounce_suppressions_are_lifted_and_each_keeps_its_reply(store, clo
     assert store.lift_bounces([]) == 0
 
 
-def test_pending_rows_pages_and_tolerates_marks_while_iterating(store) -> None:
+def test_reading_rows_pages_and_tolerates_marks_while_iterating(store) -> None:
     emails = [f"user{i:02d}@example.org" for i in range(7)]
-    store.ledger.enqueue("W", [(e, "html:all") for e in reversed(emails)])
+    enqueue(store, "W", [(e, "html:all") for e in reversed(emails)])
     seen = []
-    for row in store.ledger.pending_rows("W", chunk=2):
-        seen.append(row.email)
-        store.ledger.mark_sent("W", row.email, None)
+    with marking(store, "W") as marks:
+        for row in store.ledger.rows("W", "pending", chunk=2):
+            seen.append(row.email)
+            marks.sent(row.email, None)
     assert seen == emails
     assert store.ledger.counts("W")["sent"] == 7
-    assert list(store.ledger.pending_rows("W", chunk=2)) == []
+    assert list(store.ledger.rows("W", "pending", chunk=2)) == []
 
 
 def test_state_url_resolves_against_the_config_folder(tmp_path) -> None:
