@@ -51,8 +51,8 @@ class Written:
 
 # One chunk as SQLite takes it: refresh the pending rows, then add the new ones. The INSERT's row
 # count is the number of new rows, so nothing is counted before or after (linear in the rows).
-_REFRESH = (
-    "UPDATE ledger SET variant = %s, name = %s, updated_at = %s "
+_REFRESH = (  # a row's stamp never goes back (see _PG_UPSERT); the stamps compare as text
+    "UPDATE ledger SET variant = %s, name = %s, updated_at = max(updated_at, %s) "
     "WHERE issue_id = %s AND email = %s AND status = 'pending'"
 )
 _ADD = (
@@ -68,11 +68,16 @@ _PG_CHUNK = (
 # row already sent, failed or skipped stays as it is); the new rows are counted from what the
 # statement returns (a row it inserted has no xmax yet). Each row is one probe of the primary
 # key: joining the chunk to the ledger in an UPDATE ... FROM was planned as a scan of the issue.
+# Rows are taken in address order, as every statement that locks many ledger rows takes them (no
+# two can wait for each other). A row's stamp never goes back: two hosts writing the audience at
+# once interleave their chunks, and the later pass must not find its rows older than itself
+# (`skip_absent` would take them for people who left).
 _PG_UPSERT = (
     "WITH w AS (INSERT INTO ledger (issue_id, email, variant, name, status, attempts, updated_at) "
-    "SELECT %s, email, variant, name, 'pending', 0, %s FROM audience_chunk "
+    "SELECT %s, email, variant, name, 'pending', 0, %s FROM audience_chunk ORDER BY email "
     "ON CONFLICT (issue_id, email) DO UPDATE SET variant = excluded.variant, "
-    "name = excluded.name, updated_at = excluded.updated_at WHERE ledger.status = 'pending' "
+    "name = excluded.name, updated_at = GREATEST(ledger.updated_at, excluded.updated_at) "
+    "WHERE ledger.status = 'pending' "
     "RETURNING (xmax = 0) AS added) SELECT count(*) FILTER (WHERE added) FROM w"
 )
 # Each address's recipient id (the one its links carry) is made when it is first written: an
@@ -119,12 +124,7 @@ class Ledger:
     ) -> int:
         with self.db.raw() as conn:
             if self.db.dialect == "postgresql":
-                cur = conn.cursor()
-                # one enqueuer at a time per issue: two senders writing the same rows in another
-                # order would deadlock
-                cur.execute(
-                    "SELECT pg_advisory_xact_lock(%s)", (advisory_key("enqueue", issue_id),)
-                )
+                cur = _enqueuer(conn, self.db.dialect, issue_id)
                 cur.execute(_PG_CHUNK)
                 ids = new_ids(len(rows))
                 copying = "COPY audience_chunk (email, variant, name, rid) FROM STDIN"
@@ -152,19 +152,21 @@ class Ledger:
         held = (
             "lease_until >= now()" if self.db.dialect == "postgresql" else "lease_until IS NOT NULL"
         )
+        absent = (
+            "issue_id = %s AND status = 'pending' AND updated_at < %s "
+            f"AND NOT (lease_owner IS NOT NULL AND {held})"
+        )
+        if self.db.dialect == "postgresql":  # the rows locked in address order (see above)
+            absent = (
+                "(issue_id, email) IN (SELECT issue_id, email FROM ledger WHERE "
+                f"{absent} ORDER BY email FOR UPDATE)"
+            )
         with self.db.raw() as conn:
-            if self.db.dialect == "postgresql":
-                cur = conn.cursor()
-                cur.execute(
-                    "SELECT pg_advisory_xact_lock(%s)", (advisory_key("enqueue", issue_id),)
-                )
-            else:
-                cur = conn
+            cur = _enqueuer(conn, self.db.dialect, issue_id)
             cur = cur.execute(
                 self.db.sql(
                     "UPDATE ledger SET status = 'skipped', last_error = %s, updated_at = %s "
-                    "WHERE issue_id = %s AND status = 'pending' AND updated_at < %s "
-                    f"AND NOT (lease_owner IS NOT NULL AND {held})"
+                    f"WHERE {absent}"
                 ),
                 (reason, self.db.stamp(self.db.clock()), issue_id, self.db.stamp(written.at)),
             )
@@ -230,3 +232,13 @@ class Ledger:
             for status, n in conn.execute(query):
                 counts[status] = n
         return counts
+
+
+def _enqueuer(conn: Any, dialect: str, issue_id: str) -> Any:
+    """A cursor of the one writer of an issue's audience at a time (PostgreSQL: it holds the
+    issue's "enqueue" advisory lock until the transaction ends); SQLite has one sender anyway."""
+    if dialect != "postgresql":
+        return conn
+    cur = conn.cursor()
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key("enqueue", issue_id),))
+    return cur

@@ -97,6 +97,18 @@ def test_pending_rows_a_complete_pass_did_not_touch_are_skipped(store, clock) ->
     assert rows["b@example.org"].last_error == "no longer in the audience"
 
 
+def test_two_hosts_writing_the_audience_at_once_skip_no_one_in_it(target: str) -> None:
+    # host B starts its pass later but its chunk lands first; host A's (older) pass then writes
+    # the same rows: B's rows must not look older than B's pass, or B skips people still in it
+    people = [(f"{n}@example.org", "html:all", None) for n in "abc"]
+    later, earlier = Clock(T0 + timedelta(minutes=1)), Clock(T0)
+    with Store.open(target, clock=later) as b, Store.open(target, clock=earlier) as a:
+        passed = b.ledger.write_audience("W", people)
+        a.ledger.write_audience("W", people)
+        assert b.ledger.skip_absent("W", passed, "no longer in the audience") == 0
+        assert b.ledger.counts("W")["pending"] == 3
+
+
 def test_forget_drops_the_pending_rows_of_an_issue_never_archived(store) -> None:
     store.ledger.write_audience("W", [(f"{n}@example.org", "html:all", None) for n in "ab"])
     with marking(store, "W") as marks:
@@ -257,6 +269,28 @@ def test_the_heartbeat_keeps_a_live_senders_rows_its_own(pg_url) -> None:
             assert len(other.take(10)) == 4
         finally:
             other.close()
+
+
+def test_a_row_left_for_a_later_run_is_given_back_and_waits_its_time(pg_url) -> None:
+    with Store.open(pg_url) as store:
+        store.ledger.write_audience("W", [(f"g{i}@example.org", "html:all", None) for i in "12"])
+        first = store.claims("W", lease_seconds=30)
+        second = store.claims("W", lease_seconds=30)
+        try:
+            assert len(first.take(10)) == 2
+            assert first.marks.later("g1@example.org", "451 4.7.1 try again later", after=1.5)
+            row = rows_of(store)["g1@example.org"]
+            assert (row.lease_owner, row.attempts) == (None, 1)
+            # no one waits for it (only g2 is held), and no one takes it before its time
+            assert second.take(10) == []
+            assert second.held_elsewhere() is not None  # g2, still the first sender's
+            assert first.marks.sent("g2@example.org", None)
+            assert second.held_elsewhere() is None
+            time.sleep(1.7)
+            assert [r.email for r in second.take(10)] == ["g1@example.org"]
+        finally:
+            first.close()
+            second.close()
 
 
 def test_a_sender_that_cannot_renew_stops_holding_before_its_lease_ends(pg_url) -> None:
