@@ -260,13 +260,15 @@ class _Run:
         if attempts >= self.config.max_attempts:
             self._give_up(item.email, attempts, detail)
             return None
-        self.claims.marks.pending(item.email, detail)
         delay = self.retry.delay(item.tries)
-        due = time.monotonic() + delay
-        if again_now and due <= self.deadline:
-            item.due = due
+        now = time.monotonic()
+        if again_now and now + delay <= self.deadline:
+            self.claims.marks.pending(item.email, detail)
+            item.due = now + delay
             log.info("%s: %s; retry in %.1f s", item.email, detail, delay)
             return item
+        # not before this run's retries end (no copy sooner than this run would have sent one)
+        self.claims.marks.later(item.email, detail, after=max(delay, self.deadline - now))
         log.warning(
             "%s: %s; left for a later run (%d of %d attempts)",
             item.email,

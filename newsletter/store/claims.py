@@ -65,14 +65,14 @@ _PG_HELD = (
     "SELECT count(*), extract(epoch FROM min(lease_until) - now()) FROM ledger "
     "WHERE issue_id = %s AND status = 'pending' AND lease_owner <> %s AND lease_until >= now()"
 )
-_PG_RENEW = (
-    "UPDATE ledger SET lease_until = now() + %s * interval '1 second' "
-    "WHERE lease_owner = %s AND issue_id = %s AND status = 'pending'"
+# The rows a sender holds, locked in address order as every statement that locks many ledger
+# rows takes them (the audience writer's too: none can wait for another in a circle).
+_HELD_BY = (
+    "(issue_id, email) IN (SELECT issue_id, email FROM ledger WHERE lease_owner = %s "
+    "AND issue_id = %s AND status = 'pending' ORDER BY email FOR UPDATE)"
 )
-_PG_RELEASE = (
-    "UPDATE ledger SET lease_owner = NULL, lease_until = NULL "
-    "WHERE lease_owner = %s AND issue_id = %s AND status = 'pending'"
-)
+_PG_RENEW = f"UPDATE ledger SET lease_until = now() + %s * interval '1 second' WHERE {_HELD_BY}"
+_PG_RELEASE = f"UPDATE ledger SET lease_owner = NULL, lease_until = NULL WHERE {_HELD_BY}"
 
 
 def sender_name() -> str:

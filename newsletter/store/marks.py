@@ -51,6 +51,16 @@ class Marks:
         # a row left pending stays this sender's until it ends (`Claims.close` gives it back):
         # it must not come back to this run as a fresh row
         self._pending = sql("last_error = %s, attempts = attempts + %s")
+        # a row left to a later run is given back at once (PostgreSQL), not to be taken again
+        # before its time: no other sender waits for it, none sends it sooner
+        self._later = (
+            sql(
+                "last_error = %s, attempts = attempts + %s, lease_owner = NULL, "
+                "lease_until = now() + %s::float8 * interval '1 second'"
+            )
+            if db.dialect == "postgresql"
+            else None
+        )
         self._skipped = sql(f"status = 'skipped', last_error = %s, {_SET_DONE}")
         self._writer: _Writer = (
             _OwnConnections(db) if db.dialect == "postgresql" else _GroupCommit(db)
@@ -68,6 +78,13 @@ class Marks:
         """Not sent for now, and why: retried in this run or left to a later one; `tried=False`
         counts no try (a refusal about our side, a transport that cannot work)."""
         return self._run(self._pending, email, error[: self._max_error], int(tried))
+
+    def later(self, email: str, error: str, *, after: float) -> bool:
+        """Left to a later run (tried, and refused for now): given back to every sender, to be
+        taken again only `after` seconds from now."""
+        if self._later is None:  # one sender per SQLite state: no lease to give back
+            return self.pending(email, error)
+        return self._run(self._later, email, error[: self._max_error], 1, after)
 
     def skipped(self, email: str, reason: str) -> bool:
         """Nothing to send to this row (unsubscribed since, no topic with papers)."""
