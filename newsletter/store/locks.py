@@ -109,17 +109,25 @@ def issue_lock(store: Store, issue_id: str) -> Iterator[None]:
     if store.db.dialect != "postgresql":
         yield
         return
-    key = advisory_key("issue", issue_id)
+    key = {"k": advisory_key("issue", issue_id)}
+    # a session's lock in autocommit: no transaction stays open while the issue is built (a
+    # server's idle_in_transaction_session_timeout would end it, and the lock with it)
     try:
-        conn = store.engine.connect()
+        conn = store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     except sa.exc.SQLAlchemyError as e:
         raise StoreError(f"{store.label}: {db_message(e)}") from e
-    with conn, conn.begin():
+    with conn:
         try:
-            taken = conn.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key})
-            if not taken.scalar():
+            if not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), key).scalar():
                 log.info("issue %s: another sender is preparing it; waiting", issue_id)
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+                conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), key)
         except sa.exc.SQLAlchemyError as e:
             raise StoreError(f"{store.label}: {db_message(e)}") from e
-        yield
+        try:
+            yield
+        finally:
+            try:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), key)
+            except sa.exc.SQLAlchemyError as e:  # the session's end releases it: end it
+                log.warning("issue %s: could not release its lock: %s", issue_id, db_message(e))
+                conn.invalidate()
