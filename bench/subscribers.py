@@ -14,7 +14,8 @@ resident memory is its own, from wait4):
 
 `--code PATH` (repeatable) runs another checkout the same way, one after the other, to compare.
 The state is a SQLite file, or a fresh database on a throwaway PostgreSQL cluster (the tests'
-settings). Also printed: the time `Ledger.enqueue` takes to write N rows (this checkout only).
+settings). Also printed: the time `Ledger.write_audience` takes to write N rows (this checkout
+only).
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def main() -> None:
     parser.add_argument("--state", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite"])
     parser.add_argument("--code", type=Path, action="append", help="another checkout to run")
     parser.add_argument("--no-run", action="store_true", help="imports only, no `run`")
-    parser.add_argument("--no-enqueue", action="store_true", help="leave out Ledger.enqueue")
+    parser.add_argument("--no-enqueue", action="store_true", help="leave out Ledger.write_audience")
     args = parser.parse_args()
     codes = [REPO] + [c.resolve() for c in args.code or []]
     print(f"machine: {os.cpu_count()} cores, load average {loadavg()}")
@@ -128,7 +129,7 @@ def main() -> None:
                 else:
                     first, again = enqueue_seconds(n, str(folder / f"enqueue-{n}.db"))
                 print(
-                    f"  this, {state}: Ledger.enqueue of {n:,} rows {first:.1f} s, "
+                    f"  this, {state}: Ledger.write_audience of {n:,} rows {first:.1f} s, "
                     f"again (all there) {again:.1f} s"
                 )
     print(f"load average at the end: {loadavg()}")

@@ -121,20 +121,22 @@ def counts_line(rows: Sequence[AudienceRow]) -> str:
     )
 
 
+def next_audience(config: Config, subscribers: Path | None) -> tuple[Path, list[Subscriber]]:
+    """The subscribers file and everyone the next issue would reach (the state is not made)."""
+    path = subscribers or config.subscribers_path
+    listed = load_subscribers(path, config.topic_names)
+    store = Store.if_exists(config.state_settings())
+    if store is None:
+        return path, listed.subscribers
+    with store:
+        return path, list(audience(listed.subscribers, store))
+
+
 def preview_audience(config: Config, subscribers: Path | None, sections: Sequence[str]) -> str:
     """Who the previewed issue would reach and in how many variants (the state is not made)."""
     from newsletter.delivery.plan import Selection, chosen_sections  # as `run` chooses them
 
-    path = subscribers or config.subscribers_path
-    listed = load_subscribers(path, config.topic_names)
-    store = Store.if_exists(config.state_settings())
-    try:
-        people = (
-            list(audience(listed.subscribers, store)) if store is not None else listed.subscribers
-        )
-    finally:
-        if store is not None:
-            store.close()
+    path, people = next_audience(config, subscribers)
     variants: set[tuple[Selection, str]] = set()
     nothing = 0
     for sub in people:

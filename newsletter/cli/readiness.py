@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from newsletter.audience import audience, load_subscribers
 from newsletter.audience.tokens import ENV_VAR as SECRET_VAR
 from newsletter.audience.tokens import MIN_KEY_CHARS
 from newsletter.cli import dns_records as dnsr
+from newsletter.cli.audience import next_audience
 from newsletter.cli.message_size import largest_message
 from newsletter.cli.options import SECRETS_FILE
 from newsletter.cli.relay_probe import probe_relay
@@ -369,16 +369,7 @@ def size_limit(config: Config, limit: int | None) -> Item:
 
 def reach(config: Config, subscribers: Path | None) -> Item:
     """Should-have: someone to send to, and no one at a placeholder domain."""
-    path = subscribers or config.subscribers_path
-    listed = load_subscribers(path, config.topic_names)
-    store = Store.if_exists(config.state_settings())
-    try:
-        people = (
-            list(audience(listed.subscribers, store)) if store is not None else listed.subscribers
-        )
-    finally:
-        if store is not None:
-            store.close()
+    path, people = next_audience(config, subscribers)
     if not people:
         return Item(
             "warn", f"audience: nobody receives the next issue: add people to {path}", False

@@ -33,6 +33,7 @@ from newsletter.config.stages import (
     RenderSettings,
     StateSettings,
     TransportSettings,
+    resolve_path,
 )
 from newsletter.models import Topic
 
@@ -155,8 +156,7 @@ class Config(_Strict):
 
     def resolve(self, path: str | Path) -> Path:
         """Resolve a path written in this config against the config's folder."""
-        p = Path(path).expanduser()
-        return p if p.is_absolute() else self.base_dir / p
+        return resolve_path(self.base_dir, path)
 
     @property
     def base_url_is_loopback(self) -> bool:

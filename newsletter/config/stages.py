@@ -94,5 +94,10 @@ class StateSettings:
 
     def resolve(self, path: str | Path) -> Path:
         """A path written in the config, against the config's folder."""
-        p = Path(path).expanduser()
-        return p if p.is_absolute() else self.base_dir / p
+        return resolve_path(self.base_dir, path)
+
+
+def resolve_path(base_dir: Path, path: str | Path) -> Path:
+    """A path written in a config file: `~` expanded, a relative one taken from `base_dir`."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else base_dir / p

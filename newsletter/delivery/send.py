@@ -1,13 +1,13 @@
 """Send an issue to its audience through the ledger, so a crash, a rerun or another sender resumes.
 
 The whole audience is written to the ledger first (`plan.enqueue`); then the sending threads
-take the pending rows in batches (`Ledger.claims`: on PostgreSQL each batch is claimed with a
-lease, so several senders on several hosts share the send and never take the same row), and
+take the pending rows in batches (`Store.claims`: on PostgreSQL each batch is claimed with a
+lease, so several senders on several hosts share the send and never take the same live row), and
 each row is marked (one commit) as soon as the server answers, before its thread takes the next
 message. A crash therefore re-sends at most one message per connection: the one in flight.
-Each variant (topic selection x format) is rendered when a row first needs it and serialised
-once; a subscriber's message is the variant's bytes with their links filled in (see
-`newsletter.delivery.message`).
+Each variant (topic selection x format) the audience needs is rendered before the first message
+(any other when a row first needs it) and serialised once; a subscriber's message is the
+variant's bytes with their links filled in (see `newsletter.delivery.message`).
 
 What a refusal does (`replies.classify` decides which it is):
 - deferred (4xx, greylisting, a full mailbox, a connection lost, a final reply that never came):

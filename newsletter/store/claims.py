@@ -5,9 +5,10 @@ pending rows in address order, a batch at a time. A PostgreSQL state may have an
 senders, on any number of hosts: each claims a batch of rows with `FOR UPDATE SKIP LOCKED`,
 stamping them with its name and a lease (an expiry, in the database's clock). A heartbeat
 renews the lease of every row it holds; if it cannot (the database is out of reach) the sender
-stops taking rows before the lease can run out, so no row is ever held by two live senders. A
-sender that dies holds its rows until their lease runs out; then another takes them. What it
-sent is marked through `claims.marks` (see `newsletter.store.marks`).
+stops taking rows before the lease can run out (a message already in flight may still end after
+it, and its row go to another sender). A sender that dies holds its rows until their lease runs
+out; then another takes them. What it sent is marked through `claims.marks` (see
+`newsletter.store.marks`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 from newsletter.errors import StoreError
 from newsletter.store.database import Database
 from newsletter.store.marks import Marks
-from newsletter.store.schema import MAX_ERROR_CHARS, new_id
+from newsletter.store.schema import ADD_ID, MAX_ERROR_CHARS, new_id
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,6 @@ _PG_TAKE = (
     "LIMIT %s FOR UPDATE SKIP LOCKED) "
     "UPDATE ledger AS l SET lease_owner = %s, lease_until = now() + %s * interval '1 second' "
     f"FROM picked WHERE l.issue_id = picked.issue_id AND l.email = picked.email RETURNING {_SELECT}"
-)
-_ADD_ID = (
-    "INSERT INTO recipients (id, email, created_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
 )
 _PG_HELD = (
     "SELECT count(*), extract(epoch FROM min(lease_until) - now()) FROM ledger "
@@ -113,7 +111,7 @@ class Claims:
             sql, stamp = self.db.sql, self.db.stamp(self.db.clock())
             cur = conn.cursor()
             # another sender may have made some meanwhile: theirs are kept
-            cur.executemany(sql(_ADD_ID), [(new_id(), email, stamp) for email in missing])
+            cur.executemany(sql(ADD_ID), [(new_id(), email, stamp) for email in missing])
             for start in range(0, len(missing), 500):
                 part = missing[start : start + 500]
                 marks = ", ".join(["%s"] * len(part))

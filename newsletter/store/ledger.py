@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from newsletter.store.database import Database, advisory_key
 from newsletter.store.schema import (
+    ADD_ID,
     LEDGER_STATUSES,
     LedgerRow,
     check_value,
@@ -82,9 +83,6 @@ _PG_UPSERT = (
 )
 # Each address's recipient id (the one its links carry) is made when it is first written: an
 # address that has one keeps it (see `newsletter.store.recipients`).
-_ADD_ID = (
-    "INSERT INTO recipients (id, email, created_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
-)
 _PG_IDS = (
     "INSERT INTO recipients (id, email, created_at) SELECT rid, email, %s FROM audience_chunk "
     "ON CONFLICT DO NOTHING"
@@ -108,7 +106,7 @@ class Ledger:
         written = new = 0
         it = iter(rows)
         while batch := list(islice(it, chunk)):
-            # one row per address, the last one winning (the state's entry comes after the file's)
+            # one row per address in a chunk, the last one winning
             unique = {email_key(email): (variant, name) for email, variant, name in batch}
             new += self._write_chunk(issue_id, unique, stamp)
             written += len(unique)
@@ -141,7 +139,7 @@ class Ledger:
                 sql(_ADD), [(issue_id, e, v, n, stamp) for e, (v, n) in rows.items()]
             )
             made = zip(new_ids(len(rows)), rows, strict=True)
-            conn.executemany(sql(_ADD_ID), [(rid, email, stamp) for rid, email in made])
+            conn.executemany(sql(ADD_ID), [(rid, email, stamp) for rid, email in made])
             return int(added.rowcount)
 
     def skip_absent(self, issue_id: str, written: Written, reason: str) -> int:

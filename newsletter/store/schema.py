@@ -197,6 +197,12 @@ def email_key(email: str) -> str:
     return email.strip().lower()
 
 
+# The statement that gives an address its recipient id unless it has one (another sender may
+# have made it meanwhile: theirs is kept); the ledger runs it for a chunk of the audience, a claim
+# for the rows it took, each in its own transaction. `%s` placeholders, as `Database.sql` takes.
+ADD_ID = "INSERT INTO recipients (id, email, created_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
+
+
 def new_id() -> str:
     """A random id for a recipient or a sign-up (96 bits, URL-safe, never holding an "@")."""
     return secrets.token_urlsafe(12)

@@ -6,12 +6,12 @@ confirmation) and `mail_queue` (the confirmation emails the web side has still t
 SQLAlchemy Core over one SQLite file by default (WAL, `synchronous=NORMAL`, a busy timeout), or
 a PostgreSQL URL. The schema comes from `newsletter.store.migrations`, applied when the store opens.
 
-Durability of the ledger: every `mark_sent` (and `SentMarks.mark`, its fast form for a send) is
-its own committed transaction, so a message the SMTP server accepted is recorded before the next
-one goes out, and a crash re-sends at most the messages that were in flight. With WAL and
+Durability of the ledger: every mark of a sent message (`store/marks.py`) is committed before
+its thread takes the next message, so a message the SMTP server accepted is recorded before the
+next one goes out, and a crash re-sends at most the messages that were in flight. With WAL and
 `synchronous=NORMAL` a commit survives the process dying (it is in the WAL file) but not a power
-cut or kernel crash, which may lose the last commits since a checkpoint; `bench/subscribers.py`
-measures the commit rate this buys.
+cut or kernel crash, which may lose the last commits since a checkpoint; `bench/send.py` measures
+the rate this allows.
 """
 
 from __future__ import annotations
