@@ -176,9 +176,6 @@ def tune_sqlite(engine: sa.Engine) -> None:
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
-        # 64 MiB of page cache (SQLite's default is 2 MiB): a million-row ledger's indexes stay
-        # in memory while the audience is written, instead of being read again for each chunk
-        cursor.execute("PRAGMA cache_size = -65536")
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
