@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -46,7 +45,6 @@ if TYPE_CHECKING:
     from newsletter.store.state import Store
 
 log = logging.getLogger(__name__)
-SWITCH_SECONDS = 0.0005  # the interpreter's thread switch interval while sending
 
 Progress = Callable[[int, int], None]
 BATCH = 200  # rows taken at a time: a sender that dies holds at most this many besides its own
@@ -385,10 +383,6 @@ def deliver(
 def _send_all(run: _Run, store: Store, transport: Transport, stop: threading.Event | None) -> None:
     """Take and send rows from `transport.concurrency` threads until none is left."""
     run.claims = store.claims(run.issue.id, lease_seconds=run.config.lease_seconds)
-    # the sending threads mostly wait on sockets: one that has its reply should get the
-    # interpreter back within half a millisecond, not after Python's default 5 ms
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(SWITCH_SECONDS)
     try:
         run.work = Work(run.next_batch)
         threads = [
@@ -407,5 +401,4 @@ def _send_all(run: _Run, store: Store, transport: Transport, stop: threading.Eve
         if run.error is None:
             run.settle()
     finally:
-        sys.setswitchinterval(switch)
         run.claims.close()
