@@ -141,13 +141,6 @@ class Section:
     def all_papers(self) -> tuple[Paper, ...]:
         return self.papers + self.more_papers
 
-    def score(self, paper_id: str) -> float:
-        """The topic score that put a paper here (0.0 when unknown)."""
-        for paper, score in zip(self.all_papers, self.scores, strict=False):
-            if paper.id == paper_id:
-                return score
-        return 0.0
-
 
 def fill_caps(sizes: Sequence[int], total: int | None, per_topic: int | None = None) -> list[int]:
     """Share `total` shown papers across sections fairly: level caps, the extra in topic order.

@@ -63,7 +63,7 @@ def check_setup(
         state_folder(config.state_settings())
     except NewsletterError as e:
         found.problems.append(str(e))
-    templates = _templates(config, validate)
+    templates = check_templates(config.render_settings(), validate=validate)
     found.problems += templates
     if not templates:  # a header is checked on a rendered subject: only once templates render
         found.problems += _headers(config)
@@ -102,13 +102,6 @@ def paper_files(sources: Sequence[str]) -> list[str]:
         elif not path.is_file():
             problems.append(f"{source}: no such file; give a file path, an http(s) URL or `sample`")
     return problems
-
-
-def _templates(config: Config, validate: bool) -> list[str]:
-    settings = config.render_settings()
-    if settings.templates_dir is not None and not settings.templates_dir.is_dir():
-        return [f"templates_dir: {settings.templates_dir}: no such folder"]
-    return check_templates(settings, validate=validate)
 
 
 def _headers(config: Config) -> list[str]:

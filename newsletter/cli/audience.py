@@ -164,10 +164,7 @@ def add(config: Config, email: str, *, name: str | None, topics: str | None, fmt
 
 def remove(config: Config, email: str) -> str:
     """Suppress an address: it gets nothing more, whichever list names it."""
-    try:
-        address = normalize_email(email)
-    except ValueError as e:
-        raise SubscribersError(f"'{email}' is not a valid address: {e}") from e
+    address = _address(email)
     with Store.from_settings(config.state_settings()) as store:
         store.suppress(address, "removed", "newsletter subscribers remove")
     return f"subscribers: {address} removed (suppressed)"

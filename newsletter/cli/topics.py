@@ -117,7 +117,7 @@ def topics_eval(labelled: str, config_path: str | None, fmt: str) -> None:
     from newsletter.topics import assign_all, compile_topics, evaluate
 
     config = load_config(config_path)
-    names = [t.name for t in config.topic_rules]
+    names = list(config.topic_names)
     rows = read_labelled(labelled, names)
     matcher = compile_topics(config.topic_rules, config.grouping)
     result = evaluate(rows, assign_all([x.paper for x in rows], matcher), names)
@@ -167,7 +167,7 @@ def topics_suggest(labelled: str, config_path: str | None, per_topic: int, fmt: 
     from newsletter.topics import suggest
 
     config = load_config(config_path)
-    rows = read_labelled(labelled, [t.name for t in config.topic_rules])
+    rows = read_labelled(labelled, config.topic_names)
     found = suggest(rows, config.topic_rules, per_topic)
     if fmt == "yaml":
         click.echo(output.suggestions_yaml(found))

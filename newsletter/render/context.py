@@ -199,7 +199,8 @@ def top_papers(sections: Sequence[Section], n: int) -> list[tuple[Paper, Section
             if paper.id in seen:
                 continue
             seen.add(paper.id)
-            key = (-(paper.upvotes or 0), -section.score(paper.id), si, pi)
+            score = section.scores[pi] if pi < len(section.scores) else 0.0  # papers come first
+            key = (-(paper.upvotes or 0), -score, si, pi)
             candidates.append((key, paper, section))
     if any(p.upvotes for _, p, _ in candidates):
         candidates = [c for c in candidates if c[1].upvotes]  # unvoted papers are no highlight

@@ -43,7 +43,7 @@ class Database:
                 with conn.begin():
                     yield conn
         except sa.exc.SQLAlchemyError as e:
-            raise StoreError(f"{self.label}: {db_message(e)}") from e
+            raise self.error(e) from e
 
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:
@@ -52,7 +52,7 @@ class Database:
             with self.engine.connect() as conn:
                 yield conn
         except sa.exc.SQLAlchemyError as e:
-            raise StoreError(f"{self.label}: {db_message(e)}") from e
+            raise self.error(e) from e
 
     @contextmanager
     def raw(self) -> Iterator[Any]:
@@ -65,7 +65,7 @@ class Database:
         try:
             raw = self.engine.raw_connection()
         except sa.exc.SQLAlchemyError as e:
-            raise StoreError(f"{self.label}: {db_message(e)}") from e
+            raise self.error(e) from e
         conn: Any = raw.driver_connection
         try:
             if self.dialect == "sqlite":
@@ -78,7 +78,7 @@ class Database:
             if isinstance(e, Exception) and (
                 isinstance(e, sa.exc.SQLAlchemyError) or _driver_error(e)
             ):
-                raise StoreError(f"{self.label}: {db_message(e)}") from e
+                raise self.error(e) from e
             raise
         finally:
             raw.close()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from newsletter.errors import BusyError, StoreError
+from newsletter.errors import BusyError
 from newsletter.store.database import advisory_key, db_message, state_folder, state_url
 
 if TYPE_CHECKING:
@@ -115,14 +115,14 @@ def issue_lock(store: Store, issue_id: str) -> Iterator[None]:
     try:
         conn = store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     except sa.exc.SQLAlchemyError as e:
-        raise StoreError(f"{store.label}: {db_message(e)}") from e
+        raise store.db.error(e) from e
     with conn:
         try:
             if not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), key).scalar():
                 log.info("issue %s: another sender is preparing it; waiting", issue_id)
                 conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), key)
         except sa.exc.SQLAlchemyError as e:
-            raise StoreError(f"{store.label}: {db_message(e)}") from e
+            raise store.db.error(e) from e
         try:
             yield
         finally:
