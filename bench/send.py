@@ -257,7 +257,7 @@ def show(m: Measured, cores: int, base: Measured | None) -> str:
     return (
         f"  {m.label:<14} {m.send_seconds:6.2f} s {m.rate:7.0f} msg/s{ratio}{whole}  "
         f"{m.wire_bytes / 1000:5.1f} KB/msg  cpu/msg us: client {m.cpu * per:4.0f} "
-        f"sink {m.sink_cpu * per:3.0f}{db}  other {m.other_cpu / m.send_seconds / cores:4.0%}"
+        f"sink {m.sink_cpu * per:3.0f}{db}  other {m.other_cpu / m.whole_seconds / cores:4.0%}"
         f"{peak}"
     )
 

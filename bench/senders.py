@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 import tempfile
 import time
 from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
 
 from sites import REPO, finish, postgres, start, write_site
@@ -44,7 +44,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp, smtp_server() as server:
         folder = Path(tmp)
-        with postgres() if args.state == "postgresql" else _no_cluster() as cluster:
+        with postgres() if args.state == "postgresql" else nullcontext() as cluster:
             state = cluster.create_database() if cluster else str(folder / "state.db")
             sites = [
                 write_site(
@@ -100,14 +100,5 @@ def main() -> None:
     )
 
 
-class _no_cluster:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO))
     main()

@@ -11,17 +11,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import resource
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -100,17 +100,25 @@ def env(code: Path = REPO) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(code), "NEWSLETTER_SECRET_KEY": KEY}
 
 
+_OUTPUT: dict[int, tuple[IO[str], IO[str]]] = {}  # a started process's stdout and stderr files
+
+
 def start(site: Path, *args: str, code: Path = REPO, log: Path | None = None) -> subprocess.Popen:
-    """Start `newsletter ARGS` in a site (stderr to `log`, or a pipe)."""
-    err = log.open("w") if log is not None else subprocess.PIPE
-    return subprocess.Popen(
+    """Start `newsletter ARGS` in a site, its output into files (stderr into `log`, if given):
+    nothing waits on a full pipe however much a run writes."""
+    # closed by `finish`, which reads them
+    out = tempfile.TemporaryFile("w+")  # noqa: SIM115
+    err = log.open("w+") if log is not None else tempfile.TemporaryFile("w+")  # noqa: SIM115
+    proc = subprocess.Popen(
         [sys.executable, "-m", "newsletter", *args],
         cwd=site,
         env=env(code),
-        stdout=subprocess.PIPE,
+        stdout=out,
         stderr=err,
         text=True,
     )
+    _OUTPUT[proc.pid] = (out, err)
+    return proc
 
 
 @dataclass
@@ -131,7 +139,6 @@ class Finished:
 def finish(proc: subprocess.Popen, started: float, timeout: float = 3600) -> Finished:
     """Wait for a process started by `start`; return its exit code, output, time, CPU, memory."""
     deadline = time.monotonic() + timeout
-    out_chunks: list[str] = []
     # wait4 gives this child's own CPU time and peak memory (not every child's at once)
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -142,13 +149,19 @@ def finish(proc: subprocess.Popen, started: float, timeout: float = 3600) -> Fin
         time.sleep(0.02)
     seconds = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.stdout is not None:
-        out_chunks.append(proc.stdout.read())
-    err = proc.stderr.read() if proc.stderr is not None else ""
+    texts = []
+    for file in _OUTPUT.pop(proc.pid, (proc.stdout, proc.stderr)):  # files, or another's pipes
+        if file is None:
+            texts.append("")
+            continue
+        if file.seekable():
+            file.seek(0)
+        texts.append(file.read())
+        file.close()
     return Finished(
         proc.returncode,
-        "".join(out_chunks),
-        err,
+        texts[0],
+        texts[1],
         seconds,
         usage.ru_utime + usage.ru_stime,
         usage.ru_maxrss / 1024,
@@ -172,11 +185,6 @@ def busy_seconds() -> float:
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = values[3] + values[4]  # idle + iowait
     return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def loadavg() -> str:
