@@ -39,9 +39,9 @@ def test_deferrals_are_retried_only_within_the_configured_time(
 ) -> None:
     audience = people(6)
     smtp.handler.faults.greylist = 60.0  # far longer than this run may retry
-    config = smtp_config(tmp_path, smtp, "retry_minutes: 0.01", connections=2)  # 0.6 s
-    every_quarter = RetryPolicy(backoff=0.25, max_backoff=0.25)  # tries at 0, 0.25, 0.5 s
-    report = smtp_deliver(issue, config, audience, store, retry=every_quarter)
+    config = smtp_config(tmp_path, smtp, "retry_minutes: 0.05", connections=2)  # 3 s
+    every_second = RetryPolicy(backoff=1.0, max_backoff=1.0)  # tries at 0, 1, 2 (and 3) s
+    report = smtp_deliver(issue, config, audience, store, retry=every_second)
     assert not report.stopped_early
     assert (report.sent, report.failed, report.to_retry, report.pending) == (0, 0, 6, 6)
     assert "0 sent, 0 failed, 0 suppressed, 0 skipped, 6 to retry" in report.summary()

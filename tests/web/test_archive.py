@@ -115,7 +115,6 @@ def test_the_archive_links_each_issue_by_its_dates_and_paper_count(site: Site) -
     texts = [a.text_content() for a in doc.find_class("issues")[0].iter("a")]
     # both built from the same papers by hand: the issue id tells them apart
     assert texts == ["21 Nov 2026 · 10 papers (2026-W48)", "21 Nov 2026 · 10 papers (2026-W47)"]
-    assert len(set(texts)) == len(texts)
     page = lxml.html.fromstring(site.client.get("/issues/2026-W48").text)
     assert "21 Nov 2026 · 10 papers" in page.find_class("meta")[0].text_content()
     assert "21 Nov 2026 – 21 Nov 2026" not in site.client.get("/issues").text
