@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -229,20 +230,24 @@ def scheduler_site(tmp_path: Path, port: int, people: int) -> Path:
     return tmp_path
 
 
-def start_scheduler(site: Path) -> subprocess.Popen[str]:
+def start_scheduler(site: Path, log: Path | None = None) -> subprocess.Popen[str]:
+    """`newsletter schedule` in `site`; its stderr into `log` (to watch it while it runs), or a
+    pipe read when it ends."""
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
         "NEWSLETTER_SECRET_KEY": "a-long-enough-secret-for-tests",
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "newsletter", "schedule", "--config", "config.yaml"],
-        cwd=site,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    with contextlib.ExitStack() as files:  # the child keeps its own copy of the log file
+        err = files.enter_context(log.open("w")) if log is not None else subprocess.PIPE
+        return subprocess.Popen(
+            [sys.executable, "-m", "newsletter", "schedule", "--config", "config.yaml"],
+            cwd=site,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
 
 
 def wait_until(check, proc: subprocess.Popen[str], seconds: float = 60) -> None:
@@ -269,10 +274,13 @@ def test_schedule_process_delivers_over_smtp_and_stops_cleanly_on_sigterm(
 ) -> None:
 
     site = scheduler_site(tmp_path, smtp.port, people=2)
-    proc = start_scheduler(site)
+    log = site / "schedule.log"
+    proc = start_scheduler(site, log)
     wait_until(lambda: len(smtp.handler.received) >= 2, proc)
-    time.sleep(2.5)  # at least one more fire: the ledger sends nothing twice
-    err = stop(proc)
+    # at least one more fire: the ledger sends nothing twice
+    wait_until(lambda: log.read_text().count("0 sent, 0 failed") >= 1, proc)
+    stop(proc)
+    err = log.read_text()
     assert sorted(smtp.handler.counts().values()) == [1, 1]
     assert "scheduler started; next run: " in err
     assert "2 sent, 0 failed" in err  # the first run's counts

@@ -9,6 +9,7 @@ connection that was in flight (on SQLite and on PostgreSQL alike).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -49,21 +50,25 @@ def site(
     return folder
 
 
-def start(folder: Path, *args: str) -> subprocess.Popen[str]:
+def start(folder: Path, *args: str, log: Path | None = None) -> subprocess.Popen[str]:
+    """`newsletter ARGS` in `folder`; its output into `log` (to watch it while it runs), or
+    pipes read when it ends."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "NEWSLETTER_SECRET_KEY": KEY}
-    return subprocess.Popen(
-        [sys.executable, "-m", "newsletter", *args],
-        cwd=folder,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    with contextlib.ExitStack() as files:  # the child keeps its own copy of the log file
+        out = files.enter_context(log.open("w")) if log is not None else subprocess.PIPE
+        return subprocess.Popen(
+            [sys.executable, "-m", "newsletter", *args],
+            cwd=folder,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT if log is not None else subprocess.PIPE,
+            text=True,
+        )
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 180) -> tuple[int, str]:
     out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, out + err
+    return proc.returncode, (out or "") + (err or "")
 
 
 def sent_by(output: str) -> int:
@@ -228,17 +233,30 @@ def test_schedulers_on_two_hosts_both_fire_and_send_each_issue_once(
         site(tmp_path / name, pg_url, smtp.port, people, "schedule: {every_seconds: 2}\n")
         for name in ("a", "b")
     ]
-    procs = [start(h, "schedule") for h in hosts]
+    logs = [h / "schedule.log" for h in hosts]
+    procs = [start(h, "schedule", log=log) for h, log in zip(hosts, logs, strict=True)]
     deadline = time.monotonic() + 90
-    outputs: list[str] = []
-    while len(smtp.handler.received) < people:
+
+    def fires(log: Path) -> int:
+        return log.read_text().count("newsletter.schedule: run: issue")
+
+    # everyone reached, and each scheduler has fired again since: nothing was left to send
+    reached_at: list[int] = []
+    while (
+        len(smtp.handler.received) < people
+        or not reached_at
+        or any(fires(log) <= n for log, n in zip(logs, reached_at, strict=True))
+    ):
+        if len(smtp.handler.received) >= people and not reached_at:
+            reached_at = [fires(log) for log in logs]
         assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
-    time.sleep(2.5)  # each fires again at least once: nothing is left to send
-    for proc in procs:
+    outputs: list[str] = []
+    for proc, log in zip(procs, logs, strict=True):
         proc.send_signal(signal.SIGTERM)
-        code, output = finish(proc, timeout=60)
+        code, _ = finish(proc, timeout=60)
+        output = log.read_text()
         assert code == 0, output[-2000:]
         outputs.append(output)
     counts = smtp.handler.counts()

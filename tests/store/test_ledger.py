@@ -255,11 +255,11 @@ def test_the_heartbeat_keeps_a_live_senders_rows_its_own(pg_url) -> None:
         store.ledger.write_audience(
             "W", [(f"h{i}@example.org", "html:all", None) for i in range(4)]
         )
-        live = store.claims("W", lease_seconds=2)
-        other = store.claims("W", lease_seconds=2)
+        live = store.claims("W", lease_seconds=4)
+        other = store.claims("W", lease_seconds=4)
         try:
             assert len(live.take(10)) == 4
-            time.sleep(3)  # longer than the lease: renewed meanwhile
+            time.sleep(5)  # longer than the lease: renewed meanwhile (every second)
             assert live.holding()
             assert other.take(10) == []
             assert other.held_elsewhere() is not None
@@ -278,7 +278,7 @@ def test_a_row_left_for_a_later_run_is_given_back_and_waits_its_time(pg_url) -> 
         second = store.claims("W", lease_seconds=30)
         try:
             assert len(first.take(10)) == 2
-            assert first.marks.later("g1@example.org", "451 4.7.1 try again later", after=1.5)
+            assert first.marks.later("g1@example.org", "451 4.7.1 try again later", after=3)
             row = rows_of(store)["g1@example.org"]
             assert (row.lease_owner, row.attempts) == (None, 1)
             # no one waits for it (only g2 is held), and no one takes it before its time
@@ -286,7 +286,7 @@ def test_a_row_left_for_a_later_run_is_given_back_and_waits_its_time(pg_url) -> 
             assert second.held_elsewhere() is not None  # g2, still the first sender's
             assert first.marks.sent("g2@example.org", None)
             assert second.held_elsewhere() is None
-            time.sleep(1.7)
+            time.sleep(3.2)
             assert [r.email for r in second.take(10)] == ["g1@example.org"]
         finally:
             first.close()
