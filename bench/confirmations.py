@@ -13,80 +13,22 @@ confirmations wait in the state's queue. Nothing leaves the machine.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 from pathlib import Path
 
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class HungRelay:
-    """An SMTP server that takes the message and never answers its end (one thread, asyncio)."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.hung = 0
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"220 hung.example ESMTP\r\n")
-        in_data = False
-        while line := await reader.readline():
-            if in_data:
-                if line == b".\r\n":
-                    self.hung += 1
-                    try:
-                        await asyncio.Event().wait()  # the reply that never comes
-                    except asyncio.CancelledError:  # the bench is over
-                        return
-                continue
-            verb = line[:4].upper()
-            if verb in (b"EHLO", b"HELO"):
-                writer.write(b"250-hung.example\r\n250 PIPELINING\r\n")
-            elif verb == b"DATA":
-                writer.write(b"354 go ahead\r\n")
-                in_data = True
-            elif verb == b"QUIT":
-                writer.write(b"221 bye\r\n")
-                break
-            else:
-                writer.write(b"250 OK\r\n")
-            await writer.drain()
-        writer.close()
-
-    def __enter__(self) -> HungRelay:
-        server = asyncio.start_server(self._client, "127.0.0.1", self.port)
-        self.server = self.loop.run_until_complete(server)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join()
-        tasks = asyncio.all_tasks(self.loop)
-        for task in tasks:
-            task.cancel()
-        self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-        self.server.close()
-        self.loop.close()
+from tests.support.smtp_server import free_port, smtp_server  # noqa: E402  (the tests' relay)
 
 
 def start_serve(folder: Path, relay_port: int) -> tuple[subprocess.Popen[bytes], str]:
@@ -150,7 +92,8 @@ def main() -> None:
     parser.add_argument("--signups", type=int, default=45)
     parser.add_argument("--clients", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, HungRelay() as relay:
+    with tempfile.TemporaryDirectory() as tmp, smtp_server() as relay:
+        relay.handler.faults.hang = True  # takes each message and never answers its end
         folder = Path(tmp)
         proc, base = start_serve(folder, relay.port)
         try:
@@ -184,7 +127,7 @@ def main() -> None:
         line(f"GET {path} after them", seconds)
     print(
         f"  confirmations waiting in the queue: {queued} of {args.signups}; "
-        f"messages the relay holds unanswered: {relay.hung}"
+        f"messages the relay holds unanswered: {relay.handler.hung}"
     )
 
 
