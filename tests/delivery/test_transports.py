@@ -3,7 +3,9 @@ from __future__ import annotations
 import email
 import logging
 import mailbox
+import socket
 import ssl
+import threading
 from email import policy
 from pathlib import Path
 
@@ -318,6 +320,55 @@ def test_smtp_final_reply_that_never_comes_is_unknown(
         result = transport.send(SENDER, "a@example.com", message("a@example.com"))
     assert result.status == "unknown"
     assert "no reply after the message was sent" in result.detail
+    assert "timed out" in result.detail
+
+
+def test_smtp_server_that_stops_answering_a_command_times_out(smtp: SmtpServer) -> None:
+    # a plain connection keeps its timeout in the kernel: a command whose reply never comes
+    # within it still ends the try (to be retried), on a fresh connection too
+    smtp.handler.faults.mail_delay = 3.0
+    with SmtpTransport(smtp_settings(smtp.port, timeout=0.3)) as transport:
+        result = transport.send(SENDER, "a@example.com", message("a@example.com"))
+    assert result.status == "retry", result
+    assert smtp.handler.counts() == {}
+
+
+def test_smtp_final_reply_cut_off_mid_line_is_unknown_not_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The server takes the message, sends half of its "250" line and goes silent: the read
+    # times out, and the message may have arrived; those bytes are not taken for a reply.
+    import newsletter.delivery.smtp
+
+    monkeypatch.setattr(newsletter.delivery.smtp, "FINAL_REPLY_TIMEOUT", 0.3)
+    listener = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(b"220 test ESMTP\r\n")
+            conn.recv(1024)  # EHLO
+            conn.sendall(b"250-test\r\n250 PIPELINING\r\n")
+            conn.recv(1024)  # MAIL, RCPT, DATA
+            conn.sendall(b"250 OK\r\n250 OK\r\n354 go ahead\r\n")
+            data = b""
+            while not data.endswith(b"\r\n.\r\n"):
+                data += conn.recv(65536) or b"\r\n.\r\n"
+            conn.sendall(b"250 2.0.0 Ok: que")
+            done.wait(10)
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        port = listener.getsockname()[1]
+        with SmtpTransport(smtp_settings(port, timeout=0.2)) as transport:
+            result = transport.send(SENDER, "a@example.com", message("a@example.com"))
+    finally:
+        done.set()
+        server.join(10)
+        listener.close()
+    assert result.status == "unknown", result
     assert "timed out" in result.detail
 
 

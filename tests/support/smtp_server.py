@@ -5,8 +5,8 @@ Faults: scripted replies per recipient for RCPT and DATA (`4xx` then accept, or 
 reply to every RCPT (a relay refusing our sender), a size limit (a relay refusing our size),
 greylisting (`450 4.2.0` to an address until some seconds after its first try), a connection
 drop without a reply on every Nth DATA or Nth MAIL or after the body for chosen recipients, a
-delay before each DATA reply, and a hung relay that takes the whole message and never answers
-it (`hang`).
+delay before each DATA or MAIL reply, and a hung relay that takes the whole message and never
+answers it (`hang`).
 The server offers PIPELINING (RFC 2920), as Postfix does; `smtp_server(pipelining=False)` does not.
 """
 
@@ -43,6 +43,7 @@ class Faults:
     drop_every: int | None = None  # close the connection instead of answering every Nth DATA
     drop_mail_every: int | None = None  # the same for every Nth MAIL (before any message data)
     delay: float = 0.0  # seconds before answering DATA
+    mail_delay: float = 0.0  # seconds before answering MAIL (a server that stalls)
     rcpt_all: str | None = None  # the reply to every RCPT (after any scripted one)
     max_size: int | None = None  # refuse a message larger than this many bytes after its body
     size_reply: str = "552 5.2.3 Message size exceeds fixed maximum message size"
@@ -98,6 +99,8 @@ class Handler:
         if drop:
             server.transport.close()
             return "421 closing"  # never reaches the client: the connection is gone
+        if self.faults.mail_delay:
+            await asyncio.sleep(self.faults.mail_delay)
         if reply:
             return reply
         envelope.mail_from = address
