@@ -1,10 +1,8 @@
 """The SMTP transport: a pool of reused connections (stdlib smtplib), TLS, AUTH, a rate limit.
 
 smtplib with one thread per connection is enough here: the work per message is a few short
-commands and one large write, and the socket calls release the GIL while they wait (a plain
-connection keeps its timeout in the kernel, so that each wait is one call: `_kernel_timeouts`).
-Each connection is reused for many messages; one that the server drops is replaced on the next
-send.
+commands and one large write, and the socket calls release the GIL while they wait. Each
+connection is reused for many messages; one that the server drops is replaced on the next send.
 When the server offers PIPELINING, MAIL, RCPT and DATA go out in one write and the body in a
 second, so a message costs two round trips; the body arrives already dot-stuffed (`Outgoing.wire`).
 
@@ -17,19 +15,16 @@ variable the config names and never appears in a log line or an error.
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import os
 import re
 import smtplib
 import socket
 import ssl
-import struct
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from newsletter.delivery.replies import classify
 from newsletter.delivery.transport import Outgoing, SendResult, Transport, dot_stuff
@@ -149,8 +144,6 @@ class SmtpTransport(Transport):
         except (OSError, smtplib.SMTPException) as e:
             raise _ConnectionLost(str(e) or type(e).__name__) from e
         try:
-            if s.security == "none":
-                _kernel_timeouts(conn, s.timeout)
             conn.ehlo()
             if s.security == "starttls":
                 if not conn.has_extn("starttls"):
@@ -369,72 +362,16 @@ def _body(conn: smtplib.SMTP, wire: Sequence[bytes], final: float) -> tuple[int,
     end = b".\r\n" if not wire or wire[-1].endswith(b"\r\n") else b"\r\n.\r\n"
     conn.send(b"".join((*wire, end)))
     sock = conn.sock
-    before = _read_timeout(sock) if sock is not None else None
+    before = sock.gettimeout() if sock is not None else None
     try:
         if sock is not None and before is not None:
-            _set_read_timeout(sock, max(before, final))
+            sock.settimeout(max(before, final))
         return conn.getreply()
     except OSError as e:
         raise _ReplyLost(str(e) or type(e).__name__) from e
     finally:
-        if sock is not None and before is not None and conn.sock is sock:
-            _set_read_timeout(sock, before)
-
-
-# Timeouts kept by the kernel. A Python socket with a timeout polls before every send and
-# recv, and releases and takes back the GIL for each of the two calls; with four sending
-# threads that doubles the hand-overs of the GIL per message. A plain connection instead
-# blocks with SO_RCVTIMEO / SO_SNDTIMEO set to the same timeout: one call each, and a call
-# that times out still raises `TimeoutError("timed out")` (reads, through `_TimedReader`) or an
-# OSError (writes), as before. Linux only (the struct timeval layout); TLS connections, whose
-# reads the ssl module drives, keep Python's timeout.
-_TIMEVAL = struct.Struct("@ll")
-_KERNEL_TIMEOUTS = sys.platform.startswith("linux")
-
-
-class _TimedReader(socket.SocketIO):
-    """A blocking socket's raw reader: a read the kernel timed out (EAGAIN) raises
-    TimeoutError, where `SocketIO` would return None and the buffered reader a short line."""
-
-    def readinto(self, b: Any) -> int | None:
-        n = super().readinto(b)
-        if n is None:
-            self._timeout_occurred = True  # as SocketIO does: the reader cannot be used again
-            raise TimeoutError("timed out")
-        return n
-
-
-def _kernel_timeouts(conn: smtplib.SMTP, seconds: float) -> None:
-    """Move a plain connection's timeout into the kernel (see above); called after the greeting,
-    whose reply was read whole, before any other command."""
-    sock = conn.sock
-    if not _KERNEL_TIMEOUTS or sock is None:
-        return
-    timeval = _TIMEVAL.pack(int(seconds), int(seconds % 1 * 1_000_000))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
-    sock.settimeout(None)
-    greeting_reader, conn.file = conn.file, io.BufferedReader(_TimedReader(sock, "rb"))
-    if greeting_reader is not None:
-        greeting_reader.close()  # leaves the socket open (smtplib closes it)
-
-
-def _read_timeout(sock: socket.socket) -> float | None:
-    """How long a read on `sock` waits: Python's timeout, else the kernel's (None: forever)."""
-    if sock.gettimeout() is not None:
-        return sock.gettimeout()
-    if not _KERNEL_TIMEOUTS:
-        return None
-    sec, usec = _TIMEVAL.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16))
-    return sec + usec / 1_000_000 if sec or usec else None
-
-
-def _set_read_timeout(sock: socket.socket, seconds: float) -> None:
-    if sock.gettimeout() is not None:
-        sock.settimeout(seconds)
-    else:
-        timeval = _TIMEVAL.pack(int(seconds), int(seconds % 1 * 1_000_000))
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        if sock is not None and conn.sock is sock:
+            sock.settimeout(before)
 
 
 def _command(conn: smtplib.SMTP, verb: str, prefix: str, address: str) -> tuple[int, bytes]:
