@@ -330,6 +330,19 @@ def _group(
         f"\n{n:,} subscribers, {state}, {senders} sender(s) x {args.connections} connections "
         f"= smtp-source -s {sessions}:"
     )
+
+    def run(code: Path, round_: int | str) -> Measured:
+        """One run of a checkout on a fresh state (a new SQLite file or PostgreSQL database)."""
+        if state == "postgresql":
+            url = cluster.create_database()
+        else:
+            url = str(folder / f"state-{labels[code]}-{n}-{round_}.db")
+        site = folder / f"r{n}-{state}-{senders}-{labels[code]}-{round_}"
+        subscribers = folder / "subscribers.yaml"
+        return run_ours(
+            meter, site, code, labels[code], n, senders, args.connections, url, extra, subscribers
+        )
+
     ours: dict[Path, list[Measured]] = {code: [] for code in codes}
     source: dict[Path, list[Measured]] = {code: [] for code in codes}
     # each checkout is set against smtp-source sending messages of its own average size (an
@@ -337,7 +350,7 @@ def _group(
     # is not counted (it also warms the caches)
     sizes: dict[Path, int] = {}
     for code in codes:
-        warm = _ours(meter, folder, code, labels, n, state, senders, args, cluster, extra, "warm")
+        warm = run(code, "warm")
         sizes[code] = matched_size(meter, folder, sessions, warm.wire_bytes)
     # Every round runs each client once, the order turned by one place each round: no client
     # always runs right after another (a run right after smtp-source's took 0.3 s longer than
@@ -350,9 +363,7 @@ def _group(
                 measured = run_source(meter, folder, n, sessions, sizes[code])
                 source[code].append(measured)
             else:
-                measured = _ours(
-                    meter, folder, code, labels, n, state, senders, args, cluster, extra, round_
-                )
+                measured = run(code, round_)
                 ours[code].append(measured)
             print(show(measured, cores, None), flush=True)
     for code in codes:
@@ -365,38 +376,6 @@ def _group(
         base = Measured("smtp-source", n, n / rate, 0, 0, 0, 0, 0, wire)
         for m in ours[code]:
             print(show(m, cores, base))
-
-
-def _ours(
-    meter: Meter,
-    folder: Path,
-    code: Path,
-    labels: dict[Path, str],
-    n: int,
-    state: str,
-    senders: int,
-    args: Any,
-    cluster: Any,
-    extra: str,
-    round_: int | str,
-) -> Measured:
-    """One run of a checkout on a fresh state (a new SQLite file or PostgreSQL database)."""
-    if state == "postgresql":
-        url = cluster.create_database()
-    else:
-        url = str(folder / f"state-{labels[code]}-{n}-{round_}.db")
-    return run_ours(
-        meter,
-        folder / f"r{n}-{state}-{senders}-{labels[code]}-{round_}",
-        code,
-        labels[code],
-        n,
-        senders,
-        args.connections,
-        url,
-        extra,
-        folder / "subscribers.yaml",
-    )
 
 
 def _dkim(folder: Path) -> str:
