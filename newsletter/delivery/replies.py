@@ -72,6 +72,12 @@ class Reply:
         return self.stage, self.code, _ADDRESS.sub("<>", self.text).lower()[:120]
 
 
+def reply_line(code: int, message: bytes | str) -> str:
+    """A server's reply on one line, as results and errors quote it."""
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+    return f"{code} {' '.join(text.split())}"[:300]
+
+
 def classify(stage: str, code: int, message: bytes) -> SendResult:
     """Turn a refusal of MAIL, RCPT or DATA into what delivery should do."""
     text = " ".join(message.decode("utf-8", "replace").split())

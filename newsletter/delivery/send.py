@@ -1,10 +1,12 @@
 """Send an issue to its audience through the ledger, so a crash, a rerun or another sender resumes.
 
-The whole audience is written to the ledger first (`plan.enqueue`); then the sending threads
-take the pending rows in batches (`Store.claims`: on PostgreSQL each batch is claimed with a
-lease, so several senders on several hosts share the send and never take the same live row), and
-each row is marked (one commit) as soon as the server answers, before its thread takes the next
-message. A crash therefore re-sends at most one message per connection: the one in flight.
+The whole audience is written to the ledger first (`plan.enqueue`); then the pending rows are
+taken in batches (`Store.claims`: on PostgreSQL each batch is claimed with a lease, so several
+senders on several hosts share the send and never take the same live row) and sent, by one
+thread serving every connection when the transport offers that (`delivery.loop`: a relay with
+PIPELINING over plain connections), else by a thread per connection. Each row is marked (one
+commit) as soon as the server answers, before its connection takes the next message. A crash
+therefore re-sends at most one message per connection: the one in flight.
 Each variant (topic selection x format) the audience needs is rendered before the first message
 (any other when a row first needs it) and serialised once; a subscriber's message is the
 variant's bytes with their links filled in (see `newsletter.delivery.message`).
@@ -25,11 +27,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from newsletter.audience.tokens import SecretKeys, TokenMaker
 from newsletter.delivery.breaker import BREAKER_RECIPIENTS, CircuitBreaker
 from newsletter.delivery.dkim import DkimSigner
+from newsletter.delivery.loop import LoopSender
 from newsletter.delivery.message import Format, Links, MessageTemplate, build_template
 from newsletter.delivery.plan import SKIP, Enqueued, Selection, parse_label
 from newsletter.delivery.report import DeliveryReport
@@ -39,6 +42,7 @@ from newsletter.errors import MessageError, TransportError
 
 if TYPE_CHECKING:
     from newsletter.config.stages import MailSettings
+    from newsletter.delivery.smtp import SmtpTransport
     from newsletter.delivery.transport import Transport
     from newsletter.models import Issue, RenderedEmail
     from newsletter.store.claims import Claimed, Claims
@@ -95,8 +99,9 @@ class _Run:
             self.templates[key] = build_template(rendered, self.config, self.issue.id, fmt=fmt)
         return self.templates[key]
 
-    def next_batch(self) -> list[Item]:
-        """Take the next rows to send; wait while other senders hold the only ones left."""
+    def next_batch(self, *, block: bool = True) -> list[Item] | None:
+        """Take the next rows to send; wait while other senders hold the only ones left (or,
+        with `block` false, return None: ask again later)."""
         assert self.claims is not None
         while not self.halt.is_set():
             if not self.claims.holding():
@@ -114,6 +119,8 @@ class _Run:
             if time.monotonic() >= self.deadline:
                 log.info("other senders still hold rows of %s; leaving them", self.issue.id)
                 return []
+            if not block:
+                return None
             self.halt.wait(min(max(wait, 0.1), POLL_SECONDS))
         return []
 
@@ -181,6 +188,16 @@ class _Run:
             self.error = self.error or e
             self.halt.set()
             self.work.stop()
+
+    def driver(self, sender: LoopSender) -> None:
+        """Run one thread's loop over every connection (`delivery.loop`)."""
+        try:
+            sender.send_all()
+        except BaseException as e:  # a store or render failure: stop, report it
+            self.error = self.error or e
+            self.halt.set()
+            if self.work is not None:
+                self.work.stop()
 
     def _send(self, item: Item) -> Item | None:
         try:
@@ -380,15 +397,25 @@ def deliver(
     return run.report
 
 
+def _loop_sender(run: _Run, transport: Transport) -> LoopSender | None:
+    """One thread for every connection, when the transport offers its connections for that."""
+    conns = transport.loop_connections()  # only `SmtpTransport` does
+    return LoopSender(run, cast("SmtpTransport", transport), conns) if conns else None
+
+
 def _send_all(run: _Run, store: Store, transport: Transport, stop: threading.Event | None) -> None:
     """Take and send rows from `transport.concurrency` threads until none is left."""
     run.claims = store.claims(run.issue.id, lease_seconds=run.config.lease_seconds)
     try:
-        run.work = Work(run.next_batch)
-        threads = [
-            threading.Thread(target=run.worker, name=f"send-{i}", daemon=True)
-            for i in range(max(1, transport.concurrency))
-        ]
+        sender = _loop_sender(run, transport)
+        run.work = Work(sender.next_batch if sender is not None else run.next_batch)
+        if sender is not None:  # one thread serves every connection (see `delivery.loop`)
+            threads = [threading.Thread(target=run.driver, args=(sender,), name="send")]
+        else:
+            threads = [
+                threading.Thread(target=run.worker, name=f"send-{i}", daemon=True)
+                for i in range(max(1, transport.concurrency))
+            ]
         for t in threads:
             t.start()
         try:

@@ -26,8 +26,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from newsletter.delivery.replies import classify
-from newsletter.delivery.transport import Outgoing, SendResult, Transport, dot_stuff
+from newsletter.delivery.replies import classify, reply_line
+from newsletter.delivery.transport import (
+    ConnectionLost,
+    Outgoing,
+    SendResult,
+    Transport,
+    dot_stuff,
+)
 from newsletter.errors import TransportError
 
 if TYPE_CHECKING:
@@ -36,15 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _PLAIN_ADDR = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
-
-
-class _ConnectionLost(Exception):
-    """The connection failed at a point where the message may not have been sent."""
-
-
-def _reply(code: int, message: bytes | str) -> str:
-    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
-    return f"{code} {' '.join(text.split())}"[:300]
 
 
 class RateLimit:
@@ -106,7 +103,7 @@ class SmtpTransport(Transport):
         self._password = self._read_password()
         try:
             conn = self._connect()
-        except _ConnectionLost as e:
+        except ConnectionLost as e:
             raise TransportError(f"{self.where}: cannot connect ({e}); check delivery.smtp") from e
         self._release(conn)
 
@@ -130,7 +127,7 @@ class SmtpTransport(Transport):
         return self._context
 
     def _connect(self) -> smtplib.SMTP:
-        """Open, secure and log in one connection; raise TransportError or _ConnectionLost."""
+        """Open, secure and log in one connection; raise TransportError or ConnectionLost."""
         s = self.settings
         try:
             if s.security == "tls":
@@ -142,7 +139,7 @@ class SmtpTransport(Transport):
         except ssl.SSLError as e:
             raise TransportError(f"{self.where}: TLS handshake failed ({e})") from e
         except (OSError, smtplib.SMTPException) as e:
-            raise _ConnectionLost(str(e) or type(e).__name__) from e
+            raise ConnectionLost(str(e) or type(e).__name__) from e
         try:
             conn.ehlo()
             if s.security == "starttls":
@@ -153,7 +150,9 @@ class SmtpTransport(Transport):
                     )
                 code, reply = conn.starttls(context=self._ssl_context())
                 if code != 220:
-                    raise TransportError(f"{self.where}: STARTTLS refused ({_reply(code, reply)})")
+                    raise TransportError(
+                        f"{self.where}: STARTTLS refused ({reply_line(code, reply)})"
+                    )
                 conn.ehlo()
             if s.username:
                 self._login(conn)
@@ -165,7 +164,7 @@ class SmtpTransport(Transport):
             raise TransportError(f"{self.where}: TLS handshake failed ({e})") from e
         except OSError as e:  # smtplib's errors are OSErrors too
             _quietly_close(conn)
-            raise _ConnectionLost(str(e) or type(e).__name__) from e
+            raise ConnectionLost(str(e) or type(e).__name__) from e
         if conn.sock is not None:
             with contextlib.suppress(OSError):
                 # Commands are small writes each awaiting a reply: never hold them back (Nagle).
@@ -188,13 +187,47 @@ class SmtpTransport(Transport):
             # The reply is the server's; smtplib never puts the password into it.
             raise TransportError(
                 f"{self.where}: login as {s.username!r} refused "
-                f"({_reply(e.smtp_code, e.smtp_error)}); check delivery.smtp.username and "
+                f"({reply_line(e.smtp_code, e.smtp_error)}); check delivery.smtp.username and "
                 f"${s.password_env}"
             ) from None
         except smtplib.SMTPException as e:
             raise TransportError(
                 f"{self.where}: login as {s.username!r} failed ({type(e).__name__})"
             ) from None
+
+    def loop_connections(self) -> list[smtplib.SMTP] | None:
+        """`concurrency` open connections for one thread to drive (`newsletter.delivery.loop`)
+        when that thread can do all of it: plain connections, PIPELINING offered, no rate limit.
+        None otherwise, or when a connection cannot be made now (each thread then connects and
+        reports as before)."""
+        s = self.settings
+        if s.security != "none" or s.rate_limit:
+            return None
+        conns: list[smtplib.SMTP] = []
+        try:
+            for _ in range(self.concurrency):
+                conns.append(self._acquire())
+                if "pipelining" not in conns[-1].esmtp_features:
+                    break
+        except (ConnectionLost, TransportError):
+            pass
+        if len(conns) == self.concurrency and all("pipelining" in c.esmtp_features for c in conns):
+            return conns
+        for conn in conns:
+            self._release(conn)
+        return None
+
+    def connect(self) -> smtplib.SMTP:
+        """A new connection (for `newsletter.delivery.loop`); ConnectionLost or TransportError."""
+        return self._connect()
+
+    def give_back(self, conn: smtplib.SMTP) -> None:
+        """Return a connection taken by `loop_connections` or `connect`, ready for a command."""
+        self._release(conn)
+
+    def drop(self, conn: smtplib.SMTP) -> None:
+        """Close a connection taken by `loop_connections` or `connect` that is no longer usable."""
+        self._discard(conn)
 
     def _acquire(self) -> smtplib.SMTP:
         with self._lock:
@@ -236,14 +269,14 @@ class SmtpTransport(Transport):
         for fresh in (False, True):
             try:
                 conn = self._acquire() if not fresh else self._connect()
-            except _ConnectionLost as e:
+            except ConnectionLost as e:
                 return SendResult("retry", f"connect: {e}")
             try:
                 result = self._transaction(conn, envelope_from, rcpt, wire)
             except _ReplyLost as e:
                 self._discard(conn)
                 return SendResult("unknown", f"no reply after the message was sent ({e})")
-            except _ConnectionLost as e:
+            except ConnectionLost as e:
                 self._discard(conn)
                 if e.args and e.args[0] == "idle":
                     # Dropped while idle, before anything was sent: one immediate retry on a
@@ -278,7 +311,7 @@ class SmtpTransport(Transport):
             code = 0  # MAIL may have been accepted already: reset below, as for any refusal
         else:
             if stage == "DATA" and code == 250:
-                return SendResult("sent", _reply(code, reply), code)
+                return SendResult("sent", reply_line(code, reply), code)
             result = classify(stage, code, reply)
         if code != 421:
             try:
@@ -313,7 +346,7 @@ def _pipelined(
                 code, reply = _body(conn, wire if refused is None else (), final)
     except OSError as e:  # smtplib's errors (disconnects included) are OSErrors
         # Before MAIL was answered nothing was sent: an idle connection the server closed.
-        raise _ConnectionLost("idle" if stage == "MAIL" else stage) from e
+        raise ConnectionLost("idle" if stage == "MAIL" else stage) from e
     return refused or (stage, code, reply)
 
 
@@ -334,7 +367,7 @@ def _lockstep(
                 if code == 354:
                     code, reply = _body(conn, wire, final)
     except OSError as e:
-        raise _ConnectionLost("idle" if stage == "MAIL" else stage) from e
+        raise ConnectionLost("idle" if stage == "MAIL" else stage) from e
     except ValueError as e:  # smtplib refuses a line break in an address: name the command
         raise ValueError(f"{stage}: {e}") from e
     return stage, code, reply

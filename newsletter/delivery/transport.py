@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,10 @@ def dot_stuff(data: bytes) -> bytes:
     return data
 
 
+class ConnectionLost(Exception):
+    """The connection failed at a point where the message may not have been sent."""
+
+
 class Transport:
     """The interface: `open()`, `send(envelope_from, rcpt, data) -> SendResult`, `close()`.
 
@@ -87,6 +91,11 @@ class Transport:
     def send_message(self, envelope_from: str, rcpt: str, message: Outgoing) -> SendResult:
         """Send a message delivery prepared; a transport that can use its pieces overrides this."""
         return self.send(envelope_from, rcpt, message.data())
+
+    def loop_connections(self) -> list[Any] | None:
+        """Open connections for one thread to serve all at once (`newsletter.delivery.loop`);
+        None (here, and whenever that cannot be done): a thread per connection sends instead."""
+        return None
 
     def close(self) -> None:
         """Release connections and files."""

@@ -10,6 +10,7 @@ up no one (Postfix's active and deferred queues, within one run).
 from __future__ import annotations
 
 import heapq
+import math
 import threading
 import time
 from collections import deque
@@ -17,6 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from newsletter.delivery.message import MessageTemplate
+
+LATER = 0.5  # seconds `poll` says to wait when the source has no rows now but may have later
+
+
+class _Fill:
+    """What `Work._next` returns to the caller that is to fetch the next batch."""
+
+
+_FILL = _Fill()
 
 
 @dataclass(frozen=True)
@@ -51,10 +61,11 @@ class Item:
 class Work:
     """Hand out rows to the sending threads: retries that are due first, then fresh rows.
 
-    `source()` returns the next batch of fresh rows, an empty list when there are no more.
+    `source()` returns the next batch of fresh rows, an empty list when there are no more (or,
+    for `poll`, None: none now, ask again later).
     """
 
-    def __init__(self, source: Callable[[], list[Item]]) -> None:
+    def __init__(self, source: Callable[[], list[Item] | None]) -> None:
         self._source = source
         self._fresh: deque[Item] = deque()
         self._exhausted = False
@@ -68,27 +79,47 @@ class Work:
         """The next row to send; None when there is none left (or the run stops)."""
         while True:
             with self._cond:
-                while True:
-                    if self.stopped:
-                        return None
-                    now = time.monotonic()
-                    if self._retries and self._retries[0].due <= now:
-                        self._in_flight += 1
-                        return heapq.heappop(self._retries)
-                    if self._fresh:
-                        self._in_flight += 1
-                        return self._fresh.popleft()
-                    if not self._exhausted and not self._filling:
-                        self._filling = True
-                        break  # fetch below, without the lock
-                    if self._exhausted and not self._retries and not self._in_flight:
-                        return None
-                    wait = self._retries[0].due - now if self._retries else None
-                    self._cond.wait(wait)
+                while isinstance(got := self._next(), float):
+                    self._cond.wait(None if got == math.inf else got)
+            if not isinstance(got, _Fill):
+                return got
             self._fill()
 
-    def _fill(self) -> None:
-        batch: list[Item] = []
+    def poll(self) -> Item | float | None:
+        """For one thread serving many connections (`delivery.loop`): the next row without
+        waiting; else the seconds until one may be ready (a retry due, or `inf` while rows are
+        in flight); None when there is none left (or the run stops)."""
+        while True:
+            with self._cond:
+                got = self._next()
+            if not isinstance(got, _Fill):
+                return got
+            if not self._fill():
+                return LATER
+
+    def _next(self) -> Item | float | None | _Fill:
+        """Under the lock: a row to send now (counted in flight); `_FILL` when this caller is to
+        fetch the next batch; None when all is done; else the seconds to wait (`inf`: until a row
+        in flight ends or a batch arrives)."""
+        if self.stopped:
+            return None
+        now = time.monotonic()
+        if self._retries and self._retries[0].due <= now:
+            self._in_flight += 1
+            return heapq.heappop(self._retries)
+        if self._fresh:
+            self._in_flight += 1
+            return self._fresh.popleft()
+        if not self._exhausted and not self._filling:
+            self._filling = True
+            return _FILL  # fetched without the lock, so the others go on meanwhile
+        if self._exhausted and not self._retries and not self._in_flight:
+            return None
+        return self._retries[0].due - now if self._retries else math.inf
+
+    def _fill(self) -> bool:
+        """Fetch the next batch; False when the source said "not now" (None: ask again later)."""
+        batch: list[Item] | None = []
         try:
             batch = self._source()
         finally:
@@ -96,9 +127,10 @@ class Work:
                 self._filling = False
                 if batch:
                     self._fresh.extend(batch)
-                else:
+                elif batch is not None:
                     self._exhausted = True  # a source that failed has nothing more either
                 self._cond.notify_all()
+        return batch is not None
 
     def done(self, retry: Item | None = None) -> None:
         """A thread finished its row; `retry` puts it back to be sent again when due."""

@@ -5,9 +5,9 @@ in chunks, one transaction each): a new address becomes a pending row, a pending
 recipient's current name and variant, a row already sent, failed or skipped stays as it is.
 Pending rows the pass did not touch are no longer in the audience (`skip_absent`). Then the
 senders claim rows (`Store.claims`, see `newsletter.store.claims`) and mark each one as the server
-answers, in its own commit, before the sending thread takes its next message: each thread has
-at most one message off the record at any time, and a crash or a second run only sees the rows
-still pending.
+answers, in its own commit, before the connection that sent it takes its next message: each
+connection has at most one message off the record at any time, and a crash or a second run only
+sees the rows still pending.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The marks one sender makes: each one statement, committed before its thread sends again.
+"""The marks one sender makes: each one statement, committed before its connection sends again.
 
 On PostgreSQL each sending thread keeps a connection of its own, in autocommit, and a mark is
 one round trip (no BEGIN or COMMIT, no pool check) that changes the row only while it is still

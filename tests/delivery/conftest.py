@@ -1,4 +1,5 @@
-"""The delivery tests' issue (the sample, week 2026-W48) and a fresh state for each test."""
+"""The delivery tests' issue (the sample, week 2026-W48), a fresh state for each test, and the two
+ways an SMTP send runs (`engine`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from newsletter import resources
 from newsletter.config import parse_config
+from newsletter.delivery.smtp import SmtpTransport
 from newsletter.models import Issue
 from newsletter.sources import read_source
 from newsletter.store.state import Store
@@ -29,3 +31,12 @@ def issue() -> Issue:
 def store(tmp_path: Path) -> Iterator[Store]:
     with Store.open(tmp_path / "state.db") as s:
         yield s
+
+
+@pytest.fixture(params=["one thread", "a thread per connection"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test both ways: one thread serving every connection (what a relay offering
+    PIPELINING over plain connections gets), and a thread per connection (any other)."""
+    if request.param == "a thread per connection":
+        monkeypatch.setattr(SmtpTransport, "loop_connections", lambda self: None)
+    return str(request.param)

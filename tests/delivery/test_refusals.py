@@ -8,11 +8,15 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from newsletter.delivery import send as delivery
 from newsletter.models import Issue
 from newsletter.store.state import Store
 from tests.support.sending import people, smtp_config, smtp_deliver
 from tests.support.smtp_server import SmtpServer
+
+pytestmark = pytest.mark.usefixtures("engine")  # each test both ways (conftest)
 
 SENDER_REJECTED = "550 5.1.8 <digest@example.org>: Sender address rejected: Domain not found"
 

@@ -18,6 +18,8 @@ from newsletter.store.state import Store
 from tests.support.sending import people, smtp_config, smtp_deliver
 from tests.support.smtp_server import SmtpServer
 
+pytestmark = pytest.mark.usefixtures("engine")  # each test both ways (conftest)
+
 
 def test_greylisting_does_not_stop_the_run_and_one_run_delivers_everyone(
     tmp_path: Path, issue: Issue, store: Store, smtp: SmtpServer

@@ -3,6 +3,8 @@ from __future__ import annotations
 import base64
 import email
 import mailbox
+import smtplib
+import socket
 import threading
 from collections import Counter
 from email import policy
@@ -25,6 +27,8 @@ from newsletter.store.state import Store
 from tests.support.ledger import enqueue
 from tests.support.sending import KEYS, make_config, people, smtp_config, smtp_deliver
 from tests.support.smtp_server import SmtpServer, smtp_server
+
+pytestmark = pytest.mark.usefixtures("engine")  # each test both ways (conftest)
 
 
 def parse(data: bytes) -> email.message.EmailMessage:
@@ -221,6 +225,31 @@ def test_faults_end_with_everyone_delivered_once_or_recorded(
     assert (again.sent, again.failed, again.pending) == (len(retry), 0, 0)
     assert (again.already_sent, again.failed_before) == (len(counts), len(failed))
     assert f", {len(counts)} sent before, {len(failed)} failed before" in again.summary()
+
+
+def test_messages_larger_than_the_socket_takes_at_once_arrive_whole(
+    tmp_path: Path, issue: Issue, store: Store, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a small send buffer, as a relay that reads slowly makes it: each message goes out in
+    # many writes, between which the other connections go on
+    connect = SmtpTransport._connect
+
+    def small_buffer(self: SmtpTransport) -> smtplib.SMTP:
+        conn = connect(self)
+        assert conn.sock is not None
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        return conn
+
+    monkeypatch.setattr(SmtpTransport, "_connect", small_buffer)
+    config = smtp_config(tmp_path, smtp, connections=2)
+    report = smtp_deliver(issue, config, people(6), store)
+    assert (report.sent, report.failed, report.pending) == (6, 0, 0)
+    for i in range(6):
+        [data] = smtp.handler.messages_for(f"reader{i:03d}@example.com")
+        assert len(data) > 5 * 4096
+        html = parse(data).get_body(("html",))
+        assert html is not None
+        assert str(html.get_content()).rstrip().endswith("</html>")
 
 
 def test_connections_cut_mid_pipeline_lose_and_duplicate_no_one(

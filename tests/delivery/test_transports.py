@@ -372,6 +372,33 @@ def test_smtp_final_reply_cut_off_mid_line_is_unknown_not_sent(
     assert "timed out" in result.detail
 
 
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_one_thread_serves_the_connections_only_of_a_plain_relay_offering_pipelining(
+    pipelining: bool,
+) -> None:
+    with smtp_server(pipelining=pipelining) as server:
+        transport = SmtpTransport(smtp_settings(server.port, connections=3))
+        with transport:
+            conns = transport.loop_connections()
+            if pipelining:
+                assert conns is not None and len(conns) == 3
+                assert len({id(c) for c in conns}) == 3  # three connections, each its own
+                for conn in conns:
+                    transport.give_back(conn)
+            else:
+                assert conns is None
+        assert server.handler.connections == (3 if pipelining else 1)
+
+
+@pytest.mark.parametrize("setting", [{"rate_limit": 10}, {"security": "starttls"}])
+def test_a_rate_limit_or_tls_keeps_a_thread_per_connection(
+    smtp: SmtpServer, setting: dict[str, object]
+) -> None:
+    transport = SmtpTransport(smtp_settings(smtp.port, **setting))
+    assert transport.loop_connections() is None
+    assert smtp.handler.connections == 0  # decided from the settings, before connecting
+
+
 def test_rate_limit_spaces_sends_by_its_interval() -> None:
     now = [100.0]
     slept: list[float] = []
