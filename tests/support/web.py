@@ -86,8 +86,13 @@ class Site:
         found = []
         for key in box.iterkeys():
             with box.get_file(key) as f:
-                found.append(email.message_from_binary_file(f, policy=policy.default))
-        return sorted(found, key=lambda m: (m["Date"].datetime, m["Message-ID"]))  # type: ignore[return-value]
+                message = email.message_from_binary_file(f, policy=policy.default)
+            # two messages sent in one go carry the same Date: then the order they were
+            # written in, which the name Maildir gives each holds (this process's count, "Q")
+            written = re.search(r"Q(\d+)", key)
+            assert written is not None, key
+            found.append((message["Date"].datetime, int(written[1]), message))
+        return [message for _, _, message in sorted(found, key=lambda f: f[:2])]
 
     def snapshot(self) -> tuple[list[str], list[str]]:
         """The whole state database as SQL, and the outbox's file names."""
