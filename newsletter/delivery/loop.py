@@ -22,8 +22,8 @@ import math
 import selectors
 import smtplib
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from newsletter.delivery.replies import classify, reply_line
 from newsletter.delivery.transport import ConnectionLost, SendResult, dot_stuff
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _LOST = "Connection unexpectedly closed"  # smtplib's words, so that both paths read the same
+ASK_AGAIN = 0.5  # seconds before asking again for rows that other senders hold
 _READ = selectors.EVENT_READ
 _BOTH = selectors.EVENT_READ | selectors.EVENT_WRITE
 
@@ -64,6 +65,7 @@ class _Session:
         self.stage = "idle"  # idle | envelope | data | rset | closed
         self.awaiting = ""  # the command the next reply answers: MAIL, RCPT, DATA
         self.refused: tuple[str, int, bytes] | None = None
+        self.result: SendResult | None = None  # a refusal, recorded once RSET is answered
         self.wire: Sequence[bytes] = ()
         self.mid: str | None = None
         self.fresh = False  # opened for this message after the one before was lost
@@ -123,33 +125,60 @@ class LoopSender:
         for s in self.sessions:
             self.selector.register(s.sock, _READ, s)
         self.finished = False  # no row left to take
+        self.ask_after = 0.0  # when to ask again for rows other senders hold
+        self.error: Exception | None = None  # the first failure of the store or the render
 
     def next_batch(self) -> list[Item] | None:
-        """The next rows (`_Run.next_batch`); while connections are busy, never a wait for
-        rows that other senders hold: those are asked for again later."""
-        busy = any(s.item is not None for s in self.sessions)
-        return self.run.next_batch(block=not busy)
+        """The next rows (`_Run.next_batch`), never waiting for rows other senders hold (the
+        connections and the retries go on meanwhile): None, and asked again `ASK_AGAIN`."""
+        now = time.monotonic()
+        if now < self.ask_after:
+            return None
+        rows = self.run.next_batch(block=False)
+        if rows is None:
+            self.ask_after = now + ASK_AGAIN
+        return rows
 
     def send_all(self) -> None:
+        """Send until no row is left (or the run stops), then raise the first failure of the
+        store or the render, if any: the other connections' messages were recorded first."""
         try:
             while True:
-                wait = self._start_idle()
-                busy = [s for s in self.sessions if s.item is not None or s.stage == "rset"]
+                wait = self._guarded(self._start_idle)
+                wait = math.inf if wait is None else wait
+                busy = [s for s in self.sessions if s.item is not None]
                 if not busy and (self.finished or self.run.halt.is_set()):
-                    return
+                    break
                 due = min((s.deadline for s in busy), default=math.inf)
                 timeout = max(0.0, min(due - time.monotonic(), wait, 0.5))
                 for key, events in self.selector.select(timeout):
                     if events & selectors.EVENT_WRITE:
-                        self._writable(key.data)
+                        self._guarded(self._writable, key.data)
                     if events & selectors.EVENT_READ:
-                        self._readable(key.data)
+                        self._guarded(self._readable, key.data)
                 now = time.monotonic()
                 for s in busy:
                     if s.stage not in ("idle", "closed") and s.deadline <= now:
-                        self._lost(s, f"{_LOST}: timed out")
+                        self._guarded(self._lost, s, f"{_LOST}: timed out")
         finally:
             self._hand_back()
+        if self.error is not None:
+            raise self.error
+
+    def _guarded(self, step: Callable[..., float | None], *args: Any) -> float | None:
+        """Run one step; a failure of the store or the render stops the run (no new message),
+        and the messages in flight on the other connections are still recorded."""
+        try:
+            return step(*args)
+        except Exception as e:
+            self.error = self.error or e
+            self.run.halt.set()
+            if self.run.work is not None:
+                self.run.work.stop()
+            for s in self.sessions:  # the one that failed: its state is unknown, let it go
+                if s.item is not None and s.stage not in ("envelope", "data", "rset"):
+                    s.item = None
+            return None
 
     # -- taking rows --------------------------------------------------------------------------
 
@@ -202,6 +231,7 @@ class LoopSender:
         except TransportError as e:
             # Nothing will go through, and not for this recipient's sake (see `_Run._send`).
             assert self.run.claims is not None and self.run.work is not None
+            s.item = None
             self.run.claims.marks.pending(item.email, str(e), tried=False)
             self.run.work.done(None)
             self.run._stop(str(e))
@@ -249,9 +279,12 @@ class LoopSender:
         except _Lost as e:
             self._lost(s, str(e))
             return
+        conn = s.conn
         for code, text in replies:
+            if s.conn is not conn or s.stage == "closed":
+                break  # the rest came on a connection already given up
             if s.stage == "rset":
-                s.stage, s.deadline = "idle", math.inf
+                self._reset(s)
             elif s.stage == "envelope":
                 self._envelope_reply(s, code, text)
             elif s.stage == "data":
@@ -301,19 +334,36 @@ class LoopSender:
             else:
                 self._done(s, item, result, None)
             return
-        self._done(s, item, result, None)
+        # ready for the next message; the outcome is recorded once RSET is answered (a lost
+        # RSET makes it a 421, as in `SmtpTransport._transaction`)
+        s.result = result
         s.stage, s.deadline = "rset", time.monotonic() + s.timeout
-        self._send(s, b"RSET\r\n")  # ready for the next message
+        self._send(s, b"RSET\r\n")
+
+    def _reset(self, s: _Session) -> None:
+        """RSET was answered: record the transaction's outcome."""
+        item, result = s.item, s.result
+        assert item is not None and result is not None
+        s.result = None
+        self._done(s, item, result, None)
 
     def _lost(self, s: _Session, why: str) -> None:
         """The connection failed. Before MAIL was answered nothing was sent: an idle connection
         the server closed, so once again on a fresh one. After all the data: it may have
         arrived."""
-        item, stage, awaiting = s.item, s.stage, s.awaiting
+        item, stage, awaiting, refused = s.item, s.stage, s.awaiting, s.result
         self._close(s)
         if item is None:
             return
-        if stage == "envelope" and awaiting == "MAIL":
+        if stage == "rset" and refused is not None:  # the refusal stands; the connection goes
+            s.result = None
+            result = SendResult(refused.status, refused.detail, 421)
+            if not s.fresh and result.detail.startswith("MAIL:"):
+                log.debug("%s: connection lost after %s; reconnecting", self._where, result)
+                self._start(s, item, fresh=True)
+            else:
+                self._done(s, item, result, None)
+        elif stage == "envelope" and awaiting == "MAIL":
             if not s.fresh:
                 log.debug("%s: idle connection was closed; reconnecting", self._where)
                 self._start(s, item, fresh=True)

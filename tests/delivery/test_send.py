@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import email
 import mailbox
 import smtplib
@@ -21,6 +22,7 @@ from newsletter.delivery import send as delivery
 from newsletter.delivery.outbox import OutboxTransport
 from newsletter.delivery.send import DeliveryReport
 from newsletter.delivery.smtp import SmtpTransport
+from newsletter.errors import StoreError
 from newsletter.job import send_rendered
 from newsletter.models import Issue, Subscriber
 from newsletter.store.state import Store
@@ -250,6 +252,80 @@ def test_messages_larger_than_the_socket_takes_at_once_arrive_whole(
         html = parse(data).get_body(("html",))
         assert html is not None
         assert str(html.get_content()).rstrip().endswith("</html>")
+
+
+def test_a_refused_sender_on_a_connection_the_server_then_closes_is_sent_on_a_fresh_one(
+    tmp_path: Path, issue: Issue, store: Store
+) -> None:
+    # The first connection refuses MAIL and hangs up (the RSET after it finds it closed): as
+    # for a connection that timed out idle, the message goes again at once on a new one.
+    listener = socket.create_server(("127.0.0.1", 0))
+    got: list[bytes] = []
+
+    def serve() -> None:
+        for number in (1, 2):
+            conn, _ = listener.accept()
+            with conn:
+                conn.sendall(b"220 test ESMTP\r\n")
+                conn.recv(1024)  # EHLO
+                conn.sendall(b"250-test\r\n250 PIPELINING\r\n")
+                conn.recv(1024)  # MAIL, RCPT, DATA
+                if number == 1:
+                    conn.sendall(b"550 5.7.1 not now\r\n503 5.5.1 no\r\n503 5.5.1 no\r\n")
+                    continue
+                conn.sendall(b"250 OK\r\n250 OK\r\n354 go ahead\r\n")
+                data = b""
+                while not data.endswith(b"\r\n.\r\n"):
+                    data += conn.recv(65536) or b"\r\n.\r\n"
+                got.append(data)
+                conn.sendall(b"250 2.0.0 queued\r\n")
+                with contextlib.suppress(OSError):
+                    conn.recv(1024)  # QUIT
+                    conn.sendall(b"221 bye\r\n")
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    port = listener.getsockname()[1]
+    config = make_config(
+        tmp_path,
+        "delivery:\n  transport: smtp\n"
+        f"  smtp: {{host: 127.0.0.1, port: {port}, security: none, timeout: 5, connections: 1}}\n",
+    )
+    report = smtp_deliver(issue, config, people(1), store)
+    server.join(10)
+    listener.close()
+    assert (report.sent, report.failed, report.pending) == (1, 0, 0)
+    assert len(got) == 1 and b"reader000@example.com" in got[0]
+
+
+def test_a_store_failure_stops_the_run_after_recording_what_went_out(
+    tmp_path: Path,
+    issue: Issue,
+    store: Store,
+    smtp: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The ledger refuses one mark: the run stops with the error, and the messages the other
+    # connections had in flight are still marked, so a rerun sends none of them again.
+    from newsletter.store.marks import Marks
+
+    real = Marks.sent
+    failing = "reader005@example.com"
+
+    def sent(self: Marks, email: str, message_id: str | None) -> bool:
+        if email == failing:
+            raise StoreError("state.db: disk I/O error")
+        return real(self, email, message_id)
+
+    monkeypatch.setattr(Marks, "sent", sent)
+    config = smtp_config(tmp_path, smtp, connections=3)
+    with pytest.raises(StoreError):
+        smtp_deliver(issue, config, people(40), store)
+    arrived = set(smtp.handler.counts())
+    marked = {r.email for r in store.ledger.rows(issue.id, "sent")}
+    assert failing in arrived and failing not in marked
+    assert marked == arrived - {failing}
+    assert len(arrived) < 40  # it stopped
 
 
 def test_connections_cut_mid_pipeline_lose_and_duplicate_no_one(
