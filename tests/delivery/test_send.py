@@ -28,7 +28,7 @@ from newsletter.models import Issue, Subscriber
 from newsletter.store.state import Store
 from tests.support.ledger import enqueue
 from tests.support.sending import KEYS, make_config, people, smtp_config, smtp_deliver
-from tests.support.smtp_server import SmtpServer, smtp_server
+from tests.support.smtp_server import SmtpServer, scripted_data, scripted_start, smtp_server
 
 pytestmark = pytest.mark.usefixtures("engine")  # each test both ways (conftest)
 
@@ -266,18 +266,11 @@ def test_a_refused_sender_on_a_connection_the_server_then_closes_is_sent_on_a_fr
         for number in (1, 2):
             conn, _ = listener.accept()
             with conn:
-                conn.sendall(b"220 test ESMTP\r\n")
-                conn.recv(1024)  # EHLO
-                conn.sendall(b"250-test\r\n250 PIPELINING\r\n")
-                conn.recv(1024)  # MAIL, RCPT, DATA
+                scripted_start(conn)
                 if number == 1:
                     conn.sendall(b"550 5.7.1 not now\r\n503 5.5.1 no\r\n503 5.5.1 no\r\n")
                     continue
-                conn.sendall(b"250 OK\r\n250 OK\r\n354 go ahead\r\n")
-                data = b""
-                while not data.endswith(b"\r\n.\r\n"):
-                    data += conn.recv(65536) or b"\r\n.\r\n"
-                got.append(data)
+                got.append(scripted_data(conn))
                 conn.sendall(b"250 2.0.0 queued\r\n")
                 with contextlib.suppress(OSError):
                     conn.recv(1024)  # QUIT

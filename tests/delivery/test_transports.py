@@ -17,7 +17,7 @@ from newsletter.delivery.outbox import OutboxTransport
 from newsletter.delivery.smtp import RateLimit, SmtpTransport, check_smtp
 from newsletter.delivery.transport import Outgoing
 from newsletter.errors import TransportError
-from tests.support.smtp_server import SmtpServer, smtp_server
+from tests.support.smtp_server import SmtpServer, scripted_data, scripted_start, smtp_server
 
 PASSWORD = "s3cret-Passw0rd-that-must-not-leak"
 SENDER = "digest@example.org"
@@ -347,14 +347,8 @@ def test_smtp_final_reply_cut_off_mid_line_is_unknown_not_sent(
     def serve() -> None:
         conn, _ = listener.accept()
         with conn:
-            conn.sendall(b"220 test ESMTP\r\n")
-            conn.recv(1024)  # EHLO
-            conn.sendall(b"250-test\r\n250 PIPELINING\r\n")
-            conn.recv(1024)  # MAIL, RCPT, DATA
-            conn.sendall(b"250 OK\r\n250 OK\r\n354 go ahead\r\n")
-            data = b""
-            while not data.endswith(b"\r\n.\r\n"):
-                data += conn.recv(65536) or b"\r\n.\r\n"
+            scripted_start(conn)
+            scripted_data(conn)
             conn.sendall(b"250 2.0.0 Ok: que")
             done.wait(10)
 

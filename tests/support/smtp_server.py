@@ -229,3 +229,21 @@ def smtp_server(*, pipelining: bool = True, **smtp_kwargs: Any) -> Iterator[Smtp
         yield SmtpServer("127.0.0.1", port, handler)
     finally:
         controller.stop()
+
+
+def scripted_start(conn: socket.socket) -> None:
+    """A scripted server's first steps on a connection: greet, answer EHLO (offering
+    PIPELINING), and read the client's pipelined MAIL, RCPT and DATA."""
+    conn.sendall(b"220 test ESMTP\r\n")
+    conn.recv(1024)  # EHLO
+    conn.sendall(b"250-test\r\n250 PIPELINING\r\n")
+    conn.recv(1024)  # MAIL, RCPT, DATA
+
+
+def scripted_data(conn: socket.socket) -> bytes:
+    """Ask for the data and read it to its end mark (or to the connection's end)."""
+    conn.sendall(b"250 OK\r\n250 OK\r\n354 go ahead\r\n")
+    data = b""
+    while not data.endswith(b"\r\n.\r\n"):
+        data += conn.recv(65536) or b"\r\n.\r\n"
+    return data
