@@ -24,11 +24,9 @@ import time
 from pathlib import Path
 
 import httpx
+from sites import REPO  # also puts the repository on the import path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from tests.support.smtp_server import free_port, smtp_server  # noqa: E402  (the tests' relay)
+from tests.support.smtp_server import free_port, smtp_server  # the tests' relay
 
 
 def start_serve(folder: Path, relay_port: int) -> tuple[subprocess.Popen[bytes], str]:

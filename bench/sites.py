@@ -27,6 +27,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from tests.support.smtp_server import free_port  # noqa: E402 (after the path above)
+
 KEY = "bench-secret-key-0123456789abcdef"
 SECTIONS = (  # the first sections of the sample issue (`--papers sample`), in issue order
     "LLM Reasoning",
@@ -192,12 +194,6 @@ def loadavg() -> str:
 
 
 # -- the sink -------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -117,7 +117,7 @@ def topics_eval(labelled: str, config_path: str | None, fmt: str) -> None:
     from newsletter.topics import assign_all, compile_topics, evaluate
 
     config = load_config(config_path)
-    names = list(config.topic_names)
+    names = config.topic_names
     rows = read_labelled(labelled, names)
     matcher = compile_topics(config.topic_rules, config.grouping)
     result = evaluate(rows, assign_all([x.paper for x in rows], matcher), names)

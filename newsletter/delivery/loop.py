@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _LOST = "Connection unexpectedly closed"  # smtplib's words, so that both paths read the same
-ASK_AGAIN = 0.5  # seconds before asking again for rows that other senders hold
 _READ = selectors.EVENT_READ
 _BOTH = selectors.EVENT_READ | selectors.EVENT_WRITE
 
@@ -125,23 +124,10 @@ class LoopSender:
         for s in self.sessions:
             self.selector.register(s.sock, _READ, s)
         self.finished = False  # no row left to take
-        self.ask_after = 0.0  # when to ask again for rows other senders hold
-        self.error: Exception | None = None  # the first failure of the store or the render
-
-    def next_batch(self) -> list[Item] | None:
-        """The next rows (`_Run.next_batch`), never waiting for rows other senders hold (the
-        connections and the retries go on meanwhile): None, and asked again `ASK_AGAIN`."""
-        now = time.monotonic()
-        if now < self.ask_after:
-            return None
-        rows = self.run.next_batch(block=False)
-        if rows is None:
-            self.ask_after = now + ASK_AGAIN
-        return rows
 
     def send_all(self) -> None:
-        """Send until no row is left (or the run stops), then raise the first failure of the
-        store or the render, if any: the other connections' messages were recorded first."""
+        """Send until no row is left or the run stops (a failure of the store or the render
+        stops it once the other connections' messages are recorded: `_guarded`)."""
         try:
             while True:
                 wait = self._guarded(self._start_idle)
@@ -162,8 +148,6 @@ class LoopSender:
                         self._guarded(self._lost, s, f"{_LOST}: timed out")
         finally:
             self._hand_back()
-        if self.error is not None:
-            raise self.error
 
     def _guarded(self, step: Callable[..., float | None], *args: Any) -> float | None:
         """Run one step; a failure of the store or the render stops the run (no new message),
@@ -171,10 +155,7 @@ class LoopSender:
         try:
             return step(*args)
         except Exception as e:
-            self.error = self.error or e
-            self.run.halt.set()
-            if self.run.work is not None:
-                self.run.work.stop()
+            self.run.fail(e)
             for s in self.sessions:  # the one that failed: its state is unknown, let it go
                 if s.item is not None and s.stage not in ("envelope", "data", "rset"):
                     s.item = None
@@ -229,12 +210,10 @@ class LoopSender:
             self._done(s, item, SendResult("retry", f"connect: {e}"), None)
             return False
         except TransportError as e:
-            # Nothing will go through, and not for this recipient's sake (see `_Run._send`).
-            assert self.run.claims is not None and self.run.work is not None
+            assert self.run.work is not None
             s.item = None
-            self.run.claims.marks.pending(item.email, str(e), tried=False)
+            self.run.transport_failed(item.email, e)
             self.run.work.done(None)
-            self.run._stop(str(e))
             return False
         s.attach(conn)
         self.selector.register(s.sock, _READ, s)

@@ -27,6 +27,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, cast
 
 from newsletter.audience.tokens import SecretKeys, TokenMaker
@@ -185,19 +186,28 @@ class _Run:
                 again = self._send(item)
                 self.work.done(again)
         except BaseException as e:  # a store or render failure: stop everyone, report it
-            self.error = self.error or e
-            self.halt.set()
-            self.work.stop()
+            self.fail(e)
 
     def driver(self, sender: LoopSender) -> None:
         """Run one thread's loop over every connection (`delivery.loop`)."""
         try:
             sender.send_all()
-        except BaseException as e:  # a store or render failure: stop, report it
-            self.error = self.error or e
-            self.halt.set()
-            if self.work is not None:
-                self.work.stop()
+        except BaseException as e:
+            self.fail(e)
+
+    def fail(self, error: BaseException) -> None:
+        """A store or render failure: no new message; `deliver` raises the first one."""
+        self.error = self.error or error
+        self.halt.set()
+        if self.work is not None:
+            self.work.stop()
+
+    def transport_failed(self, email: str, error: TransportError) -> None:
+        """Nothing will go through, and not for this recipient's sake: keep the row pending
+        without counting a try, and end the run."""
+        assert self.claims is not None
+        self.claims.marks.pending(email, str(error), tried=False)
+        self._stop(str(error))
 
     def _send(self, item: Item) -> Item | None:
         try:
@@ -207,11 +217,7 @@ class _Run:
         try:
             result = self.transport.send_message(self.sender, item.email, data)
         except TransportError as e:
-            # Nothing will go through, and not for this recipient's sake: keep the row pending
-            # without counting a try, and end the run.
-            assert self.claims is not None
-            self.claims.marks.pending(item.email, str(e), tried=False)
-            self._stop(str(e))
+            self.transport_failed(item.email, e)
             return None
         return self._record(item, result, mid)
 
@@ -408,7 +414,9 @@ def _send_all(run: _Run, store: Store, transport: Transport, stop: threading.Eve
     run.claims = store.claims(run.issue.id, lease_seconds=run.config.lease_seconds)
     try:
         sender = _loop_sender(run, transport)
-        run.work = Work(sender.next_batch if sender is not None else run.next_batch)
+        # one thread for all connections never waits for rows other senders hold: `Work.poll`
+        # asks for them again later, and the connections and retries go on meanwhile
+        run.work = Work(partial(run.next_batch, block=False) if sender else run.next_batch)
         if sender is not None:  # one thread serves every connection (see `delivery.loop`)
             threads = [threading.Thread(target=run.driver, args=(sender,), name="send")]
         else:

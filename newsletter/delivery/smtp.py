@@ -205,14 +205,14 @@ class SmtpTransport(Transport):
             return None
         conns: list[smtplib.SMTP] = []
         try:
-            for _ in range(self.concurrency):
+            while len(conns) < self.concurrency:
                 conns.append(self._acquire())
                 if "pipelining" not in conns[-1].esmtp_features:
                     break
+            else:
+                return conns
         except (ConnectionLost, TransportError):
             pass
-        if len(conns) == self.concurrency and all("pipelining" in c.esmtp_features for c in conns):
-            return conns
         for conn in conns:
             self._release(conn)
         return None

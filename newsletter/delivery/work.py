@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from newsletter.delivery.message import MessageTemplate
 
-LATER = 0.5  # seconds `poll` says to wait when the source has no rows now but may have later
+LATER = 0.5  # seconds before asking a source that had no rows now (others hold them) again
 
 
 class _Fill:
@@ -69,6 +69,7 @@ class Work:
         self._source = source
         self._fresh: deque[Item] = deque()
         self._exhausted = False
+        self._ask_after = 0.0  # a source that said "not now" is asked again from then on
         self._filling = False  # a thread is fetching the next batch
         self._retries: list[Item] = []
         self._in_flight = 0
@@ -110,12 +111,15 @@ class Work:
         if self._fresh:
             self._in_flight += 1
             return self._fresh.popleft()
-        if not self._exhausted and not self._filling:
+        if not self._exhausted and not self._filling and now >= self._ask_after:
             self._filling = True
             return _FILL  # fetched without the lock, so the others go on meanwhile
         if self._exhausted and not self._retries and not self._in_flight:
             return None
-        return self._retries[0].due - now if self._retries else math.inf
+        wait = self._retries[0].due - now if self._retries else math.inf
+        if not self._exhausted and not self._filling:  # the source said "not now" just before
+            wait = min(wait, self._ask_after - now)
+        return wait
 
     def _fill(self) -> bool:
         """Fetch the next batch; False when the source said "not now" (None: ask again later)."""
@@ -127,7 +131,9 @@ class Work:
                 self._filling = False
                 if batch:
                     self._fresh.extend(batch)
-                elif batch is not None:
+                elif batch is None:
+                    self._ask_after = time.monotonic() + LATER
+                else:
                     self._exhausted = True  # a source that failed has nothing more either
                 self._cond.notify_all()
         return batch is not None
